@@ -1,0 +1,119 @@
+//! The set of running pods the coverage check must find in Prometheus.
+//!
+//! Built from typed `Pod` objects (kube) or from `kubectl get pods -A -o json` output, so the
+//! check works with or without Kubernetes access.
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
+
+/// A pod in phase `Running` and the names of its containers that are running.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunningPod {
+    pub namespace: String,
+    pub name: String,
+    /// Names of the containers whose state is `running` (init containers excluded).
+    pub containers: Vec<String>,
+    /// Node the pod is scheduled on, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Unix seconds of the pod's `status.startTime`, when known (diagnose uses it to tell
+    /// "started after the last scrape" from "missing").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+}
+
+impl RunningPod {
+    /// Convenience constructor, mostly for tests and fixtures.
+    pub fn new(namespace: &str, name: &str, containers: &[&str]) -> Self {
+        RunningPod {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            containers: containers.iter().map(|c| c.to_string()).collect(),
+            node: None,
+            started_at: None,
+        }
+    }
+}
+
+/// Keeps the pods in phase `Running`, with the containers whose state is `running`.
+/// Pods without any running container are dropped: there is nothing to cover yet.
+pub fn running_pods(pods: &[Pod]) -> Vec<RunningPod> {
+    let mut out: Vec<RunningPod> = pods
+        .iter()
+        .filter_map(|pod| {
+            let status = pod.status.as_ref()?;
+            if status.phase.as_deref() != Some("Running") {
+                return None;
+            }
+            let mut containers: Vec<String> = status
+                .container_statuses
+                .iter()
+                .flatten()
+                .filter(|cs| cs.state.as_ref().is_some_and(|s| s.running.is_some()))
+                .map(|cs| cs.name.clone())
+                .collect();
+            if containers.is_empty() {
+                return None;
+            }
+            containers.sort();
+            Some(RunningPod {
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                containers,
+                node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                started_at: status.start_time.as_ref().map(|t| t.0.as_second()),
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Parses `kubectl get pods -A -o json` (a `v1/List` or `PodList`) and keeps the running pods.
+pub fn from_kubectl_json(text: &str) -> Result<Vec<RunningPod>> {
+    #[derive(Deserialize)]
+    struct List {
+        items: Vec<Pod>,
+    }
+    let list: List = serde_json::from_str(text).context(
+        "expected the output of `kubectl get pods -A -o json` (a JSON object with an `items` array of Pods)",
+    )?;
+    Ok(running_pods(&list.items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = r#"{"apiVersion":"v1","kind":"List","items":[
+      {"metadata":{"namespace":"apps","name":"web-1"},"spec":{"nodeName":"w1","containers":[{"name":"app"},{"name":"sidecar"}]},
+       "status":{"phase":"Running","startTime":"2021-06-01T10:00:00Z","containerStatuses":[
+         {"name":"sidecar","ready":true,"restartCount":0,"image":"x","imageID":"y","state":{"running":{"startedAt":"2021-06-01T10:00:01Z"}}},
+         {"name":"app","ready":true,"restartCount":0,"image":"x","imageID":"y","state":{"running":{"startedAt":"2021-06-01T10:00:01Z"}}}]}},
+      {"metadata":{"namespace":"apps","name":"half"},"spec":{"containers":[{"name":"a"},{"name":"b"}]},
+       "status":{"phase":"Running","containerStatuses":[
+         {"name":"a","ready":true,"restartCount":0,"image":"x","imageID":"y","state":{"running":{}}},
+         {"name":"b","ready":false,"restartCount":3,"image":"x","imageID":"y","state":{"waiting":{"reason":"CrashLoopBackOff"}}}]}},
+      {"metadata":{"namespace":"apps","name":"pending"},"spec":{"containers":[{"name":"a"}]},"status":{"phase":"Pending"}},
+      {"metadata":{"namespace":"apps","name":"done"},"spec":{"containers":[{"name":"a"}]},"status":{"phase":"Succeeded"}}
+    ]}"#;
+
+    #[test]
+    fn keeps_running_pods_and_running_containers_only() {
+        let pods = from_kubectl_json(LIST).unwrap();
+        assert_eq!(pods.len(), 2);
+        assert_eq!(pods[0].name, "half");
+        assert_eq!(pods[0].containers, vec!["a"]);
+        assert_eq!(pods[1].name, "web-1");
+        assert_eq!(pods[1].containers, vec!["app", "sidecar"]);
+        assert_eq!(pods[1].node.as_deref(), Some("w1"));
+        assert_eq!(pods[1].started_at, Some(1_622_541_600));
+    }
+
+    #[test]
+    fn rejects_non_list_json_with_a_hint() {
+        let err = from_kubectl_json(r#"{"kind":"Pod"}"#).unwrap_err();
+        assert!(format!("{err:#}").contains("kubectl get pods -A -o json"), "{err:#}");
+    }
+}
