@@ -2,6 +2,8 @@
 //!
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function.
 
+mod bench;
+mod image;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -18,12 +20,18 @@ struct Cli {
 enum Cmd {
     /// Run the unit and component tiers (cargo nextest).
     Test(test::Args),
+    /// Build a local image: `image prometheus` packs the prometheus binary on PATH for the component tier.
+    Image(image::Args),
+    /// Run a benchmark: `bench coverage` times the coverage check at 10,000 pods.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Test(args) => test::run(args),
+        Cmd::Image(args) => image::run(args),
+        Cmd::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,
