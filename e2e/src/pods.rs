@@ -114,6 +114,9 @@ mod tests {
     #[test]
     fn rejects_non_list_json_with_a_hint() {
         let err = from_kubectl_json(r#"{"kind":"Pod"}"#).unwrap_err();
-        assert!(format!("{err:#}").contains("kubectl get pods -A -o json"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("kubectl get pods -A -o json"),
+            "{err:#}"
+        );
     }
 }

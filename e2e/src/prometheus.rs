@@ -1,1 +1,601 @@
-//! (being written)
+//! A small typed client over the Prometheus HTTP API: instant queries, targets, loaded config,
+//! readiness.
+//!
+//! The transport is pluggable so the same client talks to a Prometheus on an URL (reqwest) or
+//! through the Kubernetes API server's service proxy (see `kubeproxy`). Error responses and
+//! warnings are surfaced verbatim; connection failures and 503s (Prometheus still starting) are
+//! retried with backoff up to a deadline, then reported as [`PromError::Unreachable`].
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A status code and body, as the transport received them.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// The request never reached Prometheus (refused, reset, DNS, timeout): worth retrying.
+    #[error("{0}")]
+    Connect(String),
+    /// Anything else; not retried.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How requests reach Prometheus.
+pub trait Transport: Send + Sync + 'static {
+    /// GET `path_and_query` (e.g. `/api/v1/query?query=up`), relative to the Prometheus root.
+    fn get<'a>(
+        &'a self,
+        path_and_query: &'a str,
+    ) -> BoxFuture<'a, Result<HttpResponse, TransportError>>;
+    /// Where requests go, for messages (never contains credentials).
+    fn describe(&self) -> String;
+}
+
+/// Plain HTTP(S) to a Prometheus base URL, e.g. `http://127.0.0.1:9090`.
+pub struct HttpTransport {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl HttpTransport {
+    pub fn new(base_url: &str) -> anyhow::Result<Self> {
+        let base = base_url.trim_end_matches('/').to_string();
+        let parsed = reqwest::Url::parse(&base).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid Prometheus URL {base_url:?}: {e}; expected e.g. http://127.0.0.1:9090"
+            )
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            anyhow::bail!("invalid Prometheus URL {base_url:?}: scheme must be http or https");
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(HttpTransport { base, http })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn get<'a>(
+        &'a self,
+        path_and_query: &'a str,
+    ) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
+        Box::pin(async move {
+            let url = format!("{}{}", self.base, path_and_query);
+            let resp = self.http.get(&url).send().await.map_err(|e| {
+                if e.is_connect() || e.is_timeout() || e.is_request() {
+                    TransportError::Connect(error_chain(&e))
+                } else {
+                    TransportError::Other(error_chain(&e))
+                }
+            })?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| TransportError::Connect(error_chain(&e)))?;
+            Ok(HttpResponse { status, body })
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.base.clone()
+    }
+}
+
+/// reqwest's Display stops at the outermost error; the cause ("Connection refused") is the useful part.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PromError {
+    /// Prometheus answered `status: "error"`; fields are verbatim.
+    #[error("Prometheus API error ({error_type}): {error}{}", warnings_suffix(.warnings))]
+    Api {
+        error_type: String,
+        error: String,
+        warnings: Vec<String>,
+    },
+    /// Nothing usable answered before the deadline.
+    #[error(
+        "Prometheus at {target} not reachable after {waited:?}: {last_error} \
+         (is it running and is the address right? it may still be starting: raise the deadline)"
+    )]
+    Unreachable {
+        target: String,
+        waited: Duration,
+        last_error: String,
+    },
+    /// An HTTP status that is not the API's own error format.
+    #[error("Prometheus answered HTTP {status}: {body}")]
+    Http { status: u16, body: String },
+    /// The body did not have the shape the API documents.
+    #[error("unexpected response for {what}: {detail}")]
+    Decode { what: String, detail: String },
+}
+
+fn warnings_suffix(w: &[String]) -> String {
+    if w.is_empty() {
+        String::new()
+    } else {
+        format!(" (warnings: {})", w.join("; "))
+    }
+}
+
+/// One series of an instant vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub metric: BTreeMap<String, String>,
+    pub value: f64,
+    pub timestamp: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QueryResult {
+    pub series: Vec<Sample>,
+    /// Warnings Prometheus attached to a successful answer, verbatim.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Targets {
+    #[serde(rename = "activeTargets", default)]
+    pub active: Vec<ActiveTarget>,
+    #[serde(rename = "droppedTargets", default)]
+    pub dropped: Vec<DroppedTarget>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ActiveTarget {
+    pub discovered_labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub scrape_pool: String,
+    pub scrape_url: String,
+    /// `up`, `down` or `unknown` (not scraped yet).
+    pub health: String,
+    pub last_error: String,
+    /// RFC 3339; `0001-01-01T00:00:00Z` before the first scrape.
+    pub last_scrape: String,
+    pub last_scrape_duration: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DroppedTarget {
+    pub discovered_labels: BTreeMap<String, String>,
+}
+
+/// The API's envelope: `{"status":"success","data":…,"warnings":[…]}` or
+/// `{"status":"error","errorType":…,"error":…}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<T> {
+    status: String,
+    data: Option<T>,
+    #[serde(default)]
+    error_type: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryData {
+    result_type: String,
+    // Decoded once the type is known; avoids building a `Value` tree for large answers.
+    result: Box<serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize)]
+struct VectorItem {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+#[derive(Deserialize)]
+struct ConfigData {
+    yaml: String,
+}
+
+/// The Prometheus HTTP API client. Cheap to clone; clones share the request counter.
+#[derive(Clone)]
+pub struct PrometheusClient {
+    transport: Arc<dyn Transport>,
+    retry_deadline: Duration,
+    requests: Arc<AtomicU64>,
+}
+
+impl PrometheusClient {
+    /// A client for a Prometheus reachable at `base_url`.
+    pub fn new(base_url: &str) -> anyhow::Result<Self> {
+        Ok(Self::with_transport(Arc::new(HttpTransport::new(
+            base_url,
+        )?)))
+    }
+
+    pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
+        PrometheusClient {
+            transport,
+            retry_deadline: Duration::from_secs(30),
+            requests: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How long connection failures and 503s are retried before giving up.
+    pub fn with_retry_deadline(mut self, deadline: Duration) -> Self {
+        self.retry_deadline = deadline;
+        self
+    }
+
+    /// HTTP requests sent so far (retries included).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn describe(&self) -> String {
+        self.transport.describe()
+    }
+
+    /// Succeeds once `/-/ready` answers 200.
+    pub async fn ready(&self) -> Result<(), PromError> {
+        let resp = self.get("/-/ready").await?;
+        match resp.status {
+            200 => Ok(()),
+            status => Err(PromError::Http {
+                status,
+                body: body_text(&resp.body),
+            }),
+        }
+    }
+
+    /// An instant query; the result must be a vector (or a scalar, returned as one series).
+    pub async fn query(&self, promql: &str) -> Result<QueryResult, PromError> {
+        let path = format!("/api/v1/query?query={}", encode_query_value(promql));
+        let (data, warnings): (QueryData, _) = self.api(&path, "query").await?;
+        let series = decode_result(&data).map_err(|detail| PromError::Decode {
+            what: format!("query {promql:?}"),
+            detail,
+        })?;
+        Ok(QueryResult { series, warnings })
+    }
+
+    /// `/api/v1/targets`: active and dropped targets with their health and last error.
+    pub async fn targets(&self) -> Result<Targets, PromError> {
+        let (data, _): (Targets, _) = self.api("/api/v1/targets", "/api/v1/targets").await?;
+        Ok(data)
+    }
+
+    /// The configuration Prometheus has loaded, as YAML (`/api/v1/status/config`).
+    pub async fn config_yaml(&self) -> Result<String, PromError> {
+        let (data, _): (ConfigData, _) = self
+            .api("/api/v1/status/config", "/api/v1/status/config")
+            .await?;
+        Ok(data.yaml)
+    }
+
+    /// GET an API path and unwrap the envelope.
+    async fn api<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<(T, Vec<String>), PromError> {
+        let resp = self.get(path).await?;
+        decode_envelope(resp.status, &resp.body, what)
+    }
+
+    /// GET with retries on connection failures and 503 until the retry deadline.
+    async fn get(&self, path: &str) -> Result<HttpResponse, PromError> {
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let last_error = match self.transport.get(path).await {
+                Ok(resp) if resp.status == 503 => format!("HTTP 503: {}", body_text(&resp.body)),
+                Ok(resp) => return Ok(resp),
+                Err(TransportError::Connect(e)) => e,
+                Err(TransportError::Other(e)) => {
+                    return Err(PromError::Http { status: 0, body: e });
+                }
+            };
+            let waited = start.elapsed();
+            if waited + backoff > self.retry_deadline {
+                return Err(PromError::Unreachable {
+                    target: self.transport.describe(),
+                    waited,
+                    last_error,
+                });
+            }
+            tracing::debug!(%last_error, ?backoff, "Prometheus not answering yet; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+fn body_text(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    // Keep messages readable when a proxy answers with a whole HTML page.
+    if s.len() > 500 {
+        format!("{}…", &s[..s.floor_char_boundary(500)])
+    } else {
+        s.to_string()
+    }
+}
+
+/// Unwraps the API envelope. Pure, so the error paths are unit-tested.
+fn decode_envelope<T: serde::de::DeserializeOwned>(
+    status: u16,
+    body: &[u8],
+    what: &str,
+) -> Result<(T, Vec<String>), PromError> {
+    let env: Envelope<T> = match serde_json::from_slice(body) {
+        Ok(env) => env,
+        // Not the API's JSON: a proxy, a wrong URL, or a non-Prometheus server.
+        Err(e) if status != 200 => {
+            let _ = e;
+            return Err(PromError::Http {
+                status,
+                body: body_text(body),
+            });
+        }
+        Err(e) => {
+            return Err(PromError::Decode {
+                what: what.to_string(),
+                detail: format!("{e} (is this a Prometheus?)"),
+            })
+        }
+    };
+    if env.status != "success" {
+        return Err(PromError::Api {
+            error_type: env.error_type,
+            error: env.error,
+            warnings: env.warnings,
+        });
+    }
+    let data = env.data.ok_or_else(|| PromError::Decode {
+        what: what.to_string(),
+        detail: "status success without data".to_string(),
+    })?;
+    Ok((data, env.warnings))
+}
+
+fn decode_result(data: &QueryData) -> Result<Vec<Sample>, String> {
+    match data.result_type.as_str() {
+        "vector" => {
+            let items: Vec<VectorItem> =
+                serde_json::from_str(data.result.get()).map_err(|e| e.to_string())?;
+            items
+                .into_iter()
+                .map(|item| {
+                    Ok(Sample {
+                        metric: item.metric,
+                        value: parse_sample_value(&item.value.1)?,
+                        timestamp: item.value.0,
+                    })
+                })
+                .collect()
+        }
+        "scalar" => {
+            let (ts, v): (f64, String) =
+                serde_json::from_str(data.result.get()).map_err(|e| e.to_string())?;
+            Ok(vec![Sample {
+                metric: BTreeMap::new(),
+                value: parse_sample_value(&v)?,
+                timestamp: ts,
+            }])
+        }
+        other => Err(format!("result type {other:?}; expected an instant vector")),
+    }
+}
+
+/// Prometheus renders values as strings, including `NaN`, `+Inf` and `-Inf`.
+fn parse_sample_value(v: &str) -> Result<f64, String> {
+    match v {
+        "+Inf" => Ok(f64::INFINITY),
+        "-Inf" => Ok(f64::NEG_INFINITY),
+        _ => v
+            .parse()
+            .map_err(|_| format!("sample value {v:?} is not a number")),
+    }
+}
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass through).
+pub fn encode_query_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() * 3);
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn decodes_a_vector_with_special_values() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"pod":"a","container":"app"},"value":[1700000000.5,"3"]},
+            {"metric":{"pod":"b"},"value":[1700000000.5,"NaN"]},
+            {"metric":{},"value":[1700000000.5,"+Inf"]}]},
+            "warnings":["query touched many series"]}"#;
+        let (data, warnings): (QueryData, _) = decode_envelope(200, body, "q").unwrap();
+        let series = decode_result(&data).unwrap();
+        assert_eq!(series.len(), 3);
+        assert_eq!(series[0].metric["container"], "app");
+        assert_eq!(series[0].value, 3.0);
+        assert!(series[1].value.is_nan());
+        assert_eq!(series[2].value, f64::INFINITY);
+        assert_eq!(warnings, vec!["query touched many series"]);
+    }
+
+    #[test]
+    fn surfaces_api_errors_verbatim() {
+        let body = br#"{"status":"error","errorType":"bad_data","error":"1:7: parse error: unexpected end of input","warnings":["w1"]}"#;
+        let err = decode_envelope::<QueryData>(400, body, "q").unwrap_err();
+        match &err {
+            PromError::Api {
+                error_type,
+                error,
+                warnings,
+            } => {
+                assert_eq!(error_type, "bad_data");
+                assert_eq!(error, "1:7: parse error: unexpected end of input");
+                assert_eq!(warnings, &vec!["w1".to_string()]);
+            }
+            other => panic!("expected Api error, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("bad_data") && text.contains("parse error") && text.contains("w1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn non_api_bodies_become_http_errors() {
+        let err = decode_envelope::<QueryData>(404, b"404 page not found", "q").unwrap_err();
+        assert!(
+            matches!(err, PromError::Http { status: 404, ref body } if body == "404 page not found")
+        );
+        let err = decode_envelope::<QueryData>(200, b"<html>", "q").unwrap_err();
+        assert!(matches!(err, PromError::Decode { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn rejects_matrix_results() {
+        let data = QueryData {
+            result_type: "matrix".into(),
+            result: serde_json::value::RawValue::from_string("[]".into()).unwrap(),
+        };
+        assert!(decode_result(&data).unwrap_err().contains("matrix"));
+    }
+
+    #[test]
+    fn decodes_targets_in_prometheus_2_26_shape() {
+        let body = br#"{"status":"success","data":{"activeTargets":[{"discoveredLabels":{"__address__":"10.0.0.1:10250"},
+          "labels":{"job":"kubelet","node":"kind-worker"},"scrapePool":"serviceMonitor/kube-system/cadvisor/0",
+          "scrapeUrl":"https://10.0.0.1:10250/metrics/cadvisor","globalUrl":"x","lastError":"server returned HTTP status 401 Unauthorized",
+          "lastScrape":"2021-06-01T10:00:00.000Z","lastScrapeDuration":0.01,"health":"down"}],
+          "droppedTargets":[{"discoveredLabels":{"__meta_kubernetes_endpoint_port_name":"http-metrics"}}]}}"#;
+        let (t, _): (Targets, _) = decode_envelope(200, body, "targets").unwrap();
+        assert_eq!(t.active[0].health, "down");
+        assert!(t.active[0].last_error.contains("401"));
+        assert_eq!(
+            t.active[0].scrape_pool,
+            "serviceMonitor/kube-system/cadvisor/0"
+        );
+        assert_eq!(t.dropped.len(), 1);
+    }
+
+    #[test]
+    fn encodes_promql() {
+        assert_eq!(
+            encode_query_value(r#"count by (pod) (x{container!~"|POD"})"#),
+            "count%20by%20%28pod%29%20%28x%7Bcontainer%21~%22%7CPOD%22%7D%29"
+        );
+    }
+
+    /// A transport that answers from a script, to test retries without a network.
+    struct Scripted {
+        answers: Mutex<Vec<Result<HttpResponse, TransportError>>>,
+    }
+
+    impl Transport for Scripted {
+        fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
+            let next = self.answers.lock().unwrap().remove(0);
+            Box::pin(async move { next })
+        }
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    fn ok(body: &'static str) -> Result<HttpResponse, TransportError> {
+        Ok(HttpResponse {
+            status: 200,
+            body: Bytes::from_static(body.as_bytes()),
+        })
+    }
+
+    #[tokio::test]
+    async fn retries_connection_refused_and_503_then_succeeds() {
+        let t = Scripted {
+            answers: Mutex::new(vec![
+                Err(TransportError::Connect("connection refused".into())),
+                Ok(HttpResponse {
+                    status: 503,
+                    body: Bytes::from_static(b"Service Unavailable"),
+                }),
+                ok("Prometheus is Ready."),
+            ]),
+        };
+        let client = PrometheusClient::with_transport(Arc::new(t));
+        client.ready().await.unwrap();
+        assert_eq!(client.request_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_deadline_with_the_last_error() {
+        let t = Scripted {
+            answers: Mutex::new(
+                (0..100)
+                    .map(|_| Err(TransportError::Connect("connection refused".into())))
+                    .collect(),
+            ),
+        };
+        let client = PrometheusClient::with_transport(Arc::new(t))
+            .with_retry_deadline(Duration::from_millis(500));
+        let err = client.query("up").await.unwrap_err();
+        match &err {
+            PromError::Unreachable {
+                target,
+                last_error,
+                waited,
+            } => {
+                assert_eq!(target, "scripted");
+                assert_eq!(last_error, "connection refused");
+                assert!(*waited <= Duration::from_millis(500), "{waited:?}");
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        assert!(err.to_string().contains("not reachable"));
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        assert!(PrometheusClient::new("localhost:9090").is_err());
+        assert!(PrometheusClient::new("ftp://x").is_err());
+        assert!(PrometheusClient::new("http://127.0.0.1:9090/").is_ok());
+    }
+}
