@@ -1,0 +1,925 @@
+//! Test support shared by the component tests, the coverage benchmark and the diagnose tests.
+//!
+//! Two pieces, both real servers:
+//! - [`FixtureKubelet`]: an HTTPS server in the test process that behaves like a kubelet's port
+//!   10250 for Prometheus: bearer-token auth (401 / 403), `/metrics/cadvisor` with the kubelet 1.21
+//!   label set and explicit timestamps, `/metrics` without any `container_` series, or a
+//!   node-exporter's `/metrics` ([`Mode::NodeExporter`]). Pods can change at runtime.
+//! - [`PrometheusSetup`] → [`RunningPrometheus`]: a real Prometheus in Docker (testcontainers, host
+//!   network) running the scrape job prometheus-operator v0.48.1 generates for the cadvisor
+//!   ServiceMonitor (`e2e::scrape_config`), with file_sd targets pointing at fixture kubelets.
+//!   The container is removed when the handle drops, also when the test panics.
+//!
+//! Stable API (other helpers build on it): the items marked `pub` below. Typical use:
+//! ```ignore
+//! let kubelet = FixtureKubelet::start(KubeletOptions::default(), vec![FixturePod::new("apps", "web", &["app"])]).await?;
+//! let prom = PrometheusSetup::new().kubelet(&kubelet).start().await?;
+//! let report = e2e::coverage::check(&prom.client(), &kubelet.running_pods(), &opts, &mut |_| {}).await?;
+//! ```
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use anyhow::{bail, Context, Result};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use e2e::pods::RunningPod;
+use e2e::prometheus::PrometheusClient;
+use e2e::scrape_config::{self, KubeletNode, ServiceMonitorSpec};
+use std::collections::hash_map::DefaultHasher;
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use testcontainers::core::{Mount, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+/// Label on every container these tests start (`.ci/run` removes leftovers by it).
+pub const CONTAINER_LABEL: &str = "io.pod-metrics-e2e";
+/// Label whose value is unique per [`RunningPrometheus`], to find exactly that container.
+pub const RUN_LABEL: &str = "io.pod-metrics-e2e.run";
+/// The image operator v0.48.1 deploys; used when `E2E_PROMETHEUS_IMAGE` is unset.
+pub const DEFAULT_PROMETHEUS_IMAGE: &str = "quay.io/prometheus/prometheus:v2.26.0";
+/// The token the fixture kubelet accepts unless told otherwise.
+pub const DEFAULT_TOKEN: &str = "fixture-token-0123456789";
+
+/// Installs rustls' ring provider once per process (axum-server is built without a default).
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is already installed, which serves just as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixture kubelet
+// ---------------------------------------------------------------------------------------------
+
+/// How the pod's sandbox (pause) container shows up in `/metrics/cadvisor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseStyle {
+    /// containerd (kind): `container=""`, a non-empty `image` and a 64-hex `name`.
+    Containerd,
+    /// dockershim: `container="POD"`, `name="k8s_POD_…"`.
+    Docker,
+    /// No pause row.
+    None,
+}
+
+/// Which spelling of the pod and container labels the kubelet uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelStyle {
+    /// `pod`, `container` (kubelet 1.16+).
+    Modern,
+    /// `pod_name`, `container_name` only (kubelet before 1.14).
+    Legacy,
+    /// Both spellings (kubelet 1.14 and 1.15).
+    Both,
+}
+
+/// What the server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A kubelet: `/metrics/cadvisor` and `/metrics`, bearer-token auth.
+    Kubelet,
+    /// A node-exporter: only `/metrics` with `node_*` series, no auth (it ignores the header).
+    NodeExporter,
+}
+
+/// A pod the fixture kubelet reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixturePod {
+    pub namespace: String,
+    pub name: String,
+    pub containers: Vec<String>,
+}
+
+impl FixturePod {
+    pub fn new(namespace: &str, name: &str, containers: &[&str]) -> Self {
+        FixturePod {
+            namespace: namespace.into(),
+            name: name.into(),
+            containers: containers.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    /// `n` pods `pod-00000…` spread over 10 namespaces `ns-0…`, each with containers `app`, `sidecar`…
+    pub fn many(n: usize, containers_per_pod: usize) -> Vec<FixturePod> {
+        let names: Vec<String> = ["app", "sidecar", "proxy", "agent"]
+            .iter()
+            .cycle()
+            .take(containers_per_pod)
+            .enumerate()
+            .map(|(i, c)| {
+                if i < 4 {
+                    c.to_string()
+                } else {
+                    format!("{c}-{i}")
+                }
+            })
+            .collect();
+        (0..n)
+            .map(|i| FixturePod {
+                namespace: format!("ns-{}", i % 10),
+                name: format!("pod-{i:05}"),
+                containers: names.clone(),
+            })
+            .collect()
+    }
+
+    pub fn running(&self, node: &str) -> RunningPod {
+        let mut pod = RunningPod::new(
+            &self.namespace,
+            &self.name,
+            &self
+                .containers
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        pod.node = Some(node.to_string());
+        pod
+    }
+}
+
+/// How a [`FixtureKubelet`] behaves.
+#[derive(Debug, Clone)]
+pub struct KubeletOptions {
+    /// Node name (the file_sd target's `__meta_kubernetes_endpoint_address_target_name`).
+    pub node: String,
+    /// The token answered with 200.
+    pub token: String,
+    /// A token answered with 403 Forbidden, like a kubelet whose RBAC lacks `nodes/metrics`.
+    pub forbidden_token: Option<String>,
+    pub pause: PauseStyle,
+    pub labels: LabelStyle,
+    pub mode: Mode,
+}
+
+impl Default for KubeletOptions {
+    fn default() -> Self {
+        KubeletOptions {
+            node: "fixture-node".into(),
+            token: DEFAULT_TOKEN.into(),
+            forbidden_token: None,
+            pause: PauseStyle::Containerd,
+            labels: LabelStyle::Modern,
+            mode: Mode::Kubelet,
+        }
+    }
+}
+
+/// One pre-rendered `/metrics/cadvisor` row: everything up to the value is fixed per series.
+struct Series {
+    prefix: String,
+    base: f64,
+    rate: f64,
+    jitter_ms: u64,
+}
+
+struct Shared {
+    opts: KubeletOptions,
+    started: Instant,
+    pods: RwLock<(Vec<FixturePod>, Arc<Vec<Series>>)>,
+    cadvisor_scrapes: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// A kubelet-like HTTPS endpoint on `127.0.0.1:<random port>`; stops when dropped.
+pub struct FixtureKubelet {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    handle: axum_server::Handle,
+}
+
+impl FixtureKubelet {
+    /// Generates a self-signed certificate and starts serving `pods`.
+    pub async fn start(opts: KubeletOptions, pods: Vec<FixturePod>) -> Result<Self> {
+        install_crypto_provider();
+        let cert = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .context("generating the fixture kubelet's self-signed certificate")?;
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+            cert.cert.pem().into_bytes(),
+            cert.signing_key.serialize_pem().into_bytes(),
+        )
+        .await
+        .context("loading the fixture kubelet's certificate into rustls")?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .context("binding the fixture kubelet to 127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let series = Arc::new(build_series(&opts, &pods));
+        let shared = Arc::new(Shared {
+            opts,
+            started: Instant::now(),
+            pods: RwLock::new((pods, series)),
+            cadvisor_scrapes: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        });
+        let app = Router::new()
+            .route("/metrics/cadvisor", get(cadvisor))
+            .route("/metrics", get(metrics))
+            .with_state(shared.clone());
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+        tokio::spawn(async move {
+            if let Err(err) = server.serve(app.into_make_service()).await {
+                eprintln!("fixture kubelet stopped: {err}");
+            }
+        });
+        Ok(FixtureKubelet {
+            addr,
+            shared,
+            handle,
+        })
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn node(&self) -> &str {
+        &self.shared.opts.node
+    }
+
+    pub fn options(&self) -> &KubeletOptions {
+        &self.shared.opts
+    }
+
+    /// Replaces every pod.
+    pub fn set_pods(&self, pods: Vec<FixturePod>) {
+        let series = Arc::new(build_series(&self.shared.opts, &pods));
+        *self.shared.pods.write().unwrap() = (pods, series);
+    }
+
+    pub fn pods(&self) -> Vec<FixturePod> {
+        self.shared.pods.read().unwrap().0.clone()
+    }
+
+    pub fn add_pod(&self, pod: FixturePod) {
+        let mut pods = self.pods();
+        pods.push(pod);
+        self.set_pods(pods);
+    }
+
+    /// Stops serving a pod; false if it was not served.
+    pub fn remove_pod(&self, namespace: &str, name: &str) -> bool {
+        let mut pods = self.pods();
+        let before = pods.len();
+        pods.retain(|p| !(p.namespace == namespace && p.name == name));
+        let removed = pods.len() != before;
+        self.set_pods(pods);
+        removed
+    }
+
+    /// Stops serving one container of a pod (the pod's other rows stay); false if not served.
+    pub fn remove_container(&self, namespace: &str, pod: &str, container: &str) -> bool {
+        let mut pods = self.pods();
+        let mut removed = false;
+        for p in pods
+            .iter_mut()
+            .filter(|p| p.namespace == namespace && p.name == pod)
+        {
+            let before = p.containers.len();
+            p.containers.retain(|c| c != container);
+            removed |= p.containers.len() != before;
+        }
+        self.set_pods(pods);
+        removed
+    }
+
+    /// The served pods as the coverage check's input (every served container running).
+    pub fn running_pods(&self) -> Vec<RunningPod> {
+        self.pods().iter().map(|p| p.running(self.node())).collect()
+    }
+
+    /// `/metrics/cadvisor` responses served with 200 so far.
+    pub fn cadvisor_scrapes(&self) -> u64 {
+        self.shared.cadvisor_scrapes.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered 401 or 403 so far.
+    pub fn rejected_requests(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The `/metrics/cadvisor` body as it would be served now.
+    pub fn render_cadvisor(&self) -> String {
+        let series = self.shared.pods.read().unwrap().1.clone();
+        render(&series, self.shared.started.elapsed())
+    }
+
+    /// Waits until Prometheus has scraped `/metrics/cadvisor` `n` more times.
+    pub async fn wait_scrapes(&self, n: u64, timeout: Duration) -> Result<()> {
+        let target = self.cadvisor_scrapes() + n;
+        let deadline = Instant::now() + timeout;
+        while self.cadvisor_scrapes() < target {
+            if Instant::now() > deadline {
+                bail!(
+                    "fixture kubelet {}: {} scrapes in {timeout:?}, expected {n}",
+                    self.addr,
+                    self.cadvisor_scrapes()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FixtureKubelet {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+/// 401 without or with a wrong token, 403 for the forbidden token, None when authorised.
+fn authorise(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let reject = |status: StatusCode, body: &'static str| {
+        shared.rejected.fetch_add(1, Ordering::Relaxed);
+        Some((status, body).into_response())
+    };
+    match given {
+        Some(t) if t == shared.opts.token => None,
+        Some(t) if shared.opts.forbidden_token.as_deref() == Some(t) => reject(
+            StatusCode::FORBIDDEN,
+            "Forbidden (user=system:serviceaccount:monitoring:prometheus-k8s, verb=get, resource=nodes, subresource=metrics)",
+        ),
+        _ => reject(StatusCode::UNAUTHORIZED, "Unauthorized"),
+    }
+}
+
+fn text(body: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn cadvisor(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if shared.opts.mode == Mode::NodeExporter {
+        return (StatusCode::NOT_FOUND, "404 page not found").into_response();
+    }
+    if let Some(rejection) = authorise(&shared, &headers) {
+        return rejection;
+    }
+    let series = shared.pods.read().unwrap().1.clone();
+    let body = render(&series, shared.started.elapsed());
+    shared.cadvisor_scrapes.fetch_add(1, Ordering::Relaxed);
+    text(body)
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let secs = shared.started.elapsed().as_secs_f64();
+    if shared.opts.mode == Mode::NodeExporter {
+        let mut out = String::from("# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n# TYPE node_cpu_seconds_total counter\n");
+        for cpu in 0..2 {
+            for (mode, rate) in [("idle", 0.8), ("system", 0.05), ("user", 0.15)] {
+                let _ = writeln!(
+                    out,
+                    "node_cpu_seconds_total{{cpu=\"{cpu}\",mode=\"{mode}\"}} {}",
+                    1000.0 + secs * rate
+                );
+            }
+        }
+        out.push_str(
+            "# HELP node_load1 1m load average.\n# TYPE node_load1 gauge\nnode_load1 0.42\n",
+        );
+        out.push_str("# HELP node_memory_MemAvailable_bytes Memory information field MemAvailable_bytes.\n# TYPE node_memory_MemAvailable_bytes gauge\nnode_memory_MemAvailable_bytes 4.2e+09\n");
+        return text(out);
+    }
+    if let Some(rejection) = authorise(&shared, &headers) {
+        return rejection;
+    }
+    let pods = shared.pods.read().unwrap().0.len();
+    let containers: usize = shared
+        .pods
+        .read()
+        .unwrap()
+        .0
+        .iter()
+        .map(|p| p.containers.len())
+        .sum();
+    let out = format!(
+        "# HELP kubelet_running_pods [ALPHA] Number of pods that have a running pod sandbox\n\
+         # TYPE kubelet_running_pods gauge\nkubelet_running_pods {pods}\n\
+         # HELP kubelet_running_containers [ALPHA] Number of containers currently running\n\
+         # TYPE kubelet_running_containers gauge\nkubelet_running_containers{{container_state=\"running\"}} {containers}\n\
+         # HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
+         # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}\n\
+         # HELP kubernetes_build_info [ALPHA] A metric with a constant '1' value labeled by major, minor, git version.\n\
+         # TYPE kubernetes_build_info gauge\nkubernetes_build_info{{git_version=\"v1.21.1\",major=\"1\",minor=\"21\"}} 1\n",
+        10.0 + secs * 0.02
+    );
+    text(out)
+}
+
+fn hash_of(parts: &[&str], salt: u64) -> u64 {
+    let mut h = DefaultHasher::new();
+    salt.hash(&mut h);
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// 64 hex characters, stable per input (container and sandbox ids).
+fn hex64(parts: &[&str]) -> String {
+    (0..4)
+        .map(|i| format!("{:016x}", hash_of(parts, i)))
+        .collect()
+}
+
+fn uid(parts: &[&str]) -> String {
+    let h = format!("{:016x}{:016x}", hash_of(parts, 7), hash_of(parts, 8));
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn build_series(opts: &KubeletOptions, pods: &[FixturePod]) -> Vec<Series> {
+    let mut out = Vec::with_capacity(pods.len() * 4 + 2);
+    let mut push = |labels: &[(&str, &str)], base: f64, rate: f64| {
+        let mut prefix = String::from("container_cpu_usage_seconds_total{");
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                prefix.push(',');
+            }
+            let _ = write!(
+                prefix,
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\").replace('"', "\\\"")
+            );
+        }
+        prefix.push_str("} ");
+        let jitter_ms = out.len() as u64 * 37 % 2000;
+        out.push(Series {
+            prefix,
+            base,
+            rate,
+            jitter_ms,
+        });
+    };
+    // Machine-level cgroups: no pod, no container (Prometheus drops the empty labels).
+    for id in ["/", "/kubepods"] {
+        push(&row(opts.labels, "", "", id, "", "", ""), 50_000.0, 1.5);
+    }
+    for pod in pods {
+        let uid = uid(&[&pod.namespace, &pod.name]);
+        let pod_cgroup = format!("/kubepods/besteffort/pod{uid}");
+        // Pod-level cgroup row: container="", image="", name="".
+        push(
+            &row(
+                opts.labels,
+                &pod.namespace,
+                &pod.name,
+                &pod_cgroup,
+                "",
+                "",
+                "",
+            ),
+            12.5,
+            0.05,
+        );
+        let sandbox = hex64(&[&pod.namespace, &pod.name, "sandbox"]);
+        let pause_image = "k8s.gcr.io/pause:3.5";
+        match opts.pause {
+            PauseStyle::Containerd => {
+                let id = format!("{pod_cgroup}/{sandbox}");
+                push(
+                    &row(
+                        opts.labels,
+                        &pod.namespace,
+                        &pod.name,
+                        &id,
+                        "",
+                        pause_image,
+                        &sandbox,
+                    ),
+                    0.03,
+                    0.0001,
+                );
+            }
+            PauseStyle::Docker => {
+                let id = format!("{pod_cgroup}/{sandbox}");
+                let name = format!("k8s_POD_{}_{}_{uid}_0", pod.name, pod.namespace);
+                push(
+                    &row(
+                        opts.labels,
+                        &pod.namespace,
+                        &pod.name,
+                        &id,
+                        "POD",
+                        pause_image,
+                        &name,
+                    ),
+                    0.03,
+                    0.0001,
+                );
+            }
+            PauseStyle::None => {}
+        }
+        for (i, container) in pod.containers.iter().enumerate() {
+            let cid = hex64(&[&pod.namespace, &pod.name, container]);
+            let id = format!("{pod_cgroup}/{cid}");
+            let image = format!("docker.io/library/{container}:1.0");
+            let name = match opts.pause {
+                PauseStyle::Docker => {
+                    format!("k8s_{container}_{}_{}_{uid}_0", pod.name, pod.namespace)
+                }
+                _ => cid.clone(),
+            };
+            push(
+                &row(
+                    opts.labels,
+                    &pod.namespace,
+                    &pod.name,
+                    &id,
+                    container,
+                    &image,
+                    &name,
+                ),
+                5.0 + i as f64,
+                0.01 + i as f64 * 0.01,
+            );
+        }
+    }
+    out
+}
+
+/// The label pairs of one row, sorted by name as the kubelet writes them.
+fn row<'a>(
+    style: LabelStyle,
+    namespace: &'a str,
+    pod: &'a str,
+    id: &'a str,
+    container: &'a str,
+    image: &'a str,
+    name: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    let mut labels = vec![
+        ("cpu", "total"),
+        ("id", id),
+        ("image", image),
+        ("name", name),
+        ("namespace", namespace),
+    ];
+    if matches!(style, LabelStyle::Modern | LabelStyle::Both) {
+        labels.push(("container", container));
+        labels.push(("pod", pod));
+    }
+    if matches!(style, LabelStyle::Legacy | LabelStyle::Both) {
+        labels.push(("container_name", container));
+        labels.push(("pod_name", pod));
+    }
+    labels.sort_by_key(|(k, _)| *k);
+    labels
+}
+
+fn render(series: &[Series], elapsed: Duration) -> String {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let secs = elapsed.as_secs_f64();
+    let mut out =
+        String::with_capacity(series.iter().map(|s| s.prefix.len() + 40).sum::<usize>() + 512);
+    out.push_str("# HELP cadvisor_version_info A metric with a constant '1' value labeled by kernel version, OS version, docker version, cadvisor version & cadvisor revision.\n");
+    out.push_str("# TYPE cadvisor_version_info gauge\n");
+    out.push_str("cadvisor_version_info{cadvisorRevision=\"\",cadvisorVersion=\"\",dockerVersion=\"\",kernelVersion=\"5.10.0\",osVersion=\"Ubuntu 21.04\"} 1\n");
+    out.push_str(
+        "# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed in seconds.\n",
+    );
+    out.push_str("# TYPE container_cpu_usage_seconds_total counter\n");
+    for s in series {
+        out.push_str(&s.prefix);
+        // Explicit millisecond timestamps, slightly behind "now" like cAdvisor's housekeeping.
+        let _ = writeln!(out, "{} {}", s.base + s.rate * secs, now_ms - s.jitter_ms);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus in Docker
+// ---------------------------------------------------------------------------------------------
+
+/// `E2E_PROMETHEUS_IMAGE`, or the version operator v0.48.1 deploys.
+pub fn prometheus_image() -> String {
+    std::env::var("E2E_PROMETHEUS_IMAGE")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_PROMETHEUS_IMAGE.to_string())
+}
+
+/// Fails (never skips) when Docker does not answer or the image is not present locally.
+pub fn ensure_image_present(image: &str) -> Result<()> {
+    let sh = xshell::Shell::new()?;
+    let fmt = "{{.Server.Version}}";
+    xshell::cmd!(sh, "docker version --format {fmt}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .context("the Docker engine is not answering (`docker version` failed); the component tier needs it: start Docker")?;
+    if xshell::cmd!(sh, "docker image inspect {image}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
+        bail!(
+            "Prometheus image {image} is not present locally (this machine may not pull it): \
+             run `cargo xtask image prometheus` and export the E2E_PROMETHEUS_IMAGE=… line it prints \
+             (or `docker pull {image}` where a registry is reachable)"
+        );
+    }
+    Ok(())
+}
+
+/// Ids of containers (running or not) carrying `RUN_LABEL=<run_id>`.
+pub fn containers_with_run_label(run_id: &str) -> Result<Vec<String>> {
+    let sh = xshell::Shell::new()?;
+    let filter = format!("label={RUN_LABEL}={run_id}");
+    let out = xshell::cmd!(sh, "docker ps -aq --filter {filter}")
+        .quiet()
+        .read()?;
+    Ok(out
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// A port nothing listens on right now (bind to :0, then close).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
+}
+
+fn unique_run_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Builder for a Prometheus running the operator's cadvisor job against fixture kubelets.
+#[derive(Debug, Clone)]
+pub struct PrometheusSetup {
+    pub spec: ServiceMonitorSpec,
+    pub nodes: Vec<KubeletNode>,
+    pub scrape_interval: Duration,
+    /// Content of the mounted service-account token file.
+    pub token: String,
+    pub image: String,
+}
+
+impl Default for PrometheusSetup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PrometheusSetup {
+    /// The mission's ServiceMonitor (honorLabels false, https, `https-metrics`), 1 s scrapes,
+    /// the fixture's default token, no targets yet.
+    pub fn new() -> Self {
+        PrometheusSetup {
+            spec: ServiceMonitorSpec::cadvisor(),
+            nodes: Vec::new(),
+            scrape_interval: Duration::from_secs(1),
+            token: DEFAULT_TOKEN.into(),
+            image: prometheus_image(),
+        }
+    }
+
+    pub fn honor_labels(mut self, on: bool) -> Self {
+        self.spec.honor_labels = on;
+        self
+    }
+
+    pub fn scheme(mut self, scheme: &str) -> Self {
+        self.spec.scheme = scheme.into();
+        self
+    }
+
+    /// The ServiceMonitor endpoint's `port` (which Service port name the job keeps).
+    pub fn port_name(mut self, port: &str) -> Self {
+        self.spec.port = port.into();
+        self
+    }
+
+    pub fn path(mut self, path: &str) -> Self {
+        self.spec.path = path.into();
+        self
+    }
+
+    pub fn scrape_interval(mut self, interval: Duration) -> Self {
+        self.scrape_interval = interval;
+        self
+    }
+
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = token.into();
+        self
+    }
+
+    /// Adds the kubelet as a node of the `kubelet` Endpoints: `https-metrics` is the fixture;
+    /// `http-metrics` (10255) and `cadvisor` (4194) are closed ports, as on a modern kubelet.
+    pub fn kubelet(mut self, kubelet: &FixtureKubelet) -> Self {
+        self.nodes.push(KubeletNode {
+            node: kubelet.node().to_string(),
+            ports: vec![
+                ("https-metrics".into(), kubelet.addr().to_string()),
+                ("http-metrics".into(), format!("127.0.0.1:{}", free_port())),
+                ("cadvisor".into(), format!("127.0.0.1:{}", free_port())),
+            ],
+        });
+        self
+    }
+
+    /// Adds an arbitrary node (target address list per Service port name).
+    pub fn node(mut self, node: KubeletNode) -> Self {
+        self.nodes.push(node);
+        self
+    }
+
+    /// Writes config, targets and token to a temp dir and starts the container.
+    pub async fn start(self) -> Result<RunningPrometheus> {
+        ensure_image_present(&self.image)?;
+        let dir = tempfile::tempdir().context("creating a temp dir for the Prometheus config")?;
+        let conf = dir.path().join("conf");
+        std::fs::create_dir(&conf)?;
+        // The upstream image runs as `nobody`: the mounted files must be world-readable.
+        set_mode(&conf, 0o755)?;
+        let sd_path = format!("{CONF_IN_CONTAINER}/kubelet.json");
+        let yml =
+            scrape_config::component_prometheus_yml(&self.spec, &sd_path, self.scrape_interval);
+        write_file(&conf.join("prometheus.yml"), &yml)?;
+        write_targets(&conf, &self.nodes)?;
+        let token_file = dir.path().join("token");
+        write_file(&token_file, &self.token)?;
+
+        let port = free_port();
+        let run_id = unique_run_id();
+        let (repo, tag) = split_image(&self.image);
+        let request = GenericImage::new(repo, tag)
+            .with_wait_for(WaitFor::message_on_stderr(
+                "Server is ready to receive web requests.",
+            ))
+            .with_network("host")
+            .with_label(CONTAINER_LABEL, "component")
+            .with_label(RUN_LABEL, run_id.clone())
+            .with_mount(Mount::bind_mount(conf.to_string_lossy(), CONF_IN_CONTAINER))
+            .with_mount(Mount::bind_mount(
+                token_file.to_string_lossy(),
+                scrape_config::SERVICE_ACCOUNT_TOKEN,
+            ))
+            .with_mount(Mount::tmpfs_mount("/prometheus"))
+            .with_startup_timeout(Duration::from_secs(90))
+            .with_cmd([
+                format!("--config.file={CONF_IN_CONTAINER}/prometheus.yml"),
+                "--storage.tsdb.path=/prometheus".to_string(),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+            ]);
+        let container = request
+            .start()
+            .await
+            .with_context(|| format!("starting Prometheus ({}) on 127.0.0.1:{port}", self.image))?;
+        Ok(RunningPrometheus {
+            container,
+            dir,
+            conf,
+            port,
+            run_id,
+            setup: self,
+        })
+    }
+}
+
+const CONF_IN_CONTAINER: &str = "/etc/prometheus/conf";
+
+fn split_image(image: &str) -> (String, String) {
+    // A colon after the last slash separates the tag (a registry may have host:port).
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
+        _ => (image.to_string(), "latest".to_string()),
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    set_mode(path, 0o644)
+}
+
+/// Replaces the file_sd file atomically (Prometheus must never read half a file).
+fn write_targets(conf: &Path, nodes: &[KubeletNode]) -> Result<()> {
+    let tmp = conf.join(".kubelet.json.tmp");
+    write_file(
+        &tmp,
+        &serde_json::to_string_pretty(&scrape_config::kubelet_file_sd(nodes))?,
+    )?;
+    std::fs::rename(&tmp, conf.join("kubelet.json")).context("replacing kubelet.json")
+}
+
+/// A running Prometheus container; removed on drop.
+pub struct RunningPrometheus {
+    container: ContainerAsync<GenericImage>,
+    // Kept alive for the bind mounts; deleted after the container on drop (field order).
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    port: u16,
+    run_id: String,
+    setup: PrometheusSetup,
+}
+
+impl RunningPrometheus {
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The value of [`RUN_LABEL`] on this container.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn setup(&self) -> &PrometheusSetup {
+        &self.setup
+    }
+
+    /// A client with a retry deadline of a few seconds (Prometheus is already ready).
+    pub fn client(&self) -> PrometheusClient {
+        PrometheusClient::new(&self.url())
+            .expect("a valid http URL")
+            .with_retry_deadline(Duration::from_secs(10))
+    }
+
+    /// The prometheus.yml the container runs.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(self.conf.join("prometheus.yml")).unwrap_or_default()
+    }
+
+    /// Rewrites the file_sd targets; Prometheus picks them up within about a second.
+    pub fn set_nodes(&mut self, nodes: Vec<KubeletNode>) -> Result<()> {
+        write_targets(&self.conf, &nodes)?;
+        self.setup.nodes = nodes;
+        Ok(())
+    }
+
+    /// The container's log (for failure messages).
+    pub async fn logs(&self) -> String {
+        let out = self.container.stderr_to_vec().await.unwrap_or_default();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Removes the container now and reports errors (drop does the same, silently).
+    pub async fn remove(self) -> Result<()> {
+        let RunningPrometheus { container, dir, .. } = self;
+        container
+            .rm()
+            .await
+            .context("removing the Prometheus container")?;
+        drop(dir);
+        Ok(())
+    }
+}
