@@ -3,7 +3,11 @@
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function.
 
 mod bench;
+mod down;
+mod e2e;
 mod image;
+mod ls;
+mod matrix;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +28,14 @@ enum Cmd {
     Image(image::Args),
     /// Run a benchmark: `bench coverage` times the coverage check at 10,000 pods.
     Bench(bench::Args),
+    /// The test matrix (fixtures/matrix.toml): a table, one `--cell`, or `--json` for GitHub Actions.
+    Matrix(matrix::Args),
+    /// The cluster tier: kind → prometheus-operator → Prometheus → ServiceMonitor → assert (`--dry-run` shows the plan).
+    E2e(e2e::Args),
+    /// Delete a kind cluster this harness created (`pme2e-…` only).
+    Down(down::Args),
+    /// List the kind clusters this harness created (`pme2e-…`).
+    Ls(ls::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +44,10 @@ fn main() -> ExitCode {
         Cmd::Test(args) => test::run(args),
         Cmd::Image(args) => image::run(args),
         Cmd::Bench(args) => bench::run(args),
+        Cmd::Matrix(args) => matrix::run(args),
+        Cmd::E2e(args) => e2e::run(args),
+        Cmd::Down(args) => down::run(args),
+        Cmd::Ls(args) => ls::run(args),
     };
     match result {
         Ok(code) => code,
