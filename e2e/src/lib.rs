@@ -5,10 +5,13 @@
 //! [`matrix`] and [`plan`] describe what will run, [`cluster`] and [`operator`] create and install,
 //! [`pods`], [`prometheus`] and [`coverage`] assert, [`diagnose`] explains a failure.
 
+pub mod artifacts;
 pub mod cluster;
 pub mod coverage;
 pub mod diagnose;
 pub mod image;
+pub mod install;
+pub mod kubeproxy;
 pub mod matrix;
 pub mod operator;
 pub mod plan;

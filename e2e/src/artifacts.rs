@@ -1,0 +1,241 @@
+//! Evidence for a failed run, written to a directory CI uploads: operator and Prometheus logs,
+//! what Prometheus scrapes (`/api/v1/targets`) and was configured with (`/api/v1/status/config`),
+//! the ServiceMonitor, Prometheus CR and kubelet Service/Endpoints as YAML, and the pod list.
+//!
+//! Collection is best effort (a broken cluster is why we are here): each item that cannot be
+//! fetched is listed in `errors.txt` and the rest is still written. Everything passes through
+//! [`crate::redact::redact`] before it touches the disk.
+
+use crate::install::{PROMETHEUS_NAME, PROMETHEUS_NAMESPACE};
+use crate::kubeproxy::KubeProxyTransport;
+use crate::operator::{KUBELET_SERVICE_NAME, KUBELET_SERVICE_NAMESPACE};
+use crate::prometheus::Transport;
+use crate::redact::redact;
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use kube::api::{ListParams, LogParams};
+use kube::core::{DynamicObject, GroupVersionKind};
+use kube::{Api, Client};
+use std::path::Path;
+
+/// The ServiceMonitor every variant installs.
+pub const SERVICEMONITOR: (&str, &str) = ("kube-system", "cadvisor");
+
+/// Writes every artifact it can into `dir` (created if needed). Fails only when `dir` cannot be
+/// written.
+pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create artifacts directory {}", dir.display()))?;
+    let mut out = Writer {
+        dir,
+        errors: Vec::new(),
+    };
+
+    let pods: Api<Pod> = Api::all(client.clone());
+    match pods.list(&ListParams::default()).await {
+        Ok(list) => {
+            let table: Vec<String> = list.items.iter().map(pod_line).collect();
+            out.write("pods.txt", &table.join("\n"));
+            out.write_json("pods.json", &serde_json::to_value(&list.items).unwrap_or_default());
+            for pod in &list.items {
+                if is_collected_pod(pod) {
+                    collect_logs(client, pod, &mut out).await;
+                }
+            }
+        }
+        Err(e) => out.fail("pods", e),
+    }
+
+    let transport = KubeProxyTransport::new(client.clone());
+    for (file, path) in [("prometheus-targets.json", "/api/v1/targets"), ("prometheus-config.yaml", "/api/v1/status/config")] {
+        match transport.get(path).await {
+            Ok(resp) => out.write(file, &readable_body(&resp.body)),
+            Err(e) => out.fail(file, e),
+        }
+    }
+
+    let sm_gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
+    let prom_gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "Prometheus");
+    for (file, gvk, ns, name) in [
+        ("servicemonitor.yaml", &sm_gvk, SERVICEMONITOR.0, SERVICEMONITOR.1),
+        ("prometheus-cr.yaml", &prom_gvk, PROMETHEUS_NAMESPACE, PROMETHEUS_NAME),
+    ] {
+        match get_dynamic(client, gvk, ns, name).await {
+            Ok(obj) => out.write_yaml(file, &obj),
+            Err(e) => out.fail(file, format!("{e:#}")),
+        }
+    }
+
+    let services: Api<Service> = Api::namespaced(client.clone(), KUBELET_SERVICE_NAMESPACE);
+    match services.get(KUBELET_SERVICE_NAME).await {
+        Ok(svc) => out.write_yaml("kubelet-service.yaml", &svc),
+        Err(e) => out.fail("kubelet-service.yaml", e),
+    }
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), KUBELET_SERVICE_NAMESPACE);
+    match endpoints.get(KUBELET_SERVICE_NAME).await {
+        Ok(eps) => out.write_yaml("kubelet-endpoints.yaml", &eps),
+        Err(e) => out.fail("kubelet-endpoints.yaml", e),
+    }
+
+    if !out.errors.is_empty() {
+        let text = out.errors.join("\n");
+        out.write("errors.txt", &text);
+    }
+    Ok(())
+}
+
+/// Operator pods (default namespace) and everything in the Prometheus namespace.
+fn is_collected_pod(pod: &Pod) -> bool {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    ns == PROMETHEUS_NAMESPACE || (ns == "default" && name.starts_with("prometheus-operator"))
+}
+
+async fn collect_logs(client: &Client, pod: &Pod, out: &mut Writer<'_>) {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let containers = pod.spec.iter().flat_map(|s| s.containers.iter().map(|c| c.name.clone()));
+    for container in containers {
+        let params = LogParams {
+            container: Some(container.clone()),
+            tail_lines: Some(5000),
+            timestamps: true,
+            ..LogParams::default()
+        };
+        let file = format!("logs/{ns}_{name}_{container}.log");
+        match api.logs(name, &params).await {
+            Ok(text) => out.write(&file, &text),
+            Err(e) => out.fail(&file, e),
+        }
+    }
+}
+
+async fn get_dynamic(client: &Client, gvk: &GroupVersionKind, ns: &str, name: &str) -> Result<DynamicObject> {
+    let (ar, _) = kube::discovery::pinned_kind(client, gvk)
+        .await
+        .with_context(|| format!("{} is not served (CRDs not installed?)", gvk.kind))?;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    api.get(name).await.with_context(|| format!("cannot get {} {ns}/{name}", gvk.kind))
+}
+
+/// Prometheus's loaded config arrives as YAML inside JSON (`data.yaml`): unwrap it so the
+/// artifact reads like the file. Other bodies are pretty-printed JSON, or kept as they are.
+fn readable_body(body: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => match v.pointer("/data/yaml").and_then(|y| y.as_str()) {
+            Some(yaml) => yaml.to_string(),
+            None => serde_json::to_string_pretty(&v).unwrap_or_default(),
+        },
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// `namespace/name phase node containers…`
+fn pod_line(pod: &Pod) -> String {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("-");
+    format!("{ns}/{name}\tnode={node}\t{}", crate::install::pod_summary(pod).split_once(": ").map_or("", |(_, rest)| rest))
+}
+
+struct Writer<'a> {
+    dir: &'a Path,
+    errors: Vec<String>,
+}
+
+impl Writer<'_> {
+    fn write(&mut self, file: &str, text: &str) {
+        let path = self.dir.join(file);
+        let result = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::write(&path, redact(text)));
+        if let Err(e) = result {
+            self.errors.push(format!("{file}: cannot write {}: {e}", path.display()));
+        }
+    }
+
+    fn write_json(&mut self, file: &str, value: &serde_json::Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_default();
+        self.write(file, &text);
+    }
+
+    /// YAML without `managedFields` (noise, and server-side apply makes them long).
+    fn write_yaml<T: serde::Serialize>(&mut self, file: &str, obj: &T) {
+        let mut value = serde_json::to_value(obj).unwrap_or_default();
+        if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            meta.remove("managedFields");
+        }
+        match serde_yaml::to_string(&value) {
+            Ok(text) => self.write(file, &text),
+            Err(e) => self.fail(file, e),
+        }
+    }
+
+    fn fail(&mut self, what: &str, e: impl std::fmt::Display) {
+        self.errors.push(redact(&format!("{what}: {e}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_redacts_everything_and_records_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Writer {
+            dir: dir.path(),
+            errors: Vec::new(),
+        };
+        out.write("logs/a.log", "Authorization: Bearer abcdefghijkl\nok line\n");
+        out.write_yaml(
+            "secret.yaml",
+            &serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "managedFields": [{"manager": "x"}]}, "data": {"token": "c2VjcmV0"}}),
+        );
+        out.fail("prometheus-targets.json", "proxy said 503 with token: abc123");
+        let log = std::fs::read_to_string(dir.path().join("logs/a.log")).unwrap();
+        assert!(!log.contains("abcdefghijkl") && log.contains("ok line"), "{log}");
+        let secret = std::fs::read_to_string(dir.path().join("secret.yaml")).unwrap();
+        assert!(!secret.contains("c2VjcmV0") && !secret.contains("managedFields"), "{secret}");
+        assert_eq!(out.errors, ["prometheus-targets.json: proxy said 503 with token: <redacted>"]);
+    }
+
+    #[test]
+    fn config_yaml_is_unwrapped_and_other_bodies_kept() {
+        let body = br#"{"status":"success","data":{"yaml":"global:\n  scrape_interval: 10s\n"}}"#;
+        assert_eq!(readable_body(body), "global:\n  scrape_interval: 10s\n");
+        assert_eq!(readable_body(b"no endpoints available"), "no endpoints available");
+        assert!(readable_body(br#"{"status":"success","data":{"activeTargets":[]}}"#).contains("\n  \"data\""));
+    }
+
+    #[test]
+    fn collects_operator_and_monitoring_pods_only() {
+        let pod = |ns: &str, name: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({"metadata": {"namespace": ns, "name": name}})).unwrap()
+        };
+        assert!(is_collected_pod(&pod("default", "prometheus-operator-7d9f-abcde")));
+        assert!(is_collected_pod(&pod("monitoring", "prometheus-e2e-0")));
+        assert!(!is_collected_pod(&pod("default", "other")));
+        assert!(!is_collected_pod(&pod("kube-system", "prometheus-operator-x")));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_cluster_still_yields_a_directory_with_errors_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:9\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n    token: sekrit-token\n",
+        )
+        .unwrap();
+        let client = crate::install::kube_client(&kubeconfig).await.unwrap();
+        let artifacts = dir.path().join("artifacts");
+        collect(&client, &artifacts).await.unwrap();
+        let errors = std::fs::read_to_string(artifacts.join("errors.txt")).unwrap();
+        for item in ["pods", "prometheus-targets.json", "servicemonitor.yaml", "kubelet-service.yaml"] {
+            assert!(errors.contains(item), "{item} missing from {errors}");
+        }
+        assert!(!errors.contains("sekrit-token"));
+    }
+}

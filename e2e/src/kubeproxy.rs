@@ -1,0 +1,160 @@
+//! Reaching Prometheus through the API server's service proxy:
+//! `/api/v1/namespaces/<ns>/services/prometheus-operated:web/proxy/<path>`.
+//!
+//! This is how prometheus-operator's own e2e tests query it: no port-forward, no host ports,
+//! only the kubeconfig's credentials, so it works the same against kind and a remote cluster.
+
+use crate::install::PROMETHEUS_NAMESPACE;
+use crate::prometheus::{HttpResponse, PrometheusClient, Transport, TransportError};
+use futures::future::BoxFuture;
+use kube::client::Body;
+use kube::Client;
+use std::sync::Arc;
+
+/// The governing Service the operator creates for every Prometheus, and its port name.
+pub const PROMETHEUS_SERVICE: &str = "prometheus-operated";
+pub const PROMETHEUS_PORT: &str = "web";
+
+/// A [`Transport`] over the Kubernetes API server's service proxy.
+#[derive(Clone)]
+pub struct KubeProxyTransport {
+    client: Client,
+    namespace: String,
+    service: String,
+    port: String,
+}
+
+impl KubeProxyTransport {
+    /// `prometheus-operated:web` in our Prometheus namespace.
+    pub fn new(client: Client) -> Self {
+        Self::for_service(client, PROMETHEUS_NAMESPACE, PROMETHEUS_SERVICE, PROMETHEUS_PORT)
+    }
+
+    pub fn for_service(client: Client, namespace: &str, service: &str, port: &str) -> Self {
+        KubeProxyTransport {
+            client,
+            namespace: namespace.to_string(),
+            service: service.to_string(),
+            port: port.to_string(),
+        }
+    }
+
+    /// The proxy prefix, without a trailing slash.
+    pub fn proxy_prefix(&self) -> String {
+        proxy_prefix(&self.namespace, &self.service, &self.port)
+    }
+}
+
+/// `/api/v1/namespaces/<ns>/services/<service>:<port>/proxy`
+pub fn proxy_prefix(namespace: &str, service: &str, port: &str) -> String {
+    format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy")
+}
+
+/// The API server path for a Prometheus `path_and_query` (which must start with `/`; the query
+/// string is passed through untouched, already percent-encoded by the caller).
+pub fn proxy_path(prefix: &str, path_and_query: &str) -> String {
+    if path_and_query.starts_with('/') {
+        format!("{prefix}{path_and_query}")
+    } else {
+        format!("{prefix}/{path_and_query}")
+    }
+}
+
+/// A [`PrometheusClient`] for our Prometheus through the proxy.
+pub fn prometheus_client(client: Client) -> PrometheusClient {
+    PrometheusClient::with_transport(Arc::new(KubeProxyTransport::new(client)))
+}
+
+impl Transport for KubeProxyTransport {
+    fn get<'a>(&'a self, path_and_query: &'a str) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
+        Box::pin(async move {
+            let path = proxy_path(&self.proxy_prefix(), path_and_query);
+            let request = http::Request::get(&path)
+                .body(Body::empty())
+                .map_err(|e| TransportError::Other(format!("invalid proxy path {path:?}: {e}")))?;
+            // `send`, not `request_text`: Prometheus's own 4xx answers (bad PromQL) carry the
+            // API's error JSON and must reach the client verbatim. The proxy's 503 while no
+            // endpoint is ready is retried by the client like any 503.
+            let response = self.client.send(request).await.map_err(classify)?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect_bytes()
+                .await
+                .map_err(|e| TransportError::Connect(format!("reading the proxied response broke off: {e}")))?;
+            Ok(HttpResponse { status, body })
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}:{} in namespace {} via the API server proxy ({})",
+            self.service,
+            self.port,
+            self.namespace,
+            self.proxy_prefix()
+        )
+    }
+}
+
+/// Transport-level failures (API server unreachable, connection reset) are worth retrying;
+/// anything else (TLS/auth configuration, request building) is not.
+fn classify(e: kube::Error) -> TransportError {
+    match e {
+        kube::Error::HyperError(_) | kube::Error::Service(_) => TransportError::Connect(error_chain(&e)),
+        other => TransportError::Other(error_chain(&other)),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_paths_point_at_the_governing_service_web_port() {
+        let prefix = proxy_prefix("monitoring", PROMETHEUS_SERVICE, PROMETHEUS_PORT);
+        assert_eq!(prefix, "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy");
+        assert_eq!(
+            proxy_path(&prefix, "/api/v1/query?query=count%20by%20(pod)%20(up)"),
+            "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/api/v1/query?query=count%20by%20(pod)%20(up)"
+        );
+        assert_eq!(proxy_path(&prefix, "-/ready"), format!("{prefix}/-/ready"));
+    }
+
+    #[test]
+    fn built_paths_are_valid_request_uris() {
+        let path = proxy_path(&proxy_prefix("monitoring", "prometheus-operated", "web"), "/api/v1/targets?state=active");
+        let req = http::Request::get(&path).body(()).unwrap();
+        assert_eq!(req.uri().path(), "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/api/v1/targets");
+        assert_eq!(req.uri().query(), Some("state=active"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_api_server_is_a_retryable_connect_error_and_describe_has_no_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:9\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n    token: sekrit-token\n",
+        )
+        .unwrap();
+        let client = crate::install::kube_client(&path).await.unwrap();
+        let transport = KubeProxyTransport::new(client);
+        let err = transport.get("/-/ready").await.unwrap_err();
+        assert!(matches!(err, TransportError::Connect(_)), "{err:?}");
+        let described = transport.describe();
+        assert!(described.contains("prometheus-operated:web") && described.contains("monitoring"));
+        assert!(!described.contains("sekrit-token") && !err.to_string().contains("sekrit-token"));
+    }
+}
