@@ -607,7 +607,9 @@ mod tests {
 
     #[tokio::test]
     async fn kube_client_refuses_a_missing_kubeconfig_and_never_falls_back() {
-        let err = kube_client(Path::new("/nonexistent/kubeconfig")).await.unwrap_err();
+        let Err(err) = kube_client(Path::new("/nonexistent/kubeconfig")).await else {
+            panic!("a missing kubeconfig must be refused");
+        };
         let msg = format!("{err:#}");
         assert!(msg.contains("/nonexistent/kubeconfig") && msg.contains("--kubeconfig"), "{msg}");
     }
@@ -617,7 +619,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kubeconfig");
         std::fs::write(&path, "clusters: [unterminated\n").unwrap();
-        let err = kube_client(&path).await.unwrap_err();
+        let Err(err) = kube_client(&path).await else {
+            panic!("a malformed kubeconfig must be refused");
+        };
         assert!(format!("{err:#}").contains(&path.display().to_string()), "{err:#}");
     }
 
