@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function.
 
 mod bench;
+mod doctor;
 mod down;
 mod e2e;
 mod image;
@@ -36,6 +37,8 @@ enum Cmd {
     Down(down::Args),
     /// List the kind clusters this harness created (`pme2e-…`).
     Ls(ls::Args),
+    /// Why are pod metrics missing on a cluster? Read-only; `--json`, `--list` (every finding).
+    Doctor(doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Cmd::E2e(args) => e2e::run(args),
         Cmd::Down(args) => down::run(args),
         Cmd::Ls(args) => ls::run(args),
+        Cmd::Doctor(args) => doctor::run(args),
     };
     match result {
         Ok(code) => code,

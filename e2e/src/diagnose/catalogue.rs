@@ -1,0 +1,137 @@
+//! Every finding the diagnosis can produce: id, severity, the usual cause and the fix.
+//!
+//! The README section "Why are my pod metrics missing?" lists exactly these ids (a unit test
+//! checks both directions), so the documentation cannot drift from the code.
+
+use super::Severity;
+
+/// One kind of finding. `cause` and `fix` are the defaults; a check may give a more precise text.
+#[derive(Debug, Clone, Copy)]
+pub struct Kind {
+    pub id: &'static str,
+    pub severity: Severity,
+    /// One line for the README: what the finding means.
+    pub summary: &'static str,
+    pub cause: &'static str,
+    pub fix: &'static str,
+}
+
+macro_rules! kinds {
+    ($($name:ident = $id:literal, $sev:ident, $summary:literal, $cause:literal, $fix:literal;)*) => {
+        $(pub const $name: Kind = Kind { id: $id, severity: Severity::$sev, summary: $summary, cause: $cause, fix: $fix };)*
+        /// In chain order.
+        pub const ALL: &[Kind] = &[$($name),*];
+    };
+}
+
+kinds! {
+    KUBELET_SERVICE_MISSING = "kubelet-service-missing", Error,
+        "Service `kube-system/kubelet` does not exist",
+        "prometheus-operator creates the kubelet Service and Endpoints only when started with `--kubelet-service=kube-system/kubelet`",
+        "add `--kubelet-service=kube-system/kubelet` to the operator's args (the v0.48.1 bundle has it) and check that the operator pod is running";
+    KUBELET_ENDPOINTS_MISSING_NODES = "kubelet-endpoints-missing-nodes", Error,
+        "the kubelet Endpoints lack an address (or the `https-metrics` port) for some nodes",
+        "the operator writes the kubelet Endpoints at start-up and then every 3 minutes; it does not watch nodes, so a new node appears up to 3 minutes later",
+        "wait up to 3 minutes after a node joins; if it persists, read the operator's logs (it must be able to list nodes and update services/endpoints in kube-system)";
+    SERVICEMONITOR_MISSING = "servicemonitor-missing", Error,
+        "no ServiceMonitor scrapes `/metrics/cadvisor`",
+        "the cadvisor ServiceMonitor was never applied, or the ServiceMonitor CRD is not installed",
+        "install the operator bundle (CRDs first), then apply `manifests/servicemonitor-cadvisor.yaml`";
+    SERVICEMONITOR_NOT_SELECTED = "servicemonitor-not-selected", Error,
+        "no Prometheus selects the cadvisor ServiceMonitor",
+        "a Prometheus selects a ServiceMonitor only when `serviceMonitorSelector` matches its labels (a missing selector selects nothing, `{}` selects all) and `serviceMonitorNamespaceSelector` matches its namespace (a missing one means the Prometheus's own namespace only)",
+        "set `serviceMonitorSelector: {}` (or labels the ServiceMonitor has) and `serviceMonitorNamespaceSelector: {}` (or a selector matching kube-system) on the Prometheus";
+    NO_SCRAPE_JOB = "no-scrape-job", Error,
+        "Prometheus's loaded configuration has no scrape job for the ServiceMonitor",
+        "the operator has not reconciled the ServiceMonitor into the Prometheus config yet (operator not running, lacking RBAC, or rejecting the ServiceMonitor), or the config reloader has not reloaded Prometheus",
+        "read the operator's logs for the ServiceMonitor, then check `/api/v1/status/config` again after the config reloader's next reload";
+    TARGETS_NONE_DISCOVERED = "targets-none-discovered", Error,
+        "the scrape job exists but discovered no endpoints at all",
+        "Prometheus cannot list endpoints in kube-system (its service account lacks get/list/watch on endpoints, services or pods), or the ServiceMonitor's namespaceSelector does not include kube-system",
+        "grant the Prometheus service account get/list/watch on nodes, nodes/metrics, services, endpoints and pods, and set the ServiceMonitor's `namespaceSelector.matchNames: [kube-system]`";
+    TARGETS_ALL_DROPPED = "targets-all-dropped", Error,
+        "every discovered endpoint was dropped by the job's relabeling",
+        "the ServiceMonitor's `selector` does not match the kubelet Service's labels, or its endpoint `port` is not a port name the Service has (the operator's kubelet Service has `https-metrics`, `http-metrics`, `cadvisor`)",
+        "use `selector.matchLabels: {app.kubernetes.io/name: kubelet}` and `port: https-metrics` in the ServiceMonitor";
+    METRICS_SERVER_TARGET = "metrics-server-target", Error,
+        "a target points at metrics-server",
+        "metrics-server serves the resource-metrics API (`kubectl top`) to the API server; it exposes no `container_*` series to Prometheus",
+        "scrape the kubelet's cAdvisor endpoint instead: `https://<node>:10250/metrics/cadvisor` through the operator's kubelet Service (`manifests/servicemonitor-cadvisor.yaml`)";
+    TARGET_UNAUTHORIZED = "target-unauthorized", Error,
+        "the kubelet answers 401 Unauthorized",
+        "the scrape sends no bearer token or a wrong one",
+        "set `bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token` on the ServiceMonitor endpoint and make sure the Prometheus pod mounts its service account token";
+    TARGET_FORBIDDEN = "target-forbidden", Error,
+        "the kubelet answers 403 Forbidden",
+        "the token is valid but the Prometheus service account's RBAC lacks `nodes/metrics` (the kubelet authorizes `/metrics/cadvisor` as get on nodes/metrics via webhook)",
+        "add `nodes/metrics` (verb get) to the ClusterRole bound to the Prometheus service account";
+    TARGET_CONNECTION_REFUSED = "target-connection-refused", Error,
+        "nothing listens on the scraped port",
+        "the target's port is closed; the kubelet's read-only port 10255 and the standalone cAdvisor port 4194 are disabled on modern clusters (kubeadm and kind set `readOnlyPort: 0`, 4194 was removed in 1.12)",
+        "scrape the kubelet's secure port: ServiceMonitor `port: https-metrics` (10250), `scheme: https`, `path: /metrics/cadvisor`, with the bearer token";
+    TARGET_SCHEME_MISMATCH = "target-scheme-mismatch", Error,
+        "plain HTTP spoken to an HTTPS port (or the reverse)",
+        "the kubelet's port 10250 is HTTPS only; a plain-HTTP scrape is reset or answered 400 \"client sent an HTTP request to an HTTPS server\"",
+        "set `scheme: https` on the ServiceMonitor endpoint (with `tlsConfig.insecureSkipVerify: true` on kind, whose kubelet certificates are self-signed)";
+    TARGET_TLS = "target-tls", Error,
+        "the TLS handshake or certificate check fails",
+        "the kubelet's serving certificate is self-signed (kind does not enable serverTLSBootstrap), so verification against the cluster CA fails",
+        "set `tlsConfig.insecureSkipVerify: true` on the ServiceMonitor endpoint, or enable serverTLSBootstrap, approve the kubelet CSRs and set `tlsConfig.caFile`";
+    TARGET_TIMEOUT = "target-timeout", Error,
+        "scrapes time out or the node is unreachable",
+        "the network between the Prometheus pod and the node's port 10250 drops packets (firewall, security group, NetworkPolicy) or the kubelet is overloaded",
+        "allow traffic from the Prometheus pods to every node's port 10250 and check `curl -k https://<node>:10250/healthz` from inside the cluster";
+    TARGET_DOWN = "target-down", Error,
+        "a target is down for another reason",
+        "the scrape failed; the last error says why (404 means a wrong `path`)",
+        "fix what the last error names; the cadvisor endpoint is `path: /metrics/cadvisor` on `port: https-metrics`";
+    TARGETS_NOT_SCRAPED_YET = "targets-not-scraped-yet", Info,
+        "targets exist but have not been scraped yet",
+        "Prometheus scrapes each new target within one scrape interval of discovering it",
+        "wait one scrape interval and run the check again";
+    ONLY_NODE_METRICS = "only-node-metrics", Error,
+        "node-level metrics (`node_cpu_seconds_total`) are present but no `container_*` series",
+        "the scraped endpoint is node-exporter, which exposes the node's metrics only, not per-container cAdvisor metrics",
+        "add the cadvisor ServiceMonitor (`https://<node>:10250/metrics/cadvisor`); keep node-exporter for node metrics";
+    NO_CONTAINER_METRICS = "no-container-metrics", Error,
+        "targets are up but no `container_cpu_usage_seconds_total` series exist",
+        "the scraped path is not the kubelet's cAdvisor endpoint (the kubelet's `/metrics` carries the kubelet's own metrics, cAdvisor's are under `/metrics/cadvisor`), or a metric relabeling drops the series",
+        "set `path: /metrics/cadvisor` on the ServiceMonitor endpoint and check its `metricRelabelings`";
+    HONOR_LABELS_FALSE = "honor-labels-false", Warning,
+        "the pods' namespaces are in `exported_namespace`; `namespace` is always `kube-system`",
+        "with `honorLabels: false` (the default) the target's own `namespace=\"kube-system\"` (kubelet targets point at Nodes) wins and the series' namespace is renamed to `exported_namespace`",
+        "set `honorLabels: true` on the ServiceMonitor endpoint (kube-prometheus does this for cAdvisor), or query and group by `exported_namespace`; queries and dashboards filtering on `namespace` otherwise see every container in kube-system";
+    POD_NEWER_THAN_SCRAPE = "pod-newer-than-scrape", Info,
+        "a pod started after its node's last scrape",
+        "the pod's series appear at the next scrape of its node; this is not a failure yet",
+        "wait one scrape interval and run the check again";
+    PODS_MISSING = "pods-missing", Error,
+        "running containers have no series although their node's target is up",
+        "the container has used no CPU yet (cAdvisor omits zero counters), its node has no scrape target, or the series are relabeled away",
+        "compare the missing containers' nodes with the targets' `node` labels; check `metricRelabelings` on the ServiceMonitor";
+}
+
+/// Looks a kind up by id (for tests and the README check).
+pub fn by_id(id: &str) -> Option<&'static Kind> {
+    ALL.iter().find(|k| k.id == id)
+}
+
+/// The README table (`cargo xtask doctor --list` prints it): one row per finding, in chain order.
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| id | severity | what it means | fix |\n| --- | --- | --- | --- |\n");
+    for k in ALL {
+        let sev = match k.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        };
+        out.push_str(&format!(
+            "| `{}` | {sev} | {} | {} |\n",
+            k.id,
+            k.summary,
+            k.fix.replace('|', "\\|")
+        ));
+    }
+    out
+}

@@ -1,0 +1,290 @@
+//! Kubernetes-side checks (chain links 1 and 2), pure: typed objects in, findings out.
+//!
+//! ServiceMonitor and Prometheus objects are plain JSON (as a kube `DynamicObject` serializes):
+//! we read a handful of fields and do not want a CRD type crate for that.
+
+use super::catalogue as k;
+use super::Finding;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const KUBELET_NAMESPACE: &str = "kube-system";
+pub const KUBELET_SERVICE: &str = "kubelet";
+pub const KUBELET_PORT_NAME: &str = "https-metrics";
+pub const CADVISOR_PATH: &str = "/metrics/cadvisor";
+
+/// Link 1: the operator's kubelet Service exists and its Endpoints hold an `https-metrics`
+/// address for every node. `operator_args` are the args of the prometheus-operator container,
+/// when a Deployment running it was found (evidence only).
+pub fn kubelet_service(
+    service: Option<&Service>,
+    endpoints: Option<&Endpoints>,
+    nodes: &[Node],
+    operator_args: Option<&[String]>,
+) -> Vec<Finding> {
+    let operator_evidence = match operator_args {
+        None => "no Deployment running a prometheus-operator image was found".to_string(),
+        Some(args) if args.iter().any(|a| a.starts_with("--kubelet-service=")) => {
+            format!("the operator's args: {}", args.join(" "))
+        }
+        Some(args) => format!(
+            "the operator's args lack --kubelet-service: [{}]",
+            args.join(" ")
+        ),
+    };
+    if service.is_none() {
+        return vec![Finding::new(
+            &k::KUBELET_SERVICE_MISSING,
+            format!("Service {KUBELET_NAMESPACE}/{KUBELET_SERVICE} not found"),
+            vec![operator_evidence],
+        )];
+    }
+
+    let subsets = endpoints
+        .and_then(|e| e.subsets.as_deref())
+        .unwrap_or_default();
+    let mut covered = BTreeSet::new();
+    let mut port_seen = false;
+    for subset in subsets {
+        let has_port = subset
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.name.as_deref() == Some(KUBELET_PORT_NAME));
+        port_seen |= has_port;
+        let addresses = subset
+            .addresses
+            .iter()
+            .flatten()
+            .chain(subset.not_ready_addresses.iter().flatten());
+        for a in addresses {
+            if let Some(r) = a
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref() == Some("Node"))
+            {
+                if has_port {
+                    covered.insert(r.name.clone().unwrap_or_default());
+                }
+            }
+        }
+    }
+    let missing: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| !covered.contains(n.metadata.name.as_deref().unwrap_or_default()))
+        .collect();
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    let mut evidence: Vec<String> = missing
+        .iter()
+        .map(|n| {
+            let created = n
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| format!(" (node created {})", t.0))
+                .unwrap_or_default();
+            format!(
+                "node {} has no address{created}",
+                n.metadata.name.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    if endpoints.is_none() {
+        evidence.insert(
+            0,
+            format!("Endpoints {KUBELET_NAMESPACE}/{KUBELET_SERVICE} not found"),
+        );
+    } else if !port_seen {
+        evidence.insert(
+            0,
+            format!("the Endpoints have no port named {KUBELET_PORT_NAME}"),
+        );
+    }
+    evidence.push(operator_evidence);
+    vec![Finding::new(
+        &k::KUBELET_ENDPOINTS_MISSING_NODES,
+        format!(
+            "Endpoints {KUBELET_NAMESPACE}/{KUBELET_SERVICE} lack {} of {} nodes: {}",
+            missing.len(),
+            nodes.len(),
+            missing
+                .iter()
+                .map(|n| n.metadata.name.as_deref().unwrap_or("?"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        evidence,
+    )]
+}
+
+/// The ServiceMonitors (as JSON objects) with an endpoint scraping `/metrics/cadvisor`.
+pub fn cadvisor_servicemonitors(all: &[Value]) -> Vec<&Value> {
+    all.iter()
+        .filter(|sm| {
+            sm.pointer("/spec/endpoints")
+                .and_then(Value::as_array)
+                .is_some_and(|eps| {
+                    eps.iter()
+                        .any(|e| e.get("path").and_then(Value::as_str) == Some(CADVISOR_PATH))
+                })
+        })
+        .collect()
+}
+
+/// `namespace/name` of an object.
+pub fn object_key(obj: &Value) -> String {
+    let s = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
+    format!("{}/{}", s("/metadata/namespace"), s("/metadata/name"))
+}
+
+/// Link 2 when no cadvisor ServiceMonitor exists at all (`crd_missing`: the CRD is not installed).
+pub fn servicemonitor_missing(total: usize, crd_missing: bool) -> Finding {
+    let evidence = if crd_missing {
+        vec!["the API server has no monitoring.coreos.com/v1 servicemonitors resource (CRD not installed)".to_string()]
+    } else {
+        vec![format!(
+            "{total} ServiceMonitors exist; none has an endpoint with path {CADVISOR_PATH}"
+        )]
+    };
+    Finding::new(
+        &k::SERVICEMONITOR_MISSING,
+        format!("no ServiceMonitor scrapes {CADVISOR_PATH}"),
+        evidence,
+    )
+}
+
+/// Link 2: whether any Prometheus selects `sm`. Returns `Ok(keys of selecting Prometheuses)` or
+/// the finding explaining, per Prometheus, why it does not.
+pub fn selection(
+    sm: &Value,
+    prometheuses: &[Value],
+    namespaces: &[Namespace],
+) -> Result<Vec<String>, Finding> {
+    let sm_key = object_key(sm);
+    let sm_ns = sm
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let sm_labels = labels_of(sm.pointer("/metadata/labels"));
+    let ns_labels = namespaces
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(sm_ns))
+        .map(|n| {
+            n.metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let mut selecting = Vec::new();
+    let mut reasons = Vec::new();
+    for prom in prometheuses {
+        let key = object_key(prom);
+        let prom_ns = prom
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut why = Vec::new();
+        match prom
+            .pointer("/spec/serviceMonitorSelector")
+            .filter(|v| !v.is_null())
+        {
+            None => why.push(
+                "serviceMonitorSelector is not set, which selects no ServiceMonitor".to_string(),
+            ),
+            Some(sel) if !selector_matches(sel, &sm_labels) => why.push(format!(
+                "serviceMonitorSelector {sel} does not match the ServiceMonitor's labels {}",
+                serde_json::to_string(&sm_labels).unwrap_or_default()
+            )),
+            Some(_) => {}
+        }
+        match prom.pointer("/spec/serviceMonitorNamespaceSelector").filter(|v| !v.is_null()) {
+            None if prom_ns != sm_ns => why.push(format!(
+                "serviceMonitorNamespaceSelector is not set, so only the Prometheus's own namespace {prom_ns} is searched, not {sm_ns}"
+            )),
+            Some(sel) if !selector_matches(sel, &ns_labels) => why.push(format!(
+                "serviceMonitorNamespaceSelector {sel} does not match namespace {sm_ns}'s labels {}",
+                serde_json::to_string(&ns_labels).unwrap_or_default()
+            )),
+            _ => {}
+        }
+        if why.is_empty() {
+            selecting.push(key);
+        } else {
+            reasons.push(format!("Prometheus {key}: {}", why.join("; ")));
+        }
+    }
+    if !selecting.is_empty() {
+        return Ok(selecting);
+    }
+    let (observed, evidence) = if prometheuses.is_empty() {
+        (
+            format!("no Prometheus object exists to select ServiceMonitor {sm_key}"),
+            vec!["0 monitoring.coreos.com/v1 Prometheus objects".to_string()],
+        )
+    } else {
+        (
+            format!(
+                "ServiceMonitor {sm_key} is selected by none of {} Prometheus objects",
+                prometheuses.len()
+            ),
+            reasons,
+        )
+    };
+    Err(Finding::new(
+        &k::SERVICEMONITOR_NOT_SELECTED,
+        observed,
+        evidence,
+    ))
+}
+
+fn labels_of(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A Kubernetes LabelSelector (`matchLabels` + `matchExpressions`) against a label set. `{}`
+/// matches everything; an unknown operator matches nothing (as the API server would reject it).
+pub fn selector_matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let match_labels = labels_of(selector.get("matchLabels"));
+    if match_labels.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+        return false;
+    }
+    let exprs = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    exprs.iter().all(|e| {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let actual = labels.get(key).map(String::as_str);
+        match e.get("operator").and_then(Value::as_str) {
+            Some("In") => actual.is_some_and(|a| values.contains(&a)),
+            Some("NotIn") => actual.is_none_or(|a| !values.contains(&a)),
+            Some("Exists") => actual.is_some(),
+            Some("DoesNotExist") => actual.is_none(),
+            _ => false,
+        }
+    })
+}

@@ -1,0 +1,323 @@
+//! Explains why pods' metrics are missing: a chain of checks from the kubelet Service to the
+//! series, each producing [`Finding`]s, stopping at the first broken link (later links would
+//! only repeat the consequence).
+//!
+//! 1. kubelet Service and Endpoints ([`kube_checks::kubelet_service`])
+//! 2. a ServiceMonitor for `/metrics/cadvisor`, selected by a Prometheus ([`kube_checks::selection`])
+//! 3. its scrape job loaded, with targets not all dropped
+//! 4. targets up (down ones classified from `lastError`)
+//! 5. series present, container metrics rather than node-exporter or metrics-server
+//! 6. the pods' namespace in `namespace`, not `exported_namespace` (warning only)
+//! 7. every running container covered, or started after the last scrape (info)
+//!
+//! Links 1–2 need Kubernetes ([`cluster`]); 3–7 need only the Prometheus API ([`prometheus_side`]).
+//! All classification is pure and lives in [`kube_checks`] and [`prom_checks`].
+
+pub mod catalogue;
+pub mod kube_checks;
+pub mod prom_checks;
+
+use crate::pods::RunningPod;
+use crate::prometheus::{PromError, PrometheusClient};
+use anyhow::{Context, Result};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::ApiResource;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+pub use prom_checks::{Expectation, Snapshot};
+
+pub use crate::coverage::CPU_METRIC;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Metrics are missing because of this.
+    Error,
+    /// Metrics arrive, but not where queries and dashboards usually look.
+    Warning,
+    /// Not a failure yet (e.g. a pod newer than the last scrape).
+    Info,
+}
+
+/// One observation with its evidence, likely cause and fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub observed: String,
+    pub evidence: Vec<String>,
+    pub cause: String,
+    pub fix: String,
+}
+
+impl Finding {
+    pub fn new(kind: &catalogue::Kind, observed: String, evidence: Vec<String>) -> Self {
+        Finding {
+            id: kind.id,
+            severity: kind.severity,
+            observed,
+            evidence,
+            cause: kind.cause.to_string(),
+            fix: kind.fix.to_string(),
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// What the findings mean for an exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No findings, or warnings only (metrics arrive; e.g. honorLabels false): exit 0.
+    Healthy,
+    /// Only informational findings (a pod newer than the last scrape): exit 2, run again after
+    /// one scrape interval.
+    NotYet,
+    /// At least one error: exit 1.
+    Broken,
+}
+
+impl Verdict {
+    pub fn of(findings: &[Finding]) -> Verdict {
+        if findings.iter().any(Finding::is_error) {
+            Verdict::Broken
+        } else if findings.iter().any(|f| f.severity == Severity::Info) {
+            Verdict::NotYet
+        } else {
+            Verdict::Healthy
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Healthy => 0,
+            Verdict::Broken => 1,
+            Verdict::NotYet => 2,
+        }
+    }
+}
+
+/// Human text: one headline per finding, evidence, cause and fix indented below it.
+pub fn render_text(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return "no findings: the chain from kubelet Service to series is intact\n".to_string();
+    }
+    let mut out = String::new();
+    for f in findings {
+        let sev = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        };
+        let _ = writeln!(out, "{sev}[{}]: {}", f.id, f.observed);
+        for e in &f.evidence {
+            let _ = writeln!(out, "    {e}");
+        }
+        let _ = writeln!(out, "  cause: {}", f.cause);
+        let _ = writeln!(out, "  fix: {}", f.fix);
+    }
+    out
+}
+
+/// The findings as a JSON document (what `--json` prints and `diagnose.json` holds).
+pub fn to_json(findings: &[Finding]) -> serde_json::Value {
+    let verdict = match Verdict::of(findings) {
+        Verdict::Healthy => "healthy",
+        Verdict::NotYet => "not-yet",
+        Verdict::Broken => "broken",
+    };
+    serde_json::json!({ "verdict": verdict, "findings": findings })
+}
+
+/// Links 3–7 against a Prometheus only (no Kubernetes access): every loaded scrape job counts.
+pub async fn prometheus_side(prom: &PrometheusClient, pods: &[RunningPod]) -> Result<Vec<Finding>> {
+    prometheus_side_expecting(prom, pods, &Expectation::default()).await
+}
+
+/// Links 3–7, restricted to the scrape jobs in `expect`.
+pub async fn prometheus_side_expecting(
+    prom: &PrometheusClient,
+    pods: &[RunningPod],
+    expect: &Expectation,
+) -> Result<Vec<Finding>> {
+    let snap = snapshot(prom).await?;
+    Ok(prom_checks::analyze(&snap, pods, expect))
+}
+
+/// Reads what the Prometheus-side checks need: loaded config, targets, the CPU series and, when
+/// there are none, which related metric names exist.
+pub async fn snapshot(prom: &PrometheusClient) -> Result<Snapshot> {
+    let at = prom.describe();
+    let config = prom
+        .config_yaml()
+        .await
+        .map_err(|e| api_error(e, &at, "/api/v1/status/config"))?;
+    let jobs = prom_checks::parse_jobs(&config)?;
+    let targets = prom
+        .targets()
+        .await
+        .map_err(|e| api_error(e, &at, "/api/v1/targets"))?;
+    // The coverage check's own query: one row per (namespace, pod, container).
+    let cpu_series: Vec<_> = prom
+        .query(&crate::coverage::coverage_query())
+        .await
+        .map_err(|e| api_error(e, &at, "the series query"))?
+        .series
+        .into_iter()
+        .map(|s| s.metric)
+        .collect();
+    let mut metric_names = std::collections::BTreeSet::new();
+    if cpu_series.is_empty() {
+        let names = prom
+            .query(r#"count by (__name__) ({__name__=~"container_.+|node_cpu_seconds_total"})"#)
+            .await
+            .map_err(|e| api_error(e, &at, "the metric-name query"))?;
+        metric_names.extend(
+            names
+                .series
+                .into_iter()
+                .filter_map(|s| s.metric.get("__name__").cloned()),
+        );
+    }
+    Ok(Snapshot {
+        jobs,
+        targets,
+        cpu_series,
+        metric_names,
+    })
+}
+
+fn api_error(e: PromError, at: &str, what: &str) -> anyhow::Error {
+    anyhow::Error::new(e).context(format!(
+        "cannot diagnose: Prometheus at {at} did not answer {what}"
+    ))
+}
+
+fn monitoring(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "monitoring.coreos.com".into(),
+        version: "v1".into(),
+        api_version: "monitoring.coreos.com/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// The whole chain: links 1–2 read the cluster (read-only), then links 3–7 run against `prom`
+/// restricted to the jobs of the selected cadvisor ServiceMonitors.
+pub async fn cluster(
+    client: &kube::Client,
+    prom: &PrometheusClient,
+    pods: &[RunningPod],
+) -> Result<Vec<Finding>> {
+    use kube_checks::{KUBELET_NAMESPACE, KUBELET_SERVICE};
+    let lp = ListParams::default();
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&lp)
+        .await
+        .context("listing nodes")?
+        .items;
+    let kubelet_svc = Api::<Service>::namespaced(client.clone(), KUBELET_NAMESPACE)
+        .get_opt(KUBELET_SERVICE)
+        .await
+        .context("reading Service kube-system/kubelet")?;
+    let kubelet_eps = Api::<Endpoints>::namespaced(client.clone(), KUBELET_NAMESPACE)
+        .get_opt(KUBELET_SERVICE)
+        .await
+        .context("reading Endpoints kube-system/kubelet")?;
+    let operator_args = operator_args(client).await?;
+    let findings = kube_checks::kubelet_service(
+        kubelet_svc.as_ref(),
+        kubelet_eps.as_ref(),
+        &nodes,
+        operator_args.as_deref(),
+    );
+    if !findings.is_empty() {
+        return Ok(findings);
+    }
+
+    let sms = match list_dynamic(client, &monitoring("ServiceMonitor", "servicemonitors")).await? {
+        None => return Ok(vec![kube_checks::servicemonitor_missing(0, true)]),
+        Some(sms) => sms,
+    };
+    let cadvisor = kube_checks::cadvisor_servicemonitors(&sms);
+    if cadvisor.is_empty() {
+        return Ok(vec![kube_checks::servicemonitor_missing(sms.len(), false)]);
+    }
+    let proms = list_dynamic(client, &monitoring("Prometheus", "prometheuses"))
+        .await?
+        .unwrap_or_default();
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&lp)
+        .await
+        .context("listing namespaces")?
+        .items;
+    let mut expect = Expectation::default();
+    let mut not_selected = Vec::new();
+    for sm in cadvisor {
+        match kube_checks::selection(sm, &proms, &namespaces) {
+            Ok(_) => expect
+                .job_prefixes
+                .push(format!("serviceMonitor/{}/", kube_checks::object_key(sm))),
+            Err(finding) => not_selected.push(finding),
+        }
+    }
+    if expect.job_prefixes.is_empty() {
+        return Ok(not_selected);
+    }
+    prometheus_side_expecting(prom, pods, &expect).await
+}
+
+/// The running pods of the whole cluster (what the coverage check must find).
+pub async fn list_running_pods(client: &kube::Client) -> Result<Vec<RunningPod>> {
+    let pods = Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("listing pods")?;
+    Ok(crate::pods::running_pods(&pods.items))
+}
+
+/// Lists a monitoring.coreos.com resource in all namespaces as JSON; `None` when the CRD is absent.
+async fn list_dynamic(
+    client: &kube::Client,
+    ar: &ApiResource,
+) -> Result<Option<Vec<serde_json::Value>>> {
+    let api = Api::<DynamicObject>::all_with(client.clone(), ar);
+    match api.list(&ListParams::default()).await {
+        Ok(list) => {
+            let items = list
+                .items
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(items))
+        }
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("listing {}.{}", ar.plural, ar.group)),
+    }
+}
+
+/// Args of the first container running a prometheus-operator image, in any namespace.
+async fn operator_args(client: &kube::Client) -> Result<Option<Vec<String>>> {
+    let deployments = Api::<Deployment>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("listing deployments")?;
+    Ok(deployments.items.iter().find_map(|d| {
+        let spec = d.spec.as_ref()?.template.spec.as_ref()?;
+        let c = spec.containers.iter().find(|c| {
+            c.image
+                .as_deref()
+                .is_some_and(|i| i.contains("prometheus-operator/prometheus-operator"))
+        })?;
+        Some(c.args.clone().unwrap_or_default())
+    }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,654 @@
+use super::catalogue as k;
+use super::kube_checks::*;
+use super::prom_checks::*;
+use super::*;
+use crate::prometheus::{ActiveTarget, DroppedTarget, Targets};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+fn ids(findings: &[Finding]) -> Vec<&'static str> {
+    findings.iter().map(|f| f.id).collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+// ---------- link 1: kubelet Service ----------
+
+fn node(name: &str) -> Node {
+    serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+}
+
+fn kubelet_service_obj() -> Service {
+    serde_json::from_value(
+        json!({"metadata": {"namespace": "kube-system", "name": "kubelet",
+        "labels": {"app.kubernetes.io/name": "kubelet", "k8s-app": "kubelet"}},
+        "spec": {"clusterIP": "None", "ports": [{"name": "https-metrics", "port": 10250}]}}),
+    )
+    .unwrap()
+}
+
+fn kubelet_endpoints(nodes: &[&str], port: &str) -> Endpoints {
+    let addresses: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"ip": format!("172.18.0.{}", i + 2), "targetRef": {"kind": "Node", "name": n}}))
+        .collect();
+    serde_json::from_value(json!({"metadata": {"namespace": "kube-system", "name": "kubelet"},
+        "subsets": [{"addresses": addresses, "ports": [{"name": port, "port": 10250}, {"name": "cadvisor", "port": 4194}]}]}))
+    .unwrap()
+}
+
+const OPERATOR_ARGS: &[&str] = &[
+    "--kubelet-service=kube-system/kubelet",
+    "--prometheus-config-reloader=x",
+];
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn kubelet_service_healthy_yields_nothing() {
+    let nodes = [node("cp"), node("w1")];
+    let a = args(OPERATOR_ARGS);
+    let f = kubelet_service(
+        Some(&kubelet_service_obj()),
+        Some(&kubelet_endpoints(&["cp", "w1"], "https-metrics")),
+        &nodes,
+        Some(&a),
+    );
+    assert!(f.is_empty(), "{f:?}");
+}
+
+#[test]
+fn kubelet_service_missing_names_the_operator_flag() {
+    let a = args(&["--prometheus-config-reloader=x"]);
+    let f = kubelet_service(None, None, &[node("cp")], Some(&a));
+    assert_eq!(ids(&f), ["kubelet-service-missing"]);
+    assert!(
+        f[0].evidence[0].contains("lack --kubelet-service"),
+        "{:?}",
+        f[0].evidence
+    );
+    assert!(f[0].fix.contains("--kubelet-service=kube-system/kubelet"));
+}
+
+#[test]
+fn kubelet_endpoints_missing_a_node_names_it() {
+    let nodes = [node("cp"), node("w1"), node("w2")];
+    let a = args(OPERATOR_ARGS);
+    let f = kubelet_service(
+        Some(&kubelet_service_obj()),
+        Some(&kubelet_endpoints(&["cp", "w1"], "https-metrics")),
+        &nodes,
+        Some(&a),
+    );
+    assert_eq!(ids(&f), ["kubelet-endpoints-missing-nodes"]);
+    assert!(
+        f[0].observed.contains("1 of 3 nodes: w2"),
+        "{}",
+        f[0].observed
+    );
+    assert!(f[0].cause.contains("3 minutes"));
+}
+
+#[test]
+fn kubelet_endpoints_without_https_metrics_port_cover_no_node() {
+    let f = kubelet_service(
+        Some(&kubelet_service_obj()),
+        Some(&kubelet_endpoints(&["cp"], "http-metrics")),
+        &[node("cp")],
+        None,
+    );
+    assert_eq!(ids(&f), ["kubelet-endpoints-missing-nodes"]);
+    assert!(
+        f[0].evidence
+            .iter()
+            .any(|e| e.contains("no port named https-metrics")),
+        "{:?}",
+        f[0].evidence
+    );
+    assert!(
+        f[0].evidence.iter().any(|e| e.contains("no Deployment")),
+        "{:?}",
+        f[0].evidence
+    );
+}
+
+// ---------- link 2: ServiceMonitor selection ----------
+
+fn cadvisor_sm(labels: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": {"namespace": "kube-system", "name": "cadvisor", "labels": labels},
+        "spec": {"endpoints": [{"port": "https-metrics", "scheme": "https", "path": "/metrics/cadvisor"}],
+                 "selector": {"matchLabels": {"app.kubernetes.io/name": "kubelet"}},
+                 "namespaceSelector": {"matchNames": ["kube-system"]}}})
+}
+
+fn prometheus(ns: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+        "metadata": {"namespace": ns, "name": "k8s"}, "spec": spec})
+}
+
+fn namespace(name: &str, l: serde_json::Value) -> Namespace {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": l}})).unwrap()
+}
+
+fn nss() -> Vec<Namespace> {
+    vec![
+        namespace(
+            "kube-system",
+            json!({"kubernetes.io/metadata.name": "kube-system"}),
+        ),
+        namespace(
+            "monitoring",
+            json!({"kubernetes.io/metadata.name": "monitoring"}),
+        ),
+    ]
+}
+
+#[test]
+fn selected_by_empty_selectors() {
+    let sm = cadvisor_sm(json!({}));
+    let p = prometheus(
+        "monitoring",
+        json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}}),
+    );
+    assert_eq!(selection(&sm, &[p], &nss()).unwrap(), ["monitoring/k8s"]);
+}
+
+#[test]
+fn nil_servicemonitor_selector_selects_nothing() {
+    let sm = cadvisor_sm(json!({"team": "x"}));
+    let p = prometheus("monitoring", json!({"serviceMonitorNamespaceSelector": {}}));
+    let f = selection(&sm, &[p], &nss()).unwrap_err();
+    assert_eq!(f.id, "servicemonitor-not-selected");
+    assert!(
+        f.evidence[0].contains("serviceMonitorSelector is not set"),
+        "{:?}",
+        f.evidence
+    );
+}
+
+#[test]
+fn label_mismatch_is_explained() {
+    let sm = cadvisor_sm(json!({"team": "x"}));
+    let p = prometheus(
+        "monitoring",
+        json!({"serviceMonitorSelector": {"matchLabels": {"team": "y"}}, "serviceMonitorNamespaceSelector": {}}),
+    );
+    let f = selection(&sm, &[p], &nss()).unwrap_err();
+    assert!(
+        f.evidence[0].contains("does not match the ServiceMonitor's labels"),
+        "{:?}",
+        f.evidence
+    );
+}
+
+#[test]
+fn nil_namespace_selector_means_own_namespace_only() {
+    let sm = cadvisor_sm(json!({}));
+    let elsewhere = prometheus("monitoring", json!({"serviceMonitorSelector": {}}));
+    let f = selection(&sm, &[elsewhere], &nss()).unwrap_err();
+    assert!(
+        f.evidence[0].contains("only the Prometheus's own namespace monitoring"),
+        "{:?}",
+        f.evidence
+    );
+    // The same Prometheus in kube-system finds it.
+    let same_ns = prometheus("kube-system", json!({"serviceMonitorSelector": {}}));
+    assert!(selection(&sm, &[same_ns], &nss()).is_ok());
+}
+
+#[test]
+fn namespace_selector_matches_namespace_labels() {
+    let sm = cadvisor_sm(json!({}));
+    let by_name = json!({"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}});
+    let p = prometheus(
+        "monitoring",
+        json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": by_name}),
+    );
+    assert!(selection(&sm, &[p], &nss()).is_ok());
+    let other = json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}]});
+    let p = prometheus(
+        "monitoring",
+        json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": other}),
+    );
+    let f = selection(&sm, &[p], &nss()).unwrap_err();
+    assert!(
+        f.evidence[0].contains("namespace kube-system's labels"),
+        "{:?}",
+        f.evidence
+    );
+}
+
+#[test]
+fn no_prometheus_at_all() {
+    let f = selection(&cadvisor_sm(json!({})), &[], &nss()).unwrap_err();
+    assert_eq!(f.id, "servicemonitor-not-selected");
+    assert!(f.observed.contains("no Prometheus object"));
+}
+
+#[test]
+fn one_selecting_prometheus_is_enough() {
+    let sm = cadvisor_sm(json!({}));
+    let nil = prometheus("monitoring", json!({}));
+    let mut good = prometheus("kube-system", json!({"serviceMonitorSelector": {}}));
+    good["metadata"]["name"] = json!("main");
+    assert_eq!(
+        selection(&sm, &[nil, good], &nss()).unwrap(),
+        ["kube-system/main"]
+    );
+}
+
+#[test]
+fn label_selector_operators() {
+    let l = labels(&[("a", "1"), ("b", "2")]);
+    let m = |s: serde_json::Value| selector_matches(&s, &l);
+    assert!(m(json!({})));
+    assert!(m(json!({"matchLabels": {"a": "1"}})));
+    assert!(!m(json!({"matchLabels": {"a": "2"}})));
+    assert!(m(
+        json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["0", "1"]}]})
+    ));
+    assert!(!m(
+        json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]})
+    ));
+    assert!(m(
+        json!({"matchExpressions": [{"key": "c", "operator": "NotIn", "values": ["1"]}]})
+    ));
+    assert!(m(
+        json!({"matchExpressions": [{"key": "b", "operator": "Exists"}]})
+    ));
+    assert!(m(
+        json!({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]})
+    ));
+    assert!(!m(
+        json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]})
+    ));
+}
+
+#[test]
+fn finds_cadvisor_servicemonitors_by_path() {
+    let other = json!({"metadata": {"namespace": "x", "name": "app"}, "spec": {"endpoints": [{"port": "web"}]}});
+    let all = [other, cadvisor_sm(json!({}))];
+    let found = cadvisor_servicemonitors(&all);
+    assert_eq!(found.len(), 1);
+    assert_eq!(object_key(found[0]), "kube-system/cadvisor");
+    assert_eq!(
+        servicemonitor_missing(1, false).id,
+        "servicemonitor-missing"
+    );
+}
+
+// ---------- links 3–7: Prometheus side ----------
+
+const JOB: &str = "serviceMonitor/kube-system/cadvisor/0";
+
+fn job(honor: bool) -> Job {
+    Job {
+        name: JOB.into(),
+        metrics_path: "/metrics/cadvisor".into(),
+        scheme: "https".into(),
+        honor_labels: honor,
+    }
+}
+
+fn target(node: &str, health: &str, url: &str, err: &str) -> ActiveTarget {
+    ActiveTarget {
+        labels: labels(&[
+            ("node", node),
+            ("namespace", "kube-system"),
+            ("job", "kubelet"),
+        ]),
+        scrape_pool: JOB.into(),
+        scrape_url: url.into(),
+        health: health.into(),
+        last_error: err.into(),
+        last_scrape: "2021-06-01T10:00:30Z".into(),
+        ..Default::default()
+    }
+}
+
+fn up(node: &str) -> ActiveTarget {
+    target(node, "up", "https://172.18.0.2:10250/metrics/cadvisor", "")
+}
+
+fn series(ns: &str, pod: &str, container: &str, honor: bool) -> BTreeMap<String, String> {
+    if honor {
+        labels(&[("namespace", ns), ("pod", pod), ("container", container)])
+    } else {
+        labels(&[
+            ("namespace", "kube-system"),
+            ("exported_namespace", ns),
+            ("pod", pod),
+            ("container", container),
+        ])
+    }
+}
+
+fn pod(ns: &str, name: &str, containers: &[&str], node: &str, started: i64) -> RunningPod {
+    let mut p = RunningPod::new(ns, name, containers);
+    p.node = Some(node.into());
+    p.started_at = Some(started);
+    p
+}
+
+/// 2021-06-01T10:00:30Z, the targets' last scrape.
+const LAST_SCRAPE: i64 = 1_622_541_630;
+
+fn healthy(honor: bool) -> (Snapshot, Vec<RunningPod>) {
+    let snap = Snapshot {
+        jobs: vec![job(honor)],
+        targets: Targets {
+            active: vec![up("w1")],
+            dropped: vec![],
+        },
+        cpu_series: vec![
+            series("apps", "web", "app", honor),
+            series("apps", "web", "sidecar", honor),
+        ],
+        metric_names: Default::default(),
+    };
+    (
+        snap,
+        vec![pod(
+            "apps",
+            "web",
+            &["app", "sidecar"],
+            "w1",
+            LAST_SCRAPE - 100,
+        )],
+    )
+}
+
+fn analyze_all(snap: &Snapshot, pods: &[RunningPod]) -> Vec<Finding> {
+    analyze(snap, pods, &Expectation::default())
+}
+
+#[test]
+fn healthy_with_honor_labels_yields_nothing() {
+    let (snap, pods) = healthy(true);
+    assert_eq!(ids(&analyze_all(&snap, &pods)), Vec::<&str>::new());
+    assert_eq!(Verdict::of(&[]), Verdict::Healthy);
+}
+
+#[test]
+fn honor_labels_false_yields_only_the_warning_and_exit_0() {
+    let (snap, pods) = healthy(false);
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["honor-labels-false"]);
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert!(
+        f[0].evidence
+            .iter()
+            .any(|e| e.contains("honor_labels: false")),
+        "{:?}",
+        f[0].evidence
+    );
+    assert_eq!(Verdict::of(&f).exit_code(), 0);
+}
+
+#[test]
+fn missing_job_stops_the_chain() {
+    let (mut snap, pods) = healthy(true);
+    let expect = Expectation {
+        job_prefixes: vec!["serviceMonitor/kube-system/other/".into()],
+    };
+    let f = analyze(&snap, &pods, &expect);
+    assert_eq!(ids(&f), ["no-scrape-job"]);
+    assert!(f[0].evidence[0].contains(JOB), "{:?}", f[0].evidence);
+    snap.jobs.clear();
+    assert_eq!(ids(&analyze_all(&snap, &pods)), ["no-scrape-job"]);
+}
+
+#[test]
+fn all_targets_dropped_shows_port_names() {
+    let (mut snap, pods) = healthy(true);
+    snap.targets.active.clear();
+    snap.targets.dropped = vec![DroppedTarget {
+        discovered_labels: labels(&[
+            ("job", JOB),
+            ("__address__", "172.18.0.2:10255"),
+            ("__meta_kubernetes_endpoint_port_name", "http-metrics"),
+            ("__meta_kubernetes_service_name", "kubelet"),
+        ]),
+    }];
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["targets-all-dropped"]);
+    assert!(
+        f[0].evidence[0].contains("\"http-metrics\""),
+        "{:?}",
+        f[0].evidence
+    );
+    snap.targets.dropped.clear();
+    assert_eq!(ids(&analyze_all(&snap, &pods)), ["targets-none-discovered"]);
+}
+
+#[test]
+fn classifies_last_errors() {
+    let cases = [
+        ("https://n:10250/metrics/cadvisor", "server returned HTTP status 401 Unauthorized", "target-unauthorized"),
+        ("https://n:10250/metrics/cadvisor", "server returned HTTP status 403 Forbidden", "target-forbidden"),
+        (
+            "http://127.0.0.1:10255/metrics",
+            r#"Get "http://127.0.0.1:10255/metrics": dial tcp 127.0.0.1:10255: connect: connection refused"#,
+            "target-connection-refused",
+        ),
+        (
+            "http://127.0.0.1:10250/metrics/cadvisor",
+            "read tcp 127.0.0.1:5555->127.0.0.1:10250: read: connection reset by peer",
+            "target-scheme-mismatch",
+        ),
+        ("http://n:10250/metrics/cadvisor", "server returned HTTP status 400 Bad Request", "target-scheme-mismatch"),
+        ("http://n:10250/metrics/cadvisor", "net/http: HTTP/1.x transport connection broken: malformed HTTP response \"\\x15\\x03\"", "target-scheme-mismatch"),
+        ("https://n:10250/metrics/cadvisor", "http: server gave HTTP response to HTTPS client", "target-scheme-mismatch"),
+        ("https://n:10250/metrics/cadvisor", "x509: certificate signed by unknown authority", "target-tls"),
+        ("https://n:10250/metrics/cadvisor", "context deadline exceeded", "target-timeout"),
+        ("https://n:10250/metrics/cadvisor", "dial tcp 10.0.0.1:10250: i/o timeout", "target-timeout"),
+        ("https://n:10250/metrics", "server returned HTTP status 404 Not Found", "target-down"),
+    ];
+    for (url, err, want) in cases {
+        assert_eq!(classify_error(url, err).id, want, "{err}");
+    }
+}
+
+#[test]
+fn refused_on_10255_explains_the_read_only_port() {
+    let (mut snap, pods) = healthy(true);
+    snap.targets.active = vec![target(
+        "w1",
+        "down",
+        "http://172.18.0.2:10255/metrics/cadvisor",
+        "dial tcp 172.18.0.2:10255: connect: connection refused",
+    )];
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["target-connection-refused"]);
+    assert!(f[0].cause.contains("readOnlyPort: 0"), "{}", f[0].cause);
+    // Any other port gets the generic text (still mentioning the legacy ports).
+    snap.targets.active[0].scrape_url = "https://172.18.0.2:12345/metrics/cadvisor".into();
+    let f = analyze_all(&snap, &pods);
+    assert!(f[0].cause.contains("port 12345"), "{}", f[0].cause);
+}
+
+#[test]
+fn one_finding_per_class_with_every_target_as_evidence() {
+    let (mut snap, pods) = healthy(true);
+    let e401 = "server returned HTTP status 401 Unauthorized";
+    snap.targets.active = vec![
+        target("w1", "down", "https://a:10250/metrics/cadvisor", e401),
+        target("w2", "down", "https://b:10250/metrics/cadvisor", e401),
+        up("w3"),
+    ];
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["target-unauthorized"]);
+    assert_eq!(f[0].evidence.len(), 2);
+    assert!(
+        f[0].observed.starts_with("2 of 3 targets"),
+        "{}",
+        f[0].observed
+    );
+}
+
+#[test]
+fn metrics_server_target_is_called_out() {
+    let (mut snap, pods) = healthy(true);
+    let mut t = up("w1");
+    t.scrape_url = "https://10.96.0.5:443/metrics".into();
+    t.labels.insert("service".into(), "metrics-server".into());
+    snap.targets.active = vec![t];
+    snap.cpu_series.clear();
+    assert_eq!(ids(&analyze_all(&snap, &pods)), ["metrics-server-target"]);
+}
+
+#[test]
+fn node_exporter_only() {
+    let (mut snap, pods) = healthy(true);
+    snap.cpu_series.clear();
+    snap.metric_names = ["node_cpu_seconds_total".to_string()].into();
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["only-node-metrics"]);
+    snap.metric_names.clear();
+    assert_eq!(ids(&analyze_all(&snap, &pods)), ["no-container-metrics"]);
+}
+
+#[test]
+fn pod_started_after_last_scrape_is_info_and_not_yet() {
+    let (snap, mut pods) = healthy(true);
+    pods.push(pod("apps", "new", &["app"], "w1", LAST_SCRAPE + 5));
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["pod-newer-than-scrape"]);
+    assert!(
+        f[0].evidence[0].contains("apps/new (node w1)"),
+        "{:?}",
+        f[0].evidence
+    );
+    assert_eq!(Verdict::of(&f), Verdict::NotYet);
+    assert_eq!(Verdict::NotYet.exit_code(), 2);
+}
+
+#[test]
+fn old_pod_without_series_is_an_error() {
+    let (snap, mut pods) = healthy(true);
+    pods.push(pod("apps", "old", &["app"], "w1", LAST_SCRAPE - 600));
+    pods.push(pod("apps", "lost", &["app"], "w9", LAST_SCRAPE - 600));
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["pods-missing"]);
+    assert!(
+        f[0].evidence
+            .iter()
+            .any(|e| e.contains("apps/lost (node w9)") && e.contains("no scraped target")),
+        "{:?}",
+        f[0].evidence
+    );
+    assert_eq!(Verdict::of(&f), Verdict::Broken);
+}
+
+#[test]
+fn legacy_label_spelling_counts_as_covered() {
+    let (mut snap, pods) = healthy(true);
+    snap.cpu_series = vec![
+        labels(&[
+            ("namespace", "apps"),
+            ("pod_name", "web"),
+            ("container_name", "app"),
+        ]),
+        labels(&[
+            ("namespace", "apps"),
+            ("pod_name", "web"),
+            ("container_name", "sidecar"),
+        ]),
+    ];
+    assert!(analyze_all(&snap, &pods).is_empty());
+}
+
+#[test]
+fn unknown_health_is_info() {
+    let (mut snap, pods) = healthy(true);
+    snap.targets.active[0].health = "unknown".into();
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f)[0], "targets-not-scraped-yet");
+}
+
+#[test]
+fn parses_jobs_with_defaults() {
+    let yaml = "global:\n  scrape_interval: 15s\nscrape_configs:\n- job_name: serviceMonitor/kube-system/cadvisor/0\n  honor_labels: false\n  metrics_path: /metrics/cadvisor\n  scheme: https\n- job_name: prometheus\n";
+    let jobs = parse_jobs(yaml).unwrap();
+    assert_eq!(jobs[0], job(false));
+    assert_eq!(jobs[1].metrics_path, "/metrics");
+    assert_eq!(jobs[1].scheme, "http");
+    assert!(parse_jobs("scrape_configs: [").is_err());
+}
+
+// ---------- output and documentation ----------
+
+#[test]
+fn renders_one_headline_per_finding_with_indented_evidence() {
+    let f = vec![Finding::new(
+        &k::TARGET_FORBIDDEN,
+        "1 of 1 targets".into(),
+        vec!["https://a: 403".into()],
+    )];
+    let text = render_text(&f);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "error[target-forbidden]: 1 of 1 targets");
+    assert_eq!(lines[1], "    https://a: 403");
+    assert!(
+        lines[2].starts_with("  cause: ") && lines[3].starts_with("  fix: "),
+        "{text}"
+    );
+    assert!(render_text(&[]).starts_with("no findings"));
+    let j = to_json(&f);
+    assert_eq!(j["verdict"], "broken");
+    assert_eq!(j["findings"][0]["id"], "target-forbidden");
+    assert_eq!(j["findings"][0]["severity"], "error");
+}
+
+#[test]
+fn catalogue_ids_are_unique_and_kebab_case() {
+    let mut seen = std::collections::BTreeSet::new();
+    for kind in k::ALL {
+        assert!(seen.insert(kind.id), "duplicate id {}", kind.id);
+        assert!(
+            kind.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+            "{}",
+            kind.id
+        );
+        assert!(k::by_id(kind.id).is_some());
+    }
+}
+
+/// The README section lists every finding id, and nothing else.
+#[test]
+fn readme_lists_exactly_the_finding_ids() {
+    let readme = std::fs::read_to_string(crate::workspace_root().join("README.md")).unwrap();
+    let start = readme
+        .find("## Why are my pod metrics missing?")
+        .expect("README has the section");
+    let section = &readme[start..];
+    let end = section[3..]
+        .find("\n## ")
+        .map(|i| i + 3)
+        .unwrap_or(section.len());
+    let section = &section[..end];
+    // Ids are the first backticked word of each list item of the section's table.
+    let documented: std::collections::BTreeSet<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let known: std::collections::BTreeSet<&str> = k::ALL.iter().map(|k| k.id).collect();
+    let undocumented: Vec<_> = known.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&known).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "README section out of date: missing rows {undocumented:?}, rows for unknown ids {unknown:?}; \
+         regenerate the table with `cargo xtask doctor --list`"
+    );
+}

@@ -1,0 +1,103 @@
+//! `cargo xtask doctor [--kubeconfig PATH] [--json]`: why are pod metrics missing on this cluster?
+//!
+//! Read-only against any cluster (kind or real): lists nodes, the kubelet Service/Endpoints,
+//! ServiceMonitors, Prometheus objects, namespaces, deployments and pods, and queries Prometheus
+//! through the API server's service proxy. Never writes anything.
+
+use anyhow::{bail, Context, Result};
+use e2e::diagnose::{self, catalogue, Verdict};
+use e2e::kubeproxy::{KubeProxyTransport, PROMETHEUS_PORT, PROMETHEUS_SERVICE};
+use e2e::prometheus::PrometheusClient;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Kubeconfig of the cluster to diagnose (its current context). Defaults to $KUBECONFIG;
+    /// ~/.kube/config is never read implicitly.
+    #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace of the `prometheus-operated` Service to query through the API server proxy.
+    #[arg(long, value_name = "NS", default_value = e2e::install::PROMETHEUS_NAMESPACE)]
+    prometheus_namespace: String,
+    /// Print the findings as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Print the table of every finding the diagnosis knows (the README section's table) and exit.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "json"])]
+    list: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if args.list {
+        print!("{}", catalogue::markdown_table());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let kubeconfig = kubeconfig_path(args.kubeconfig)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let findings = runtime.block_on(async {
+        let client = e2e::install::kube_client(&kubeconfig).await?;
+        let pods = diagnose::list_running_pods(&client).await?;
+        let transport = KubeProxyTransport::for_service(
+            client.clone(),
+            &args.prometheus_namespace,
+            PROMETHEUS_SERVICE,
+            PROMETHEUS_PORT,
+        );
+        let prom = PrometheusClient::with_transport(Arc::new(transport))
+            .with_retry_deadline(Duration::from_secs(10));
+        diagnose::cluster(&client, &prom, &pods).await
+    })?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&diagnose::to_json(&findings))?
+        );
+    } else {
+        print!("{}", diagnose::render_text(&findings));
+    }
+    Ok(ExitCode::from(Verdict::of(&findings).exit_code()))
+}
+
+/// `--kubeconfig` or `$KUBECONFIG` (a single file); refuses to guess.
+fn kubeconfig_path(arg: Option<PathBuf>) -> Result<PathBuf> {
+    let Some(path) = arg.filter(|p| !p.as_os_str().is_empty()) else {
+        bail!(
+            "doctor needs a cluster: pass --kubeconfig PATH or set KUBECONFIG (it never reads ~/.kube/config \
+             implicitly; for your default config pass --kubeconfig ~/.kube/config)"
+        );
+    };
+    if path.to_string_lossy().contains(':') {
+        bail!(
+            "KUBECONFIG {:?} lists several files; pass one with --kubeconfig PATH",
+            path.display().to_string()
+        );
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_without_a_kubeconfig() {
+        let err = kubeconfig_path(None).unwrap_err().to_string();
+        assert!(err.contains("--kubeconfig PATH or set KUBECONFIG"), "{err}");
+        assert!(kubeconfig_path(Some(PathBuf::new())).is_err());
+    }
+
+    #[test]
+    fn refuses_a_kubeconfig_list() {
+        let err = kubeconfig_path(Some("/a:/b".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("several files"), "{err}");
+        assert_eq!(
+            kubeconfig_path(Some("/a".into())).unwrap(),
+            PathBuf::from("/a")
+        );
+    }
+}
