@@ -906,6 +906,31 @@ impl RunningPrometheus {
         Ok(())
     }
 
+    /// Waits until every active target has been scraped at least once (up or down) and returns
+    /// them. Prometheus's discovery manager hands new targets to the scrape loop in 5 s batches,
+    /// so a freshly started Prometheus has no targets for a few seconds.
+    pub async fn wait_scraped(&self, timeout: Duration) -> Result<e2e::prometheus::Targets> {
+        let client = self.client();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let targets = client.targets().await.context("GET /api/v1/targets")?;
+            let scraped = |t: &e2e::prometheus::ActiveTarget| {
+                t.health != "unknown" && !t.last_scrape.starts_with("0001-")
+            };
+            if !targets.active.is_empty() && targets.active.iter().all(scraped) {
+                return Ok(targets);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "Prometheus {}: targets not all scraped after {timeout:?}: {:?}",
+                    self.url(),
+                    targets.active
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// The container's log (for failure messages).
     pub async fn logs(&self) -> String {
         let out = self.container.stderr_to_vec().await.unwrap_or_default();
