@@ -18,6 +18,7 @@ pub mod plan;
 pub mod pods;
 pub mod prometheus;
 pub mod redact;
+pub mod run;
 pub mod scrape_config;
 
 /// Root of the workspace (where `Cargo.toml`, `fixtures/` and `manifests/` live).

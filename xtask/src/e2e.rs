@@ -1,0 +1,87 @@
+//! `cargo xtask e2e`: the cluster tier (kind → prometheus-operator → Prometheus → ServiceMonitor →
+//! workloads → cluster tests → teardown). The work is in `e2e::run`; this file maps flags.
+
+use anyhow::{Context, Result};
+use e2e::matrix::Matrix;
+use e2e::run::{self, Options};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Matrix cell from fixtures/matrix.toml (`cargo xtask matrix` lists them); default: the first.
+    #[arg(long, value_name = "NAME")]
+    cell: Option<String>,
+    /// kind cluster name (must start with `pme2e-`); default `pme2e-<cell>`.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Never delete the cluster; print the KUBECONFIG line to reconnect.
+    #[arg(long)]
+    keep: bool,
+    /// Keep the cluster when a phase fails (deleted on success).
+    #[arg(long)]
+    keep_on_failure: bool,
+    /// Use an existing kind cluster of that name (never deleted by this run); create it if absent.
+    #[arg(long, conflicts_with = "kubeconfig")]
+    reuse: bool,
+    /// Run phases 3–8 against an existing cluster (never created, deleted or otherwise owned).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Use this copy of the operator's bundle.yaml (air-gapped); verified against the cell's sha256.
+    #[arg(long, value_name = "PATH")]
+    operator_bundle: Option<PathBuf>,
+    /// Use this kind config instead of the cell's (must be kind.x-k8s.io/v1alpha4).
+    #[arg(long, value_name = "PATH")]
+    kind_config: Option<PathBuf>,
+    /// Print every phase, command, URL, sha256 and manifest digest; touch nothing, need no Docker.
+    #[arg(long)]
+    dry_run: bool,
+    /// Deadline of each wait (nodes Ready, operator Available, …): e.g. 300s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = run::parse_duration)]
+    timeout: std::time::Duration,
+    /// Stream kind's output and log debug details.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let matrix = Matrix::load_default()?;
+    let cell = match &args.cell {
+        Some(name) => matrix.cell(name)?,
+        None => matrix.default_cell(),
+    };
+    let opts = Options {
+        name: args.name,
+        keep: args.keep,
+        keep_on_failure: args.keep_on_failure,
+        reuse: args.reuse,
+        kubeconfig: args.kubeconfig.map(absolute).transpose()?,
+        operator_bundle: args.operator_bundle.map(absolute).transpose()?,
+        kind_config: args.kind_config.map(absolute).transpose()?,
+        timeout: args.timeout,
+        verbose: args.verbose,
+    };
+    if args.dry_run {
+        print!("{}", run::plan(cell, &opts)?.render());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.verbose {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("e2e=debug,xtask=debug")
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let outcome = runtime.block_on(run::execute(cell, &opts))?;
+    Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// Flags are relative to where the user ran the command; `e2e` works from the workspace root.
+fn absolute(path: PathBuf) -> Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path);
+    }
+    Ok(std::env::current_dir()
+        .context("reading the current directory")?
+        .join(path))
+}

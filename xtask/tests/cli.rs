@@ -1,0 +1,793 @@
+//! `cargo xtask e2e/down/ls` end to end, without a real cluster: stand-in `kind` and `docker`
+//! executables (shell scripts first on PATH) record their arguments and fail on demand, and
+//! `E2E_WORK_DIR` points every run at a temp dir so tests never meet real runs.
+//!
+//! The stand-in `kind create` writes a kubeconfig for https://127.0.0.1:1, so the first kube call
+//! (waiting for nodes) fails deterministically: that is the "failure in a later phase".
+
+use e2e::matrix::Matrix;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+const GOLDEN: &str = "fixtures/golden/e2e-dry-run.txt";
+
+const STANDIN_KIND: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$STANDIN_LOG"
+printf '%s\n' "${KUBECONFIG:-<unset>}" >> "$STANDIN_LOG.kubeconfig"
+case "$1" in version) echo "kind ${STANDIN_KIND_VERSION:-v0.11.1} go1.16.4 linux/amd64"; exit 0;; esac
+if [ -n "$STANDIN_KIND_FAIL" ]; then
+  case "$*" in "$STANDIN_KIND_FAIL"*) echo "stand-in kind: failing '$*' on demand" >&2; exit 1;; esac
+fi
+kubeconfig() {
+  cat <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: standin
+  cluster:
+    server: https://127.0.0.1:1
+    insecure-skip-tls-verify: true
+contexts:
+- name: standin
+  context: {cluster: standin, user: standin}
+current-context: standin
+users:
+- name: standin
+  user: {token: standin-not-a-secret}
+EOF
+}
+case "$1 $2" in
+  "create cluster")
+    prev=
+    for a in "$@"; do
+      if [ "$prev" = --kubeconfig ]; then kubeconfig > "$a"; fi
+      prev=$a
+    done
+    if [ -n "$STANDIN_CREATE_SLEEP" ]; then exec sleep "$STANDIN_CREATE_SLEEP"; fi ;;
+  "get clusters") for c in $STANDIN_CLUSTERS; do echo "$c"; done ;;
+  "get kubeconfig") kubeconfig ;;
+  "export logs") mkdir -p "$3" && echo "stand-in node logs" > "$3/standin.log" ;;
+  "delete cluster") ;;
+  *) echo "stand-in kind: unexpected '$*'" >&2; exit 2 ;;
+esac
+"#;
+
+const STANDIN_DOCKER: &str = r#"#!/bin/sh
+printf 'docker %s\n' "$*" >> "$STANDIN_LOG.docker"
+if [ -n "$STANDIN_DOCKER_DOWN" ]; then
+  echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2
+  exit 1
+fi
+echo "20.10.24"
+"#;
+
+/// A temp dir with `bin/` (stand-ins), `work/` (E2E_WORK_DIR) and the stand-ins' call logs.
+struct Sandbox {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    bin: PathBuf,
+    work: PathBuf,
+    log: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        Self::with(true)
+    }
+
+    /// `with_kind: false` leaves `kind` off PATH entirely.
+    fn with(with_kind: bool) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let bin = root.join("bin");
+        let work = root.join("work");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        if with_kind {
+            write_script(&bin.join("kind"), STANDIN_KIND);
+        }
+        write_script(&bin.join("docker"), STANDIN_DOCKER);
+        Sandbox {
+            log: root.join("calls.log"),
+            _tmp: tmp,
+            root,
+            bin,
+            work,
+            env: Vec::new(),
+        }
+    }
+
+    fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(XTASK);
+        cmd.args(args);
+        // Only the stand-ins and the basic tools their scripts need; never a real kind.
+        cmd.env("PATH", format!("{}:/usr/bin:/bin", self.bin.display()));
+        cmd.env("E2E_WORK_DIR", &self.work);
+        cmd.env("E2E_KIND_PLATFORM", "linux-amd64");
+        cmd.env("STANDIN_LOG", &self.log);
+        // Whatever happens, no real kubeconfig is in reach.
+        cmd.env("HOME", &self.root);
+        for var in [
+            "KUBECONFIG",
+            "E2E_KIND_URL",
+            "E2E_KUBECONFIG",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            cmd.env_remove(var);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("xtask runs");
+        eprintln!(
+            "$ xtask {}\n--- stdout\n{}--- stderr\n{}---",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Arguments of every stand-in kind call, in order.
+    fn kind_calls(&self) -> Vec<String> {
+        read_lines(&self.log)
+    }
+
+    fn docker_calls(&self) -> Vec<String> {
+        read_lines(&self.log.with_extension("log.docker"))
+    }
+
+    /// `KUBECONFIG` as each kind call saw it.
+    fn kind_kubeconfigs(&self) -> Vec<String> {
+        read_lines(&self.log.with_extension("log.kubeconfig"))
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.work.join(default_name())
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.run_dir().join("kubeconfig")
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.root.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+fn matrix() -> Matrix {
+    Matrix::load_default().unwrap()
+}
+
+fn default_name() -> String {
+    matrix().default_cell().default_cluster_name()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Bad input: non-zero exit, the expected message, no kind create/delete, no run directory.
+#[track_caller]
+fn assert_rejected_cleanly(sb: &Sandbox, out: &Output, needles: &[&str]) {
+    assert!(!out.status.success(), "expected failure");
+    let err = stderr(out);
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+    }
+    let calls = sb.kind_calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("create") || c.starts_with("delete")),
+        "kind was asked to create or delete: {calls:?}"
+    );
+    assert!(
+        !sb.kubeconfig().exists(),
+        "a kubeconfig was left at {}",
+        sb.kubeconfig().display()
+    );
+    assert!(
+        !sb.run_dir().exists(),
+        "a run directory was left at {}",
+        sb.run_dir().display()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// --dry-run
+
+#[test]
+fn dry_run_of_the_default_cell_matches_the_golden_file() {
+    // A Docker that is down proves the dry run needs none.
+    let sb = Sandbox::new().env("STANDIN_DOCKER_DOWN", "1");
+    let mut cmd = sb.command(&["e2e", "--dry-run"]);
+    cmd.env_remove("E2E_WORK_DIR"); // paths show as target/e2e/…, as users see them
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let root = workspace_root().display().to_string();
+    assert!(!text.contains(&root), "absolute path in the plan:\n{text}");
+    assert!(
+        sb.kind_calls().is_empty() && sb.docker_calls().is_empty(),
+        "dry run ran kind or docker"
+    );
+
+    let golden = workspace_root().join(GOLDEN);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
+        panic!("{GOLDEN}: {e}; create it with `UPDATE_GOLDEN=1 cargo nextest run -p xtask`")
+    });
+    assert!(
+        text == expected,
+        "`cargo xtask e2e --dry-run` differs from {GOLDEN}; if the change is intended, review it and run \
+         `UPDATE_GOLDEN=1 cargo nextest run -p xtask -E 'test(golden)'`\n--- got\n{text}"
+    );
+}
+
+#[test]
+fn dry_run_works_for_every_cell_and_touches_nothing() {
+    let sb = Sandbox::new().env("STANDIN_DOCKER_DOWN", "1");
+    let m = matrix();
+    for cell in &m.cells {
+        let out = sb.run(&["e2e", "--dry-run", "--cell", &cell.name]);
+        assert!(out.status.success(), "{}: {}", cell.name, stderr(&out));
+        let text = stdout(&out);
+        for needle in [
+            cell.name.as_str(),
+            cell.node_image.as_str(),
+            cell.kind_sha256["linux-amd64"].as_str(),
+            cell.operator_bundle_sha256.as_str(),
+            cell.servicemonitor.manifest(),
+            &cell.default_cluster_name(),
+            &format!(
+                "kind/releases/download/{}/kind-linux-amd64",
+                cell.kind_version
+            ),
+        ] {
+            assert!(
+                text.contains(needle),
+                "{}: plan lacks {needle:?}:\n{text}",
+                cell.name
+            );
+        }
+    }
+    assert!(sb.kind_calls().is_empty() && sb.docker_calls().is_empty());
+    assert_eq!(
+        std::fs::read_dir(&sb.work).unwrap().count(),
+        0,
+        "dry run wrote into the work dir"
+    );
+}
+
+#[test]
+fn dry_run_shows_the_flags_effects() {
+    let sb = Sandbox::new();
+    let kc = sb.write("existing.kubeconfig", "x");
+    let out = sb.run(&["e2e", "--dry-run", "--kubeconfig", kc.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains("kind create") && !text.contains("kind delete"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("E2E_KUBECONFIG={} ", kc.display())),
+        "{text}"
+    );
+
+    let out = sb.run(&["e2e", "--dry-run", "--keep", "--name", "pme2e-mine"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("--name pme2e-mine") && !text.contains("kind delete"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle wiring
+
+#[test]
+fn a_later_failure_exports_logs_then_deletes_the_cluster() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["e2e", "--timeout", "3s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let name = default_name();
+    let kubeconfig = sb.kubeconfig().display().to_string();
+    let artifacts = sb.run_dir().join("artifacts");
+    let m = matrix();
+    let config = workspace_root().join(&m.default_cell().kind_config);
+    let image = &m.default_cell().node_image;
+    assert_eq!(
+        sb.kind_calls(),
+        vec![
+            "version".to_string(),
+            "get clusters".to_string(),
+            format!(
+                "create cluster --name {name} --config {} --image {image} --kubeconfig {kubeconfig} --wait 120s --retain",
+                config.display()
+            ),
+            format!("export logs {} --name {name}", artifacts.join("kind-logs").display()),
+            format!("delete cluster --name {name} --kubeconfig {kubeconfig}"),
+        ]
+    );
+    // kind never falls back to ~/.kube/config.
+    assert!(
+        sb.kind_kubeconfigs().iter().all(|k| *k == kubeconfig),
+        "{:?}",
+        sb.kind_kubeconfigs()
+    );
+    let err = stderr(&out);
+    assert!(err.contains("[2/8] cluster FAILED"), "{err}");
+    assert!(
+        err.contains(&format!("artifacts: {}", artifacts.display())),
+        "{err}"
+    );
+    assert!(artifacts.join("kind-logs/standin.log").exists());
+    assert!(
+        !sb.kubeconfig().exists(),
+        "kubeconfig of a deleted cluster left behind"
+    );
+    let summary = std::fs::read_to_string(sb.run_dir().join("summary.md")).unwrap();
+    assert!(
+        summary.contains("FAILED") && summary.contains("| [1/8] preflight | ok |"),
+        "{summary}"
+    );
+    assert!(summary.contains("| [2/8] cluster | failed |"), "{summary}");
+    assert!(sb
+        .docker_calls()
+        .iter()
+        .any(|c| c.starts_with("docker info")));
+}
+
+#[test]
+fn keep_and_keep_on_failure_never_delete() {
+    for flag in ["--keep", "--keep-on-failure"] {
+        let sb = Sandbox::new();
+        let out = sb.run(&["e2e", "--timeout", "3s", flag]);
+        assert_eq!(out.status.code(), Some(1), "{flag}");
+        let calls = sb.kind_calls();
+        assert!(
+            calls.iter().any(|c| c.starts_with("create cluster")),
+            "{flag}: {calls:?}"
+        );
+        assert!(
+            calls.iter().any(|c| c.starts_with("export logs")),
+            "{flag}: {calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.starts_with("delete")),
+            "{flag}: {calls:?}"
+        );
+        assert!(
+            sb.kubeconfig().exists(),
+            "{flag}: the kept cluster's kubeconfig is gone"
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("export KUBECONFIG={}", sb.kubeconfig().display())),
+            "{flag}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_external_kubeconfig_is_never_created_or_deleted() {
+    let sb = Sandbox::new();
+    let kc_text = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
+                   contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {}\n";
+    let kc = sb.write("real-cluster.kubeconfig", kc_text);
+    let out = sb.run(&[
+        "e2e",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--timeout",
+        "3s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        sb.kind_calls().is_empty(),
+        "kind was called: {:?}",
+        sb.kind_calls()
+    );
+    assert!(
+        sb.docker_calls().is_empty(),
+        "docker was called: {:?}",
+        sb.docker_calls()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kc).unwrap(),
+        kc_text,
+        "the given kubeconfig was modified"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("[2/8] cluster FAILED") && err.contains("not ours to delete"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reuse_uses_an_existing_cluster_and_never_deletes_it() {
+    let name = default_name();
+    let sb = Sandbox::new().env("STANDIN_CLUSTERS", &format!("kind {name}"));
+    let out = sb.run(&["e2e", "--reuse", "--timeout", "3s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let calls = sb.kind_calls();
+    assert!(
+        calls.contains(&format!("get kubeconfig --name {name}")),
+        "{calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("create") || c.starts_with("delete")),
+        "{calls:?}"
+    );
+    assert!(sb.kubeconfig().exists());
+}
+
+#[test]
+fn an_existing_cluster_without_reuse_is_refused_in_preflight() {
+    let name = default_name();
+    let sb = Sandbox::new().env("STANDIN_CLUSTERS", &name);
+    let out = sb.run(&["e2e"]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "already exists",
+            "--reuse",
+            &format!("cargo xtask down --name {name}"),
+        ],
+    );
+}
+
+#[test]
+fn a_failing_kind_create_still_deletes_what_it_left() {
+    // With --retain a failed create leaves node containers: the run created them, so it deletes them.
+    let sb = Sandbox::new().env("STANDIN_KIND_FAIL", "create");
+    let out = sb.run(&["e2e", "--timeout", "3s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let calls = sb.kind_calls();
+    assert!(
+        calls.last().unwrap().starts_with("delete cluster"),
+        "{calls:?}"
+    );
+    assert!(
+        stderr(&out).contains("failing 'create cluster"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn ctrl_c_during_create_deletes_the_cluster_and_exits_130() {
+    let sb = Sandbox::new().env("STANDIN_CREATE_SLEEP", "30");
+    let mut child = sb
+        .command(&["e2e"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sb
+        .kind_calls()
+        .iter()
+        .any(|c| c.starts_with("create cluster"))
+    {
+        assert!(Instant::now() < deadline, "kind create never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "xtask did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let calls = sb.kind_calls();
+    assert!(
+        calls
+            .last()
+            .unwrap()
+            .starts_with(&format!("delete cluster --name {}", default_name())),
+        "{calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.starts_with("export logs")),
+        "{calls:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad inputs: a clear error, a non-zero exit, nothing created and nothing left.
+
+#[test]
+fn unknown_cell() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["e2e", "--cell", "no-such-cell"]);
+    assert_rejected_cleanly(&sb, &out, &["no-such-cell", &matrix().default_cell().name]);
+    assert!(sb.kind_calls().is_empty());
+}
+
+#[test]
+fn unreadable_kind_config() {
+    let sb = Sandbox::new();
+    let missing = sb.root.join("missing.yaml");
+    let out = sb.run(&["e2e", "--kind-config", missing.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "cannot read kind config",
+            "missing.yaml",
+            "preflight failed",
+        ],
+    );
+    assert!(sb.docker_calls().is_empty() && sb.kind_calls().is_empty());
+}
+
+#[test]
+fn malformed_kind_config() {
+    let sb = Sandbox::new();
+    let bad = sb.write(
+        "bad.yaml",
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n  labelz: {}\n",
+    );
+    let out = sb.run(&["e2e", "--kind-config", bad.to_str().unwrap()]);
+    assert_rejected_cleanly(&sb, &out, &["bad.yaml", "labelz", "line 6"]);
+    assert!(sb.kind_calls().is_empty());
+}
+
+#[test]
+fn docker_not_running() {
+    let sb = Sandbox::new().env("STANDIN_DOCKER_DOWN", "1");
+    let out = sb.run(&["e2e"]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "Docker is not running",
+            "Cannot connect to the Docker daemon",
+        ],
+    );
+    assert_eq!(sb.docker_calls().len(), 1);
+    assert!(sb.kind_calls().is_empty());
+}
+
+#[test]
+fn kind_missing_and_not_downloadable() {
+    let m = matrix();
+    let cell = m.default_cell();
+    let sb = Sandbox::with(false).env("E2E_KIND_URL", "http://127.0.0.1:1/kind-linux-amd64");
+    let out = sb.run(&["e2e"]);
+    let sha = &cell.kind_sha256["linux-amd64"];
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "kind v0.11.1 is not available",
+            "http://127.0.0.1:1/kind-linux-amd64",
+            sha,
+            "sha256sum -c",
+            "tools/kind-v0.11.1",
+        ],
+    );
+    assert!(!sb.work.join("tools").exists());
+}
+
+#[test]
+fn kind_of_another_version_on_path_is_not_used() {
+    let sb = Sandbox::new()
+        .env("STANDIN_KIND_VERSION", "v0.20.0")
+        .env("E2E_KIND_URL", "http://127.0.0.1:1/kind-linux-amd64");
+    let out = sb.run(&["e2e"]);
+    assert_rejected_cleanly(&sb, &out, &["reports `kind v0.20.0", "not v0.11.1"]);
+    assert_eq!(sb.kind_calls(), vec!["version"]);
+}
+
+#[test]
+fn checksum_mismatch_of_a_download_is_refused_and_nothing_kept() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/kind-linux-amd64", listener.local_addr().unwrap());
+    let body = b"#!/bin/sh\necho not kind\n";
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let mut request = Vec::new();
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+    });
+    let sb = Sandbox::with(false).env("E2E_KIND_URL", &url);
+    let out = sb.run(&["e2e"]);
+    server.join().unwrap();
+    let actual = e2e::cluster::sha256_hex(body);
+    let m = matrix();
+    let expected = &m.default_cell().kind_sha256["linux-amd64"];
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "refusing the kind binary downloaded from",
+            &url,
+            &actual,
+            expected,
+        ],
+    );
+    assert!(
+        !sb.work.join("tools/kind-v0.11.1").exists()
+            && !sb.work.join("tools/kind-v0.11.1.part").exists()
+    );
+}
+
+#[test]
+fn checksum_mismatch_of_a_cached_binary_deletes_it() {
+    let sb = Sandbox::with(false).env("E2E_KIND_URL", "http://127.0.0.1:1/kind-linux-amd64");
+    let cached = sb.work.join("tools/kind-v0.11.1");
+    std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+    write_script(&cached, "#!/bin/sh\necho tampered\n");
+    let out = sb.run(&["e2e"]);
+    let m = matrix();
+    let expected = &m.default_cell().kind_sha256["linux-amd64"];
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &["is not kind v0.11.1", expected, "the file was deleted"],
+    );
+    assert!(!cached.exists(), "the mismatching binary was kept");
+}
+
+#[test]
+fn names_without_the_prefix_are_refused() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["e2e", "--name", "production"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("does not start with `pme2e-`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(sb.kind_calls().is_empty() && std::fs::read_dir(&sb.work).unwrap().count() == 0);
+}
+
+#[test]
+fn unreadable_operator_bundle() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["e2e", "--operator-bundle", "/nonexistent/bundle.yaml"]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &["--operator-bundle", "/nonexistent/bundle.yaml"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// down and ls
+
+#[test]
+fn down_deletes_only_harness_clusters() {
+    let sb = Sandbox::new().env("STANDIN_CLUSTERS", "kind pme2e-old");
+    let out = sb.run(&["down", "--name", "kind"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("refusing to delete `kind`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(sb.kind_calls().is_empty());
+
+    let out = sb.run(&["down", "--name", "pme2e-old"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kubeconfig = sb.work.join("pme2e-old/kubeconfig");
+    assert_eq!(
+        sb.kind_calls(),
+        vec![
+            "get clusters".to_string(),
+            format!(
+                "delete cluster --name pme2e-old --kubeconfig {}",
+                kubeconfig.display()
+            )
+        ]
+    );
+
+    let out = sb.run(&["down", "--name", "pme2e-absent"]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("nothing to delete"));
+    assert!(!sb.kind_calls().iter().any(|c| c.contains("pme2e-absent")));
+}
+
+#[test]
+fn ls_lists_harness_clusters_only() {
+    let sb = Sandbox::new().env("STANDIN_CLUSTERS", "kind pme2e-a other pme2e-b");
+    std::fs::create_dir_all(sb.work.join("pme2e-a")).unwrap();
+    std::fs::write(sb.work.join("pme2e-a/kubeconfig"), "x").unwrap();
+    let out = sb.run(&["ls"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "pme2e-a\tKUBECONFIG={}",
+            sb.work.join("pme2e-a/kubeconfig").display()
+        )
+    );
+    assert_eq!(lines[1], "pme2e-b");
+}
