@@ -71,7 +71,7 @@ kinds! {
         "scrape the kubelet's secure port: ServiceMonitor `port: https-metrics` (10250), `scheme: https`, `path: /metrics/cadvisor`, with the bearer token";
     TARGET_SCHEME_MISMATCH = "target-scheme-mismatch", Error,
         "plain HTTP spoken to an HTTPS port (or the reverse)",
-        "the kubelet's port 10250 is HTTPS only; a plain-HTTP scrape is reset or answered 400 \"client sent an HTTP request to an HTTPS server\"",
+        "the kubelet's port 10250 is HTTPS only; a plain-HTTP scrape is reset, answered 400 \"client sent an HTTP request to an HTTPS server\", or answered with TLS bytes (\"malformed HTTP response\")",
         "set `scheme: https` on the ServiceMonitor endpoint (with `tlsConfig.insecureSkipVerify: true` on kind, whose kubelet certificates are self-signed)";
     TARGET_TLS = "target-tls", Error,
         "the TLS handshake or certificate check fails",
