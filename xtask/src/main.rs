@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function.
 
 mod bench;
+mod check;
 mod doctor;
 mod down;
 mod e2e;
@@ -39,6 +40,8 @@ enum Cmd {
     Ls(ls::Args),
     /// Why are pod metrics missing on a cluster? Read-only; `--json`, `--list` (every finding).
     Doctor(doctor::Args),
+    /// Coverage check + Prometheus-side diagnosis against a Prometheus URL and a `kubectl get pods -A -o json` file.
+    Check(check::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Cmd::Down(args) => down::run(args),
         Cmd::Ls(args) => ls::run(args),
         Cmd::Doctor(args) => doctor::run(args),
+        Cmd::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,
