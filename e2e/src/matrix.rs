@@ -735,6 +735,32 @@ note = "the test cell"
             ServiceMonitorVariant::HonorLabels.manifest(),
             "manifests/servicemonitor-cadvisor-honorlabels.yaml"
         );
+        // Each variant's file exists and sets honorLabels as its name says.
+        for (variant, honor) in [
+            (ServiceMonitorVariant::Mission, None),
+            (ServiceMonitorVariant::HonorLabels, Some(true)),
+        ] {
+            let path = crate::workspace_root().join(variant.manifest());
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+            assert_eq!(
+                doc["kind"].as_str(),
+                Some("ServiceMonitor"),
+                "{}",
+                path.display()
+            );
+            let endpoints = doc["spec"]["endpoints"].as_sequence().expect("endpoints");
+            assert!(!endpoints.is_empty());
+            for ep in endpoints {
+                assert_eq!(
+                    ep.get("honorLabels").and_then(serde_yaml::Value::as_bool),
+                    honor,
+                    "{}",
+                    path.display()
+                );
+            }
+        }
     }
 
     #[test]
