@@ -335,7 +335,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// A mismatch is refused and the bad file deleted.
 pub async fn ensure_kind(pin: &KindPin, work_dir: &Path) -> Result<KindBinary> {
     let mut notes = Vec::new();
-    if let Some(path) = find_on_path("kind") {
+    let on_path = find_on_path("kind");
+    if on_path.is_none() {
+        notes.push("no `kind` on PATH".to_string());
+    }
+    if let Some(path) = on_path {
         let sh = Shell::new()?;
         match cmd!(sh, "{path} version").quiet().ignore_stderr().read() {
             Ok(out) if version_matches(&out, &pin.version) => {

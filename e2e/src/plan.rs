@@ -285,7 +285,7 @@ pub fn build(input: &PlanInput) -> Plan {
             .into(),
     );
     steps.push(format!(
-        "wait for Deployment prometheus-operator to be Available (timeout {secs}s)"
+        "wait for Deployment default/prometheus-operator to be Available (timeout {secs}s)"
     ));
     steps.push(
         "wait for Service kube-system/kubelet: port https-metrics, one endpoint address per node"
@@ -309,7 +309,9 @@ pub fn build(input: &PlanInput) -> Plan {
     };
     let mut steps = digests(&|p| p.starts_with("manifests/prometheus/"));
     steps.push(format!(
-        "wait for the Prometheus StatefulSet to be ready (timeout {secs}s)"
+        "wait for StatefulSet {}/prometheus-{} to be ready (timeout {secs}s)",
+        crate::install::PROMETHEUS_NAMESPACE,
+        crate::install::PROMETHEUS_NAME
     ));
     phases.push(Phase {
         id: PhaseId::Prometheus,
