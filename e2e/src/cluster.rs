@@ -686,6 +686,24 @@ mod tests {
     }
 
     #[test]
+    fn every_cell_config_is_one_control_plane_and_two_workers() {
+        let m = crate::matrix::Matrix::load_default().unwrap();
+        for cell in &m.cells {
+            let summary = read_kind_config(&crate::workspace_root().join(&cell.kind_config))
+                .unwrap_or_else(|e| panic!("{}: {e:#}", cell.name));
+            assert_eq!(
+                summary,
+                KindConfigSummary {
+                    control_planes: 1,
+                    workers: 2
+                },
+                "{}",
+                cell.name
+            );
+        }
+    }
+
+    #[test]
     fn rejects_unknown_fields_with_origin_and_line() {
         let text = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n  imagee: x\n";
         let err = format!("{:#}", check_kind_config(text, "bad.yaml").unwrap_err());

@@ -369,16 +369,40 @@ async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn teardown(r: &Resolved<'_>, state: &mut State, outcome: Outcome) {
+/// What teardown does, decided from how the run ended and what it owns. Pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TeardownActions {
+    /// `artifacts::collect` + `kind export logs` into `artifacts/`.
+    pub collect: bool,
+    /// `kind delete cluster`: only ever for a cluster this run created.
+    pub delete: bool,
+}
+
+pub fn teardown_actions(
+    outcome: Outcome,
+    created: bool,
+    keep: bool,
+    keep_on_failure: bool,
+) -> TeardownActions {
     let keep = match outcome {
-        Outcome::Passed => r.opts.keep,
-        Outcome::Failed => r.opts.keep || r.opts.keep_on_failure,
-        Outcome::Interrupted => r.opts.keep,
+        Outcome::Passed | Outcome::Interrupted => keep,
+        Outcome::Failed => keep || keep_on_failure,
     };
-    if outcome == Outcome::Failed {
+    TeardownActions {
+        collect: outcome == Outcome::Failed,
+        delete: created && !keep,
+    }
+}
+
+async fn teardown(r: &Resolved<'_>, state: &mut State, outcome: Outcome) {
+    let actions = teardown_actions(outcome, state.created, r.opts.keep, r.opts.keep_on_failure);
+    if outcome == Outcome::Interrupted {
+        eprintln!("interrupted (Ctrl-C)");
+    }
+    if actions.collect {
         collect_artifacts(r, state).await;
     }
-    if state.created && !keep {
+    if actions.delete {
         let kind = state.kind.as_ref().expect("created implies kind");
         match kind.delete(&r.name).await {
             Ok(()) => {
@@ -536,7 +560,8 @@ impl Progress {
     }
 
     fn start(&self, id: PhaseId) {
-        if self.spinner {
+        // nextest and teardown print their own lines, which a spinner would overwrite.
+        if self.spinner && !matches!(id, PhaseId::Assert | PhaseId::Teardown) {
             let pb = ProgressBar::new_spinner();
             pb.set_style(
                 ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
@@ -655,6 +680,45 @@ mod tests {
         );
         let text = render_summary(cell, "pme2e-x", Outcome::Failed, &timings, None, Some("{"));
         assert!(text.contains("coverage.json could not be read"), "{text}");
+    }
+
+    #[test]
+    fn teardown_deletes_only_what_this_run_created_unless_kept() {
+        use Outcome::*;
+        let t = teardown_actions;
+        assert_eq!(
+            t(Passed, true, false, false),
+            TeardownActions {
+                collect: false,
+                delete: true
+            }
+        );
+        assert_eq!(
+            t(Failed, true, false, false),
+            TeardownActions {
+                collect: true,
+                delete: true
+            }
+        );
+        assert_eq!(
+            t(Interrupted, true, false, false),
+            TeardownActions {
+                collect: false,
+                delete: true
+            }
+        );
+        // --keep keeps always; --keep-on-failure only on failure.
+        for outcome in [Passed, Failed, Interrupted] {
+            assert!(!t(outcome, true, true, false).delete);
+        }
+        assert!(!t(Failed, true, false, true).delete);
+        assert!(t(Passed, true, false, true).delete);
+        assert!(t(Interrupted, true, false, true).delete);
+        // Reused or --kubeconfig clusters are never deleted, whatever happens.
+        for outcome in [Passed, Failed, Interrupted] {
+            assert!(!t(outcome, false, false, false).delete);
+        }
+        assert!(t(Failed, false, false, false).collect);
     }
 
     #[test]
