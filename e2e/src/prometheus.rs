@@ -340,7 +340,8 @@ fn body_text(body: &[u8]) -> String {
     let s = s.trim();
     // Keep messages readable when a proxy answers with a whole HTML page.
     if s.len() > 500 {
-        format!("{}…", &s[..s.floor_char_boundary(500)])
+        let cut = (0..=500).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+        format!("{}…", &s[..cut])
     } else {
         s.to_string()
     }
