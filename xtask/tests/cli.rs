@@ -263,12 +263,14 @@ fn dry_run_of_the_default_cell_matches_the_golden_file() {
         std::fs::write(&golden, &text).unwrap();
     }
     let expected = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
-        panic!("{GOLDEN}: {e}; create it with `UPDATE_GOLDEN=1 cargo nextest run -p xtask`")
+        panic!(
+            "{GOLDEN}: {e}; create it with `UPDATE_GOLDEN=1 cargo test -p xtask --test cli golden`"
+        )
     });
     assert!(
         text == expected,
         "`cargo xtask e2e --dry-run` differs from {GOLDEN}; if the change is intended, review it and run \
-         `UPDATE_GOLDEN=1 cargo nextest run -p xtask -E 'test(golden)'`\n--- got\n{text}"
+         `UPDATE_GOLDEN=1 cargo test -p xtask --test cli golden`\n--- got\n{text}"
     );
 }
 
