@@ -41,6 +41,10 @@ kinds! {
         "no Prometheus selects the cadvisor ServiceMonitor",
         "a Prometheus selects a ServiceMonitor only when `serviceMonitorSelector` matches its labels (a missing selector selects nothing, `{}` selects all) and `serviceMonitorNamespaceSelector` matches its namespace (a missing one means the Prometheus's own namespace only)",
         "set `serviceMonitorSelector: {}` (or labels the ServiceMonitor has) and `serviceMonitorNamespaceSelector: {}` (or a selector matching kube-system) on the Prometheus";
+    PROMETHEUS_UNREACHABLE = "prometheus-unreachable", Error,
+        "the Prometheus HTTP API does not answer through the API server proxy",
+        "the Prometheus pods are not ready (StatefulSet `prometheus-<name>`), or the `prometheus-operated` Service is in another namespace than the one queried",
+        "check `kubectl -n <namespace> get statefulset,pods` for the Prometheus, and pass `--prometheus-namespace` for the namespace of its Prometheus object";
     NO_SCRAPE_JOB = "no-scrape-job", Error,
         "Prometheus's loaded configuration has no scrape job for the ServiceMonitor",
         "the operator has not reconciled the ServiceMonitor into the Prometheus config yet (operator not running, lacking RBAC, or rejecting the ServiceMonitor), or the config reloader has not reloaded Prometheus",

@@ -146,7 +146,19 @@ pub async fn prometheus_side_expecting(
     expect: &Expectation,
 ) -> Result<Vec<Finding>> {
     let snap = snapshot(prom).await?;
-    Ok(prom_checks::analyze(&snap, pods, expect))
+    Ok(redacted(prom_checks::analyze(&snap, pods, expect)))
+}
+
+/// Findings end up in CI artifacts: strip anything that looks like a credential from the
+/// observed text and evidence (scrape errors and operator args could carry one).
+fn redacted(mut findings: Vec<Finding>) -> Vec<Finding> {
+    for f in &mut findings {
+        f.observed = crate::redact::redact(&f.observed);
+        for e in &mut f.evidence {
+            *e = crate::redact::redact(e);
+        }
+    }
+    findings
 }
 
 /// Reads what the Prometheus-side checks need: loaded config, targets, the CPU series and, when
@@ -215,6 +227,14 @@ pub async fn cluster(
     prom: &PrometheusClient,
     pods: &[RunningPod],
 ) -> Result<Vec<Finding>> {
+    Ok(redacted(cluster_chain(client, prom, pods).await?))
+}
+
+async fn cluster_chain(
+    client: &kube::Client,
+    prom: &PrometheusClient,
+    pods: &[RunningPod],
+) -> Result<Vec<Finding>> {
     use kube_checks::{KUBELET_NAMESPACE, KUBELET_SERVICE};
     let lp = ListParams::default();
     let nodes = Api::<Node>::all(client.clone())
@@ -270,7 +290,15 @@ pub async fn cluster(
     if expect.job_prefixes.is_empty() {
         return Ok(not_selected);
     }
-    prometheus_side_expecting(prom, pods, &expect).await
+    // With the cluster in reach, a Prometheus that does not answer is itself the broken link.
+    match snapshot(prom).await {
+        Ok(snap) => Ok(prom_checks::analyze(&snap, pods, &expect)),
+        Err(e) => Ok(vec![Finding::new(
+            &catalogue::PROMETHEUS_UNREACHABLE,
+            format!("Prometheus at {} does not answer", prom.describe()),
+            vec![format!("{e:#}")],
+        )]),
+    }
 }
 
 /// The running pods of the whole cluster (what the coverage check must find).

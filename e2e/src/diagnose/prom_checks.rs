@@ -2,6 +2,7 @@
 //! Prometheus HTTP API answered and the running pods, and never talk to anything.
 
 use super::catalogue::{self as k, Kind};
+use super::kube_checks::CADVISOR_PATH;
 use super::Finding;
 use crate::pods::RunningPod;
 use crate::prometheus::{ActiveTarget, Targets};
@@ -77,7 +78,10 @@ pub fn analyze(snap: &Snapshot, pods: &[RunningPod], expect: &Expectation) -> Ve
         &|| scrape_jobs_and_targets(snap, expect),
         &|| target_health(&relevant_targets(snap, expect)),
         &|| container_series(snap, &relevant_targets(snap, expect)),
-        &|| namespace_and_coverage(snap, pods, &relevant_targets(snap, expect)),
+        &|| {
+            let jobs = relevant_jobs(snap, expect);
+            namespace_and_coverage(snap, pods, &jobs, &relevant_targets(snap, expect))
+        },
     ];
     let mut out = Vec::new();
     for link in links {
@@ -89,17 +93,29 @@ pub fn analyze(snap: &Snapshot, pods: &[RunningPod], expect: &Expectation) -> Ve
     out
 }
 
+/// The jobs the chain looks at: the expected ones; without expectations the jobs scraping
+/// `/metrics/cadvisor` when there are any (a busy Prometheus has unrelated jobs whose down
+/// targets explain nothing), else every job (node-exporter or metrics-server set up by mistake).
 fn relevant_jobs<'a>(snap: &'a Snapshot, expect: &Expectation) -> Vec<&'a Job> {
-    snap.jobs
+    if !expect.job_prefixes.is_empty() {
+        let expected = |j: &&Job| {
+            expect
+                .job_prefixes
+                .iter()
+                .any(|p| j.name.starts_with(p.as_str()))
+        };
+        return snap.jobs.iter().filter(expected).collect();
+    }
+    let cadvisor: Vec<&Job> = snap
+        .jobs
         .iter()
-        .filter(|j| {
-            expect.job_prefixes.is_empty()
-                || expect
-                    .job_prefixes
-                    .iter()
-                    .any(|p| j.name.starts_with(p.as_str()))
-        })
-        .collect()
+        .filter(|j| j.metrics_path == CADVISOR_PATH)
+        .collect();
+    if cadvisor.is_empty() {
+        snap.jobs.iter().collect()
+    } else {
+        cadvisor
+    }
 }
 
 fn relevant_targets<'a>(snap: &'a Snapshot, expect: &Expectation) -> Vec<&'a ActiveTarget> {
@@ -164,7 +180,7 @@ fn scrape_jobs_and_targets(snap: &Snapshot, expect: &Expectation) -> Vec<Finding
             &k::TARGETS_NONE_DISCOVERED,
             format!("job {job_list} has no active and no dropped targets"),
             vec![format!(
-                "{} active targets in other jobs",
+                "service discovery found no endpoints for it ({} active targets in all jobs)",
                 snap.targets.active.len()
             )],
         )];
@@ -357,6 +373,7 @@ fn container_series(snap: &Snapshot, targets: &[&ActiveTarget]) -> Vec<Finding> 
 fn namespace_and_coverage(
     snap: &Snapshot,
     pods: &[RunningPod],
+    jobs: &[&Job],
     targets: &[&ActiveTarget],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -373,8 +390,7 @@ fn namespace_and_coverage(
             short_labels(exported[0])
         )];
         evidence.extend(
-            snap.jobs
-                .iter()
+            jobs.iter()
                 .filter(|j| !j.honor_labels)
                 .map(|j| format!("job {:?} has honor_labels: false", j.name)),
         );

@@ -652,3 +652,42 @@ fn readme_lists_exactly_the_finding_ids() {
          regenerate the table with `cargo xtask doctor --list`"
     );
 }
+
+#[test]
+fn without_expectations_unrelated_jobs_are_ignored_when_a_cadvisor_job_exists() {
+    let (mut snap, pods) = healthy(true);
+    snap.jobs.push(Job {
+        name: "blackbox".into(),
+        metrics_path: "/probe".into(),
+        scheme: "http".into(),
+        honor_labels: false,
+    });
+    let mut other = target(
+        "w1",
+        "down",
+        "http://10.0.0.9:9115/probe",
+        "context deadline exceeded",
+    );
+    other.scrape_pool = "blackbox".into();
+    snap.targets.active.push(other);
+    assert!(analyze_all(&snap, &pods).is_empty());
+    // Without any cadvisor job every job counts, so the same down target is reported.
+    snap.jobs.remove(0);
+    snap.targets.active.remove(0);
+    assert_eq!(ids(&analyze_all(&snap, &pods))[0], "target-timeout");
+}
+
+#[test]
+fn evidence_is_redacted() {
+    let f = vec![Finding::new(
+        &k::TARGET_DOWN,
+        "x".into(),
+        vec!["Authorization: Bearer abc.def-secret-token-value".into()],
+    )];
+    let out = super::redacted(f);
+    assert!(
+        !out[0].evidence[0].contains("abc.def-secret-token-value"),
+        "{:?}",
+        out[0].evidence
+    );
+}
