@@ -24,7 +24,8 @@ pub const SERVICEMONITOR: (&str, &str) = ("kube-system", "cadvisor");
 /// Writes every artifact it can into `dir` (created if needed). Fails only when `dir` cannot be
 /// written.
 pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create artifacts directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create artifacts directory {}", dir.display()))?;
     let mut out = Writer {
         dir,
         errors: Vec::new(),
@@ -35,7 +36,10 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
         Ok(list) => {
             let table: Vec<String> = list.items.iter().map(pod_line).collect();
             out.write("pods.txt", &table.join("\n"));
-            out.write_json("pods.json", &serde_json::to_value(&list.items).unwrap_or_default());
+            out.write_json(
+                "pods.json",
+                &serde_json::to_value(&list.items).unwrap_or_default(),
+            );
             for pod in &list.items {
                 if is_collected_pod(pod) {
                     collect_logs(client, pod, &mut out).await;
@@ -46,7 +50,10 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
     }
 
     let transport = KubeProxyTransport::new(client.clone());
-    for (file, path) in [("prometheus-targets.json", "/api/v1/targets"), ("prometheus-config.yaml", "/api/v1/status/config")] {
+    for (file, path) in [
+        ("prometheus-targets.json", "/api/v1/targets"),
+        ("prometheus-config.yaml", "/api/v1/status/config"),
+    ] {
         match transport.get(path).await {
             Ok(resp) => out.write(file, &readable_body(&resp.body)),
             Err(e) => out.fail(file, e),
@@ -56,8 +63,18 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
     let sm_gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
     let prom_gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "Prometheus");
     for (file, gvk, ns, name) in [
-        ("servicemonitor.yaml", &sm_gvk, SERVICEMONITOR.0, SERVICEMONITOR.1),
-        ("prometheus-cr.yaml", &prom_gvk, PROMETHEUS_NAMESPACE, PROMETHEUS_NAME),
+        (
+            "servicemonitor.yaml",
+            &sm_gvk,
+            SERVICEMONITOR.0,
+            SERVICEMONITOR.1,
+        ),
+        (
+            "prometheus-cr.yaml",
+            &prom_gvk,
+            PROMETHEUS_NAMESPACE,
+            PROMETHEUS_NAME,
+        ),
     ] {
         match get_dynamic(client, gvk, ns, name).await {
             Ok(obj) => out.write_yaml(file, &obj),
@@ -94,7 +111,10 @@ async fn collect_logs(client: &Client, pod: &Pod, out: &mut Writer<'_>) {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let containers = pod.spec.iter().flat_map(|s| s.containers.iter().map(|c| c.name.clone()));
+    let containers = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter().map(|c| c.name.clone()));
     for container in containers {
         let params = LogParams {
             container: Some(container.clone()),
@@ -110,12 +130,19 @@ async fn collect_logs(client: &Client, pod: &Pod, out: &mut Writer<'_>) {
     }
 }
 
-async fn get_dynamic(client: &Client, gvk: &GroupVersionKind, ns: &str, name: &str) -> Result<DynamicObject> {
+async fn get_dynamic(
+    client: &Client,
+    gvk: &GroupVersionKind,
+    ns: &str,
+    name: &str,
+) -> Result<DynamicObject> {
     let (ar, _) = kube::discovery::pinned_kind(client, gvk)
         .await
         .with_context(|| format!("{} is not served (CRDs not installed?)", gvk.kind))?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    api.get(name).await.with_context(|| format!("cannot get {} {ns}/{name}", gvk.kind))
+    api.get(name)
+        .await
+        .with_context(|| format!("cannot get {} {ns}/{name}", gvk.kind))
 }
 
 /// Prometheus's loaded config arrives as YAML inside JSON (`data.yaml`): unwrap it so the
@@ -134,8 +161,17 @@ fn readable_body(body: &[u8]) -> String {
 fn pod_line(pod: &Pod) -> String {
     let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
     let name = pod.metadata.name.as_deref().unwrap_or_default();
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("-");
-    format!("{ns}/{name}\tnode={node}\t{}", crate::install::pod_summary(pod).split_once(": ").map_or("", |(_, rest)| rest))
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .unwrap_or("-");
+    format!(
+        "{ns}/{name}\tnode={node}\t{}",
+        crate::install::pod_summary(pod)
+            .split_once(": ")
+            .map_or("", |(_, rest)| rest)
+    )
 }
 
 struct Writer<'a> {
@@ -151,7 +187,8 @@ impl Writer<'_> {
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|_| std::fs::write(&path, redact(text)));
         if let Err(e) = result {
-            self.errors.push(format!("{file}: cannot write {}: {e}", path.display()));
+            self.errors
+                .push(format!("{file}: cannot write {}: {e}", path.display()));
         }
     }
 
@@ -188,36 +225,180 @@ mod tests {
             dir: dir.path(),
             errors: Vec::new(),
         };
-        out.write("logs/a.log", "Authorization: Bearer abcdefghijkl\nok line\n");
+        out.write(
+            "logs/a.log",
+            "Authorization: Bearer abcdefghijkl\nok line\n",
+        );
         out.write_yaml(
             "secret.yaml",
             &serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "managedFields": [{"manager": "x"}]}, "data": {"token": "c2VjcmV0"}}),
         );
-        out.fail("prometheus-targets.json", "proxy said 503 with token: abc123");
+        out.fail(
+            "prometheus-targets.json",
+            "proxy said 503 with token: abc123",
+        );
         let log = std::fs::read_to_string(dir.path().join("logs/a.log")).unwrap();
-        assert!(!log.contains("abcdefghijkl") && log.contains("ok line"), "{log}");
+        assert!(
+            !log.contains("abcdefghijkl") && log.contains("ok line"),
+            "{log}"
+        );
         let secret = std::fs::read_to_string(dir.path().join("secret.yaml")).unwrap();
-        assert!(!secret.contains("c2VjcmV0") && !secret.contains("managedFields"), "{secret}");
-        assert_eq!(out.errors, ["prometheus-targets.json: proxy said 503 with token: <redacted>"]);
+        assert!(
+            !secret.contains("c2VjcmV0") && !secret.contains("managedFields"),
+            "{secret}"
+        );
+        assert_eq!(
+            out.errors,
+            ["prometheus-targets.json: proxy said 503 with token: <redacted>"]
+        );
     }
 
     #[test]
     fn config_yaml_is_unwrapped_and_other_bodies_kept() {
         let body = br#"{"status":"success","data":{"yaml":"global:\n  scrape_interval: 10s\n"}}"#;
         assert_eq!(readable_body(body), "global:\n  scrape_interval: 10s\n");
-        assert_eq!(readable_body(b"no endpoints available"), "no endpoints available");
-        assert!(readable_body(br#"{"status":"success","data":{"activeTargets":[]}}"#).contains("\n  \"data\""));
+        assert_eq!(
+            readable_body(b"no endpoints available"),
+            "no endpoints available"
+        );
+        assert!(
+            readable_body(br#"{"status":"success","data":{"activeTargets":[]}}"#)
+                .contains("\n  \"data\"")
+        );
     }
 
     #[test]
     fn collects_operator_and_monitoring_pods_only() {
         let pod = |ns: &str, name: &str| -> Pod {
-            serde_json::from_value(serde_json::json!({"metadata": {"namespace": ns, "name": name}})).unwrap()
+            serde_json::from_value(serde_json::json!({"metadata": {"namespace": ns, "name": name}}))
+                .unwrap()
         };
-        assert!(is_collected_pod(&pod("default", "prometheus-operator-7d9f-abcde")));
+        assert!(is_collected_pod(&pod(
+            "default",
+            "prometheus-operator-7d9f-abcde"
+        )));
         assert!(is_collected_pod(&pod("monitoring", "prometheus-e2e-0")));
         assert!(!is_collected_pod(&pod("default", "other")));
-        assert!(!is_collected_pod(&pod("kube-system", "prometheus-operator-x")));
+        assert!(!is_collected_pod(&pod(
+            "kube-system",
+            "prometheus-operator-x"
+        )));
+    }
+
+    #[tokio::test]
+    async fn collects_logs_prometheus_state_and_objects_redacted_and_lists_what_it_could_not_get() {
+        use crate::kubeproxy::fake_apiserver;
+        let pods = r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[
+          {"metadata":{"name":"prometheus-operator-5d8f-abcde","namespace":"default"},"spec":{"nodeName":"w1","containers":[{"name":"prometheus-operator"}]},"status":{"phase":"Running"}},
+          {"metadata":{"name":"prometheus-e2e-0","namespace":"monitoring"},"spec":{"nodeName":"w2","containers":[{"name":"prometheus"},{"name":"config-reloader"}]},"status":{"phase":"Running"}},
+          {"metadata":{"name":"coredns-1","namespace":"kube-system"},"spec":{"containers":[{"name":"coredns"}]},"status":{"phase":"Running"}}]}"#;
+        let proxy = "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy";
+        let targets = format!("{proxy}/api/v1/targets");
+        let config = format!("{proxy}/api/v1/status/config");
+        let monitoring = r#"{"kind":"APIResourceList","groupVersion":"monitoring.coreos.com/v1","resources":[
+            {"name":"servicemonitors","singularName":"servicemonitor","namespaced":true,"kind":"ServiceMonitor","verbs":["get"]},
+            {"name":"prometheuses","singularName":"prometheus","namespaced":true,"kind":"Prometheus","verbs":["get"]}]}"#;
+        let sm = r#"{"apiVersion":"monitoring.coreos.com/v1","kind":"ServiceMonitor","metadata":{"name":"cadvisor","namespace":"kube-system","managedFields":[{"manager":"pod-metrics-e2e"}]},"spec":{"endpoints":[{"bearerTokenFile":"/var/run/secrets/kubernetes.io/serviceaccount/token","port":"https-metrics"}]}}"#;
+        let server = fake_apiserver::start(&[
+            ("/api/v1/pods", 200, pods),
+            (
+                "/api/v1/namespaces/default/pods/prometheus-operator-5d8f-abcde/log",
+                200,
+                "level=info msg=\"sync\" header=\"Authorization: Bearer abcdefghijklmnop\"\n",
+            ),
+            ("/api/v1/namespaces/monitoring/pods/prometheus-e2e-0/log", 200, "level=info msg=\"Server is ready to receive web requests.\"\n"),
+            (&targets, 200, r#"{"status":"success","data":{"activeTargets":[{"scrapePool":"serviceMonitor/kube-system/cadvisor/0","health":"up"}]}}"#),
+            (&config, 200, r#"{"status":"success","data":{"yaml":"scrape_configs:\n- job_name: x\n  bearer_token: leaked-token-value\n  bearer_token_file: /var/run/secrets/kubernetes.io/serviceaccount/token\n"}}"#),
+            ("/apis/monitoring.coreos.com/v1", 200, monitoring),
+            ("/apis/monitoring.coreos.com/v1/namespaces/kube-system/servicemonitors/cadvisor", 200, sm),
+            ("/api/v1/namespaces/kube-system/services/kubelet", 200, r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"kubelet","namespace":"kube-system"},"spec":{"ports":[{"name":"https-metrics","port":10250}]}}"#),
+        ])
+        .await;
+        let client = crate::install::kube_client(&server.kubeconfig)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        collect(&client, dir.path()).await.unwrap();
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"))
+        };
+
+        let op_log = read("logs/default_prometheus-operator-5d8f-abcde_prometheus-operator.log");
+        assert!(
+            op_log.contains("msg=\"sync\"") && !op_log.contains("abcdefghijklmnop"),
+            "{op_log}"
+        );
+        assert!(read("logs/monitoring_prometheus-e2e-0_prometheus.log").contains("Server is ready"));
+        assert!(dir
+            .path()
+            .join("logs/monitoring_prometheus-e2e-0_config-reloader.log")
+            .exists());
+        assert!(
+            !dir.path()
+                .join("logs/kube-system_coredns-1_coredns.log")
+                .exists(),
+            "only operator and monitoring pods"
+        );
+        let log_queries: Vec<String> = server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path_and_query.contains("/log?"))
+            .map(|r| r.path_and_query.clone())
+            .collect();
+        assert_eq!(
+            log_queries.len(),
+            3,
+            "one request per container: {log_queries:?}"
+        );
+        assert!(
+            log_queries
+                .iter()
+                .any(|q| q.contains("container=config-reloader")),
+            "{log_queries:?}"
+        );
+        let pods_txt = read("pods.txt");
+        assert!(
+            pods_txt.contains("kube-system/coredns-1")
+                && pods_txt.contains("monitoring/prometheus-e2e-0\tnode=w2\tRunning"),
+            "{pods_txt}"
+        );
+        assert!(read("prometheus-targets.json").contains("serviceMonitor/kube-system/cadvisor/0"));
+        let config = read("prometheus-config.yaml");
+        assert!(config.starts_with("scrape_configs:\n"), "{config}");
+        assert!(
+            !config.contains("leaked-token-value")
+                && config.contains("bearer_token_file: /var/run/secrets"),
+            "{config}"
+        );
+        let sm = read("servicemonitor.yaml");
+        assert!(
+            sm.contains("bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token")
+                && !sm.contains("managedFields"),
+            "{sm}"
+        );
+        assert!(read("kubelet-service.yaml").contains("https-metrics"));
+
+        // Missing pieces are listed, not fatal.
+        let errors = read("errors.txt");
+        for missing in ["prometheus-cr.yaml", "kubelet-endpoints.yaml"] {
+            assert!(errors.contains(missing), "{missing} not in {errors}");
+        }
+        assert!(!errors.contains("servicemonitor.yaml"), "{errors}");
+        // Nothing anywhere holds the kubeconfig's token.
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                assert!(
+                    !std::fs::read_to_string(&path)
+                        .unwrap()
+                        .contains(fake_apiserver::TOKEN),
+                    "{}",
+                    path.display()
+                );
+            }
+        }
     }
 
     #[tokio::test]
@@ -233,7 +414,12 @@ mod tests {
         let artifacts = dir.path().join("artifacts");
         collect(&client, &artifacts).await.unwrap();
         let errors = std::fs::read_to_string(artifacts.join("errors.txt")).unwrap();
-        for item in ["pods", "prometheus-targets.json", "servicemonitor.yaml", "kubelet-service.yaml"] {
+        for item in [
+            "pods",
+            "prometheus-targets.json",
+            "servicemonitor.yaml",
+            "kubelet-service.yaml",
+        ] {
             assert!(errors.contains(item), "{item} missing from {errors}");
         }
         assert!(!errors.contains("sekrit-token"));

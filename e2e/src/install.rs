@@ -55,7 +55,8 @@ pub async fn kube_client(kubeconfig: &Path) -> Result<Client> {
                 kubeconfig.display()
             )
         })?;
-    Client::try_from(config).with_context(|| format!("cannot build a client from {}", kubeconfig.display()))
+    Client::try_from(config)
+        .with_context(|| format!("cannot build a client from {}", kubeconfig.display()))
 }
 
 /// Parses a multi-document YAML text into JSON objects, skipping empty documents (a leading
@@ -68,10 +69,18 @@ pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Value>> {
         if value.is_null() {
             continue;
         }
-        let ident = ObjectIdent::of(&value)
-            .with_context(|| format!("{origin}: YAML document {} is not a Kubernetes object", i + 1))?;
+        let ident = ObjectIdent::of(&value).with_context(|| {
+            format!(
+                "{origin}: YAML document {} is not a Kubernetes object",
+                i + 1
+            )
+        })?;
         if ident.name.is_empty() {
-            bail!("{origin}: YAML document {} ({}) has an empty metadata.name", i + 1, ident.kind);
+            bail!(
+                "{origin}: YAML document {} ({}) has an empty metadata.name",
+                i + 1,
+                ident.kind
+            );
         }
         docs.push(value);
     }
@@ -96,15 +105,18 @@ pub fn read_manifest_file(path: &Path) -> Result<Vec<Value>> {
 /// YAML files under `dir` (recursively if asked), sorted by path.
 pub fn yaml_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot list manifest directory {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list manifest directory {}", dir.display()))?;
     for entry in entries {
         let path = entry?.path();
         if path.is_dir() {
             if recursive {
                 out.extend(yaml_files(&path, true)?);
             }
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(path);
         }
     }
@@ -123,9 +135,14 @@ pub fn digests_under(root: &Path, dirs: &[&str]) -> Result<Vec<(String, String)>
     let mut out = Vec::new();
     for dir in dirs {
         for path in yaml_files(&root.join(dir), true)? {
-            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let rel = path.strip_prefix(root).unwrap_or(&path);
-            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
             out.push((rel, hex::encode(Sha256::digest(&bytes))));
         }
     }
@@ -149,9 +166,15 @@ impl ObjectIdent {
             .get("apiVersion")
             .and_then(Value::as_str)
             .context("missing apiVersion")?;
-        let kind = obj.get("kind").and_then(Value::as_str).context("missing kind")?;
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .context("missing kind")?;
         let meta = obj.get("metadata").context("missing metadata")?;
-        let name = meta.get("name").and_then(Value::as_str).context("missing metadata.name")?;
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .context("missing metadata.name")?;
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", api_version),
@@ -160,7 +183,10 @@ impl ObjectIdent {
             group: group.to_string(),
             version: version.to_string(),
             kind: kind.to_string(),
-            namespace: meta.get("namespace").and_then(Value::as_str).map(str::to_string),
+            namespace: meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             name: name.to_string(),
         })
     }
@@ -185,8 +211,8 @@ pub fn apply_rank(obj: &Value) -> u8 {
     match obj.get("kind").and_then(Value::as_str).unwrap_or_default() {
         "CustomResourceDefinition" => 0,
         "Namespace" => 1,
-        "ServiceAccount" | "ClusterRole" | "Role" | "ClusterRoleBinding" | "RoleBinding" | "ConfigMap"
-        | "Secret" => 2,
+        "ServiceAccount" | "ClusterRole" | "Role" | "ClusterRoleBinding" | "RoleBinding"
+        | "ConfigMap" | "Secret" => 2,
         _ => 3,
     }
 }
@@ -202,6 +228,7 @@ pub fn in_apply_order<'a>(objs: impl IntoIterator<Item = &'a Value>) -> Vec<&'a 
 pub struct Applier {
     client: Client,
     resolved: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
+    discovery_grace: Duration,
 }
 
 impl Applier {
@@ -209,7 +236,14 @@ impl Applier {
         Applier {
             client,
             resolved: HashMap::new(),
+            discovery_grace: Duration::from_secs(30),
         }
+    }
+
+    /// How long an unknown kind is retried before it is reported (default 30 s).
+    pub fn with_discovery_grace(mut self, grace: Duration) -> Self {
+        self.discovery_grace = grace;
+        self
     }
 
     pub async fn apply_all(&mut self, objs: &[&Value]) -> Result<()> {
@@ -245,12 +279,17 @@ impl Applier {
         if let Some(found) = self.resolved.get(&gvk) {
             return Ok(found.clone());
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + self.discovery_grace;
         let found = loop {
             match kube::discovery::pinned_kind(&self.client, &gvk).await {
                 Ok(found) => break found,
                 Err(e) if Instant::now() < deadline => {
-                    tracing::debug!("discovery of {}/{} {} not ready yet: {e}", gvk.group, gvk.version, gvk.kind);
+                    tracing::debug!(
+                        "discovery of {}/{} {} not ready yet: {e}",
+                        gvk.group,
+                        gvk.version,
+                        gvk.kind
+                    );
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 Err(e) => {
@@ -280,7 +319,10 @@ pub async fn wait_nodes_ready(client: &Client, timeout: Duration) -> Result<()> 
     let nodes: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + timeout;
     loop {
-        let list = nodes.list(&ListParams::default()).await.context("cannot list nodes")?;
+        let list = nodes
+            .list(&ListParams::default())
+            .await
+            .context("cannot list nodes")?;
         let not_ready = not_ready_nodes(&list.items);
         if !list.items.is_empty() && not_ready.is_empty() {
             return Ok(());
@@ -336,23 +378,38 @@ pub async fn apply_prometheus(client: &Client, timeout: Duration) -> Result<()> 
         .with_context(|| format!("{PROMETHEUS_DIR} has no Prometheus object"))?;
     let ident = ObjectIdent::of(prom)?;
     let namespace = ident.namespace.clone().unwrap_or_else(|| "default".into());
-    Applier::new(client.clone()).apply_all(&in_apply_order(&docs)).await?;
-    wait_statefulset_ready(client, &namespace, &format!("prometheus-{}", ident.name), timeout).await
+    Applier::new(client.clone())
+        .apply_all(&in_apply_order(&docs))
+        .await?;
+    wait_statefulset_ready(
+        client,
+        &namespace,
+        &format!("prometheus-{}", ident.name),
+        timeout,
+    )
+    .await
 }
 
 /// Applies the ServiceMonitor manifest of `variant`.
 pub async fn apply_servicemonitor(client: &Client, variant: ServiceMonitorVariant) -> Result<()> {
     let docs = read_manifest_file(&crate::workspace_root().join(variant.manifest()))?;
-    Applier::new(client.clone()).apply_all(&in_apply_order(&docs)).await
+    Applier::new(client.clone())
+        .apply_all(&in_apply_order(&docs))
+        .await
 }
 
 /// Applies `fixtures/workloads/` and waits until every Deployment there is Available, i.e. its
 /// pods are Running.
 pub async fn apply_workloads(client: &Client, timeout: Duration) -> Result<()> {
     let docs = read_manifest_dir(&crate::workspace_root().join(WORKLOADS_DIR))?;
-    Applier::new(client.clone()).apply_all(&in_apply_order(&docs)).await?;
+    Applier::new(client.clone())
+        .apply_all(&in_apply_order(&docs))
+        .await?;
     let deadline = Instant::now() + timeout;
-    for doc in docs.iter().filter(|d| d.get("kind").and_then(Value::as_str) == Some("Deployment")) {
+    for doc in docs
+        .iter()
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("Deployment"))
+    {
         let ident = ObjectIdent::of(doc)?;
         let ns = ident.namespace.as_deref().unwrap_or("default");
         wait_deployment_available(client, ns, &ident.name, remaining(deadline)).await?;
@@ -361,11 +418,19 @@ pub async fn apply_workloads(client: &Client, timeout: Duration) -> Result<()> {
 }
 
 /// Waits for a Deployment's `Available` condition; on timeout says what its pods are doing.
-pub async fn wait_deployment_available(client: &Client, ns: &str, name: &str, timeout: Duration) -> Result<()> {
+pub async fn wait_deployment_available(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<()> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let deadline = Instant::now() + timeout;
     loop {
-        let deployment = api.get_opt(name).await.with_context(|| format!("cannot get Deployment {ns}/{name}"))?;
+        let deployment = api
+            .get_opt(name)
+            .await
+            .with_context(|| format!("cannot get Deployment {ns}/{name}"))?;
         if deployment.as_ref().is_some_and(deployment_available) {
             return Ok(());
         }
@@ -387,15 +452,26 @@ pub fn deployment_available(d: &Deployment) -> bool {
     d.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Available" && c.status == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+        })
 }
 
 /// Waits until StatefulSet `ns/name` exists and all its replicas are ready.
-pub async fn wait_statefulset_ready(client: &Client, ns: &str, name: &str, timeout: Duration) -> Result<()> {
+pub async fn wait_statefulset_ready(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<()> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let deadline = Instant::now() + timeout;
     loop {
-        let sts = api.get_opt(name).await.with_context(|| format!("cannot get StatefulSet {ns}/{name}"))?;
+        let sts = api
+            .get_opt(name)
+            .await
+            .with_context(|| format!("cannot get StatefulSet {ns}/{name}"))?;
         if sts.as_ref().is_some_and(statefulset_ready) {
             return Ok(());
         }
@@ -407,7 +483,11 @@ pub async fn wait_statefulset_ready(client: &Client, ns: &str, name: &str, timeo
                      for errors about the CR or RBAC"
                 );
             };
-            let selector = sts.spec.as_ref().and_then(|s| s.selector.match_labels.as_ref()).map(label_selector);
+            let selector = sts
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.as_ref())
+                .map(label_selector);
             let pods = describe_pods(client, ns, selector.as_deref()).await;
             bail!("StatefulSet {ns}/{name} not ready after {timeout:?}; pods: {pods}");
         }
@@ -418,12 +498,20 @@ pub async fn wait_statefulset_ready(client: &Client, ns: &str, name: &str, timeo
 /// At least one replica wanted and all of them ready.
 pub fn statefulset_ready(sts: &StatefulSet) -> bool {
     let wanted = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let ready = sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+    let ready = sts
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
     wanted >= 1 && ready >= wanted
 }
 
 fn label_selector(labels: &std::collections::BTreeMap<String, String>) -> String {
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One line per pod: phase and why containers are not running (ImagePullBackOff, …).
@@ -436,7 +524,12 @@ pub async fn describe_pods(client: &Client, ns: &str, selector: Option<&str>) ->
     };
     match api.list(&params).await {
         Ok(list) if list.items.is_empty() => format!("none in namespace {ns}"),
-        Ok(list) => list.items.iter().map(pod_summary).collect::<Vec<_>>().join("; "),
+        Ok(list) => list
+            .items
+            .iter()
+            .map(pod_summary)
+            .collect::<Vec<_>>()
+            .join("; "),
         Err(e) => format!("(cannot list pods in {ns}: {e})"),
     }
 }
@@ -447,7 +540,11 @@ pub fn pod_summary(pod: &Pod) -> String {
     let status = pod.status.as_ref();
     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
     let mut out = format!("{name}: {phase}");
-    for cs in status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten() {
+    for cs in status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+    {
         let state = cs.state.as_ref();
         if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
             out.push_str(&format!(
@@ -481,7 +578,10 @@ mod tests {
         let docs = parse_documents(text, "t.yaml").unwrap();
         assert_eq!(docs.len(), 2);
         let d = ObjectIdent::of(&docs[1]).unwrap();
-        assert_eq!((d.group.as_str(), d.version.as_str(), d.kind.as_str()), ("apps", "v1", "Deployment"));
+        assert_eq!(
+            (d.group.as_str(), d.version.as_str(), d.kind.as_str()),
+            ("apps", "v1", "Deployment")
+        );
         assert_eq!(d.to_string(), "Deployment a/d");
         let ns = ObjectIdent::of(&docs[0]).unwrap();
         assert_eq!((ns.group.as_str(), ns.version.as_str()), ("", "v1"));
@@ -490,11 +590,18 @@ mod tests {
 
     #[test]
     fn non_objects_and_nameless_objects_are_rejected_with_origin() {
-        let err = parse_documents("apiVersion: v1\nkind: Pod\nmetadata: {}\n", "x.yaml").unwrap_err();
-        assert!(format!("{err:#}").contains("x.yaml: YAML document 1 is not a Kubernetes object"), "{err:#}");
+        let err =
+            parse_documents("apiVersion: v1\nkind: Pod\nmetadata: {}\n", "x.yaml").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("x.yaml: YAML document 1 is not a Kubernetes object"),
+            "{err:#}"
+        );
         assert!(format!("{err:#}").contains("metadata.name"), "{err:#}");
         let err = parse_documents("a: [1,\n", "y.yaml").unwrap_err();
-        assert!(format!("{err:#}").contains("y.yaml: YAML document 1 does not parse"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("y.yaml: YAML document 1 does not parse"),
+            "{err:#}"
+        );
     }
 
     #[test]
@@ -551,8 +658,14 @@ mod tests {
         ] {
             assert!(paths.contains(&expected), "{paths:?}");
         }
-        assert!(paths.iter().any(|p| p.starts_with("manifests/prometheus/")), "{paths:?}");
-        assert!(paths.iter().any(|p| p.starts_with("fixtures/workloads/")), "{paths:?}");
+        assert!(
+            paths.iter().any(|p| p.starts_with("manifests/prometheus/")),
+            "{paths:?}"
+        );
+        assert!(
+            paths.iter().any(|p| p.starts_with("fixtures/workloads/")),
+            "{paths:?}"
+        );
         assert!(digests.iter().all(|(_, d)| d.len() == 64));
     }
 
@@ -560,15 +673,25 @@ mod tests {
         let conditions = ready.map(|s| {
             json!([{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": s, "reason": "KubeletNotReady", "message": "cni not initialized"}])
         });
-        serde_json::from_value(json!({"metadata": {"name": name}, "status": {"conditions": conditions}})).unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": name}, "status": {"conditions": conditions}}),
+        )
+        .unwrap()
     }
 
     #[test]
     fn not_ready_nodes_names_each_with_its_reason() {
-        let nodes = [node("cp", Some("True")), node("w1", Some("False")), node("w2", None)];
+        let nodes = [
+            node("cp", Some("True")),
+            node("w1", Some("False")),
+            node("w2", None),
+        ];
         let not_ready = not_ready_nodes(&nodes);
         assert_eq!(not_ready.len(), 2);
-        assert!(not_ready[0].starts_with("w1 (Ready=False: KubeletNotReady cni not initialized"), "{not_ready:?}");
+        assert!(
+            not_ready[0].starts_with("w1 (Ready=False: KubeletNotReady cni not initialized"),
+            "{not_ready:?}"
+        );
         assert_eq!(not_ready[1], "w2 (no Ready condition yet)");
     }
 
@@ -605,13 +728,120 @@ mod tests {
         );
     }
 
+    const MONITORING_V1: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"monitoring.coreos.com/v1","resources":[
+        {"name":"servicemonitors","singularName":"servicemonitor","namespaced":true,"kind":"ServiceMonitor","verbs":["get","list","patch","watch"]}]}"#;
+    const RBAC_V1: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"rbac.authorization.k8s.io/v1","resources":[
+        {"name":"clusterroles","singularName":"clusterrole","namespaced":false,"kind":"ClusterRole","verbs":["get","list","patch"]}]}"#;
+    const CORE_V1: &str = r#"{"kind":"APIResourceList","groupVersion":"v1","resources":[
+        {"name":"configmaps","singularName":"configmap","namespaced":true,"kind":"ConfigMap","verbs":["get","list","patch"]},
+        {"name":"nodes","singularName":"node","namespaced":false,"kind":"Node","verbs":["get","list"]}]}"#;
+
+    #[tokio::test]
+    async fn applier_server_side_applies_with_our_field_manager_force_and_the_right_scope() {
+        use crate::kubeproxy::fake_apiserver;
+        let sm_path =
+            "/apis/monitoring.coreos.com/v1/namespaces/kube-system/servicemonitors/cadvisor";
+        let cr_path = "/apis/rbac.authorization.k8s.io/v1/clusterroles/pod-metrics-e2e-prometheus";
+        let cm_path = "/api/v1/namespaces/default/configmaps/c";
+        let server = fake_apiserver::start(&[
+            ("/apis/monitoring.coreos.com/v1", 200, MONITORING_V1),
+            ("/apis/rbac.authorization.k8s.io/v1", 200, RBAC_V1),
+            ("/api/v1", 200, CORE_V1),
+            (sm_path, 200, r#"{"apiVersion":"monitoring.coreos.com/v1","kind":"ServiceMonitor","metadata":{"name":"cadvisor","namespace":"kube-system"}}"#),
+            (cr_path, 200, r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"pod-metrics-e2e-prometheus"}}"#),
+            (cm_path, 200, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"default"}}"#),
+        ])
+        .await;
+        let client = kube_client(&server.kubeconfig).await.unwrap();
+        let sm = read_manifest_file(
+            &crate::workspace_root().join(ServiceMonitorVariant::Mission.manifest()),
+        )
+        .unwrap();
+        let role = read_manifest_dir(&crate::workspace_root().join(PROMETHEUS_DIR))
+            .unwrap()
+            .into_iter()
+            .find(|d| d["kind"] == "ClusterRole")
+            .unwrap();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let mut applier = Applier::new(client);
+        applier
+            .apply_all(&[&sm[0], &role, &cm, &sm[0]])
+            .await
+            .unwrap();
+
+        let requests = server.requests.lock().unwrap().clone();
+        let patches: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
+        assert_eq!(patches.len(), 4, "{requests:#?}");
+        // Discovery once per group/version, not per object.
+        assert_eq!(
+            requests
+                .iter()
+                .filter(|r| r.path_and_query == "/apis/monitoring.coreos.com/v1")
+                .count(),
+            1
+        );
+        let expect = [sm_path, cr_path, cm_path, sm_path];
+        for (patch, path) in patches.iter().zip(expect) {
+            let (p, query) = patch.path_and_query.split_once('?').unwrap();
+            assert_eq!(p, path);
+            assert!(
+                query.contains("fieldManager=pod-metrics-e2e") && query.contains("force=true"),
+                "{query}"
+            );
+            assert_eq!(
+                patch.content_type.as_deref(),
+                Some("application/apply-patch+yaml")
+            );
+        }
+        let sent: Value = serde_json::from_str(&patches[0].body).unwrap();
+        assert_eq!(sent, sm[0], "the manifest is sent as is");
+    }
+
+    #[tokio::test]
+    async fn applier_names_the_object_a_server_rejects_and_an_unserved_kind() {
+        use crate::kubeproxy::fake_apiserver;
+        let server = fake_apiserver::start(&[
+            ("/api/v1", 200, CORE_V1),
+            (
+                "/api/v1/namespaces/default/configmaps/c",
+                422,
+                r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"ConfigMap \"c\" is invalid","reason":"Invalid","code":422}"#,
+            ),
+        ])
+        .await;
+        let client = kube_client(&server.kubeconfig).await.unwrap();
+        let mut applier = Applier::new(client);
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}});
+        let err = applier.apply(&cm).await.unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("server-side apply of ConfigMap default/c was rejected")
+                && msg.contains("is invalid"),
+            "{msg}"
+        );
+
+        let mut applier = Applier::new(kube_client(&server.kubeconfig).await.unwrap())
+            .with_discovery_grace(Duration::ZERO);
+        let sm = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "cadvisor", "namespace": "kube-system"}});
+        let err = applier.apply(&sm).await.unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("does not serve monitoring.coreos.com/v1 kind ServiceMonitor (needed for ServiceMonitor kube-system/cadvisor)")
+                && msg.contains("CRD"),
+            "{msg}"
+        );
+    }
+
     #[tokio::test]
     async fn kube_client_refuses_a_missing_kubeconfig_and_never_falls_back() {
         let Err(err) = kube_client(Path::new("/nonexistent/kubeconfig")).await else {
             panic!("a missing kubeconfig must be refused");
         };
         let msg = format!("{err:#}");
-        assert!(msg.contains("/nonexistent/kubeconfig") && msg.contains("--kubeconfig"), "{msg}");
+        assert!(
+            msg.contains("/nonexistent/kubeconfig") && msg.contains("--kubeconfig"),
+            "{msg}"
+        );
     }
 
     #[tokio::test]
@@ -622,7 +852,10 @@ mod tests {
         let Err(err) = kube_client(&path).await else {
             panic!("a malformed kubeconfig must be refused");
         };
-        assert!(format!("{err:#}").contains(&path.display().to_string()), "{err:#}");
+        assert!(
+            format!("{err:#}").contains(&path.display().to_string()),
+            "{err:#}"
+        );
     }
 
     #[tokio::test]

@@ -54,7 +54,9 @@ impl Bundle {
 
     /// Names of the CustomResourceDefinitions, in file order.
     pub fn crd_names(&self) -> Vec<String> {
-        self.of_kind("CustomResourceDefinition").map(|i| i.name).collect()
+        self.of_kind("CustomResourceDefinition")
+            .map(|i| i.name)
+            .collect()
     }
 
     /// (namespace, name) of every Deployment; the bundle leaves namespaced objects in `default`.
@@ -85,12 +87,16 @@ impl Bundle {
                 .flatten();
             for c in containers {
                 if c.get("name").and_then(Value::as_str) == Some("prometheus-operator") {
-                    let args = c.get("args").and_then(Value::as_array).into_iter().flatten();
+                    let args = c
+                        .get("args")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten();
                     return args
                         .map(|a| {
-                            a.as_str()
-                                .map(str::to_string)
-                                .with_context(|| format!("operator container arg {a} is not a string"))
+                            a.as_str().map(str::to_string).with_context(|| {
+                                format!("operator container arg {a} is not a string")
+                            })
                         })
                         .collect();
                 }
@@ -141,7 +147,10 @@ pub async fn load_bundle(src: &BundleSource, cache_dir: &Path) -> Result<Bundle>
     match src {
         BundleSource::File { path, sha256 } => {
             let bytes = std::fs::read(path).with_context(|| {
-                format!("cannot read the operator bundle {} (--operator-bundle)", path.display())
+                format!(
+                    "cannot read the operator bundle {} (--operator-bundle)",
+                    path.display()
+                )
             })?;
             verify(&bytes, sha256).map_err(|actual| {
                 anyhow::anyhow!(
@@ -156,11 +165,16 @@ pub async fn load_bundle(src: &BundleSource, cache_dir: &Path) -> Result<Bundle>
             let cached = BundleSource::cache_path(sha256, cache_dir);
             if let Ok(bytes) = std::fs::read(&cached) {
                 if verify(&bytes, sha256).is_ok() {
-                    return Bundle::parse(&bytes).with_context(|| format!("in {}", cached.display()));
+                    return Bundle::parse(&bytes)
+                        .with_context(|| format!("in {}", cached.display()));
                 }
                 // A corrupt or truncated cache entry: drop it and download again.
-                tracing::warn!("cached bundle {} fails its sha256; downloading again", cached.display());
-                std::fs::remove_file(&cached).with_context(|| format!("cannot delete {}", cached.display()))?;
+                tracing::warn!(
+                    "cached bundle {} fails its sha256; downloading again",
+                    cached.display()
+                );
+                std::fs::remove_file(&cached)
+                    .with_context(|| format!("cannot delete {}", cached.display()))?;
             }
             let bytes = download(url, &cached).await?;
             if let Err(actual) = verify(&bytes, sha256) {
@@ -197,14 +211,18 @@ async fn download(url: &str, dest: &Path) -> Result<Vec<u8>> {
         .timeout(Duration::from_secs(120))
         .build()
         .context("cannot build an HTTP client")?;
-    let resp = http
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("cannot download the operator bundle from {url}; {}", by_hand()))?;
+    let resp = http.get(url).send().await.with_context(|| {
+        format!(
+            "cannot download the operator bundle from {url}; {}",
+            by_hand()
+        )
+    })?;
     let status = resp.status();
     if !status.is_success() {
-        bail!("downloading the operator bundle from {url} answered HTTP {status}; {}", by_hand());
+        bail!(
+            "downloading the operator bundle from {url} answered HTTP {status}; {}",
+            by_hand()
+        );
     }
     let bytes = resp
         .bytes()
@@ -216,7 +234,8 @@ async fn download(url: &str, dest: &Path) -> Result<Vec<u8>> {
     }
     let part = dest.with_extension("yaml.part");
     std::fs::write(&part, &bytes).with_context(|| format!("cannot write {}", part.display()))?;
-    std::fs::rename(&part, dest).with_context(|| format!("cannot move {} into place", part.display()))?;
+    std::fs::rename(&part, dest)
+        .with_context(|| format!("cannot move {} into place", part.display()))?;
     Ok(bytes)
 }
 
@@ -261,8 +280,14 @@ pub async fn wait_kubelet_service(client: &Client, timeout: Duration) -> Result<
     let nodes: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + timeout;
     loop {
-        let svc = services.get_opt(KUBELET_SERVICE_NAME).await.context("cannot get Service kube-system/kubelet")?;
-        let eps = endpoints.get_opt(KUBELET_SERVICE_NAME).await.context("cannot get Endpoints kube-system/kubelet")?;
+        let svc = services
+            .get_opt(KUBELET_SERVICE_NAME)
+            .await
+            .context("cannot get Service kube-system/kubelet")?;
+        let eps = endpoints
+            .get_opt(KUBELET_SERVICE_NAME)
+            .await
+            .context("cannot get Endpoints kube-system/kubelet")?;
         let node_names: Vec<String> = nodes
             .list(&ListParams::default())
             .await
@@ -289,7 +314,11 @@ pub async fn wait_kubelet_service(client: &Client, timeout: Duration) -> Result<
 }
 
 /// What is still missing from the kubelet Service/Endpoints; empty when complete.
-pub fn kubelet_service_gaps(svc: Option<&Service>, eps: Option<&Endpoints>, nodes: &[String]) -> Vec<String> {
+pub fn kubelet_service_gaps(
+    svc: Option<&Service>,
+    eps: Option<&Endpoints>,
+    nodes: &[String],
+) -> Vec<String> {
     let mut gaps = Vec::new();
     let Some(svc) = svc else {
         return vec!["Service kube-system/kubelet does not exist yet".into()];
@@ -298,9 +327,15 @@ pub fn kubelet_service_gaps(svc: Option<&Service>, eps: Option<&Endpoints>, node
         .spec
         .as_ref()
         .and_then(|s| s.ports.as_ref())
-        .is_some_and(|ports| ports.iter().any(|p| p.name.as_deref() == Some(KUBELET_PORT_NAME)));
+        .is_some_and(|ports| {
+            ports
+                .iter()
+                .any(|p| p.name.as_deref() == Some(KUBELET_PORT_NAME))
+        });
     if !has_port {
-        gaps.push(format!("Service kube-system/kubelet has no port named {KUBELET_PORT_NAME}"));
+        gaps.push(format!(
+            "Service kube-system/kubelet has no port named {KUBELET_PORT_NAME}"
+        ));
     }
     let Some(eps) = eps else {
         gaps.push("Endpoints kube-system/kubelet does not exist yet".into());
@@ -389,7 +424,11 @@ metadata:
         assert_eq!(bundle.documents.len(), 5);
         assert_eq!(bundle.len, MINI_BUNDLE.len());
         assert_eq!(bundle.sha256, sha256_hex(MINI_BUNDLE.as_bytes()));
-        let kinds: Vec<&str> = bundle.apply_order().iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> = bundle
+            .apply_order()
+            .iter()
+            .map(|d| d["kind"].as_str().unwrap())
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -402,9 +441,15 @@ metadata:
         );
         assert_eq!(
             bundle.crd_names(),
-            ["alertmanagers.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com"]
+            [
+                "alertmanagers.monitoring.coreos.com",
+                "servicemonitors.monitoring.coreos.com"
+            ]
         );
-        assert_eq!(bundle.deployments(), [("default".to_string(), "prometheus-operator".to_string())]);
+        assert_eq!(
+            bundle.deployments(),
+            [("default".to_string(), "prometheus-operator".to_string())]
+        );
         assert_eq!(
             bundle.operator_args().unwrap(),
             [
@@ -416,10 +461,18 @@ metadata:
 
     #[test]
     fn a_bundle_without_the_operator_container_says_so() {
-        let bundle = Bundle::parse(b"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: x\n").unwrap();
+        let bundle =
+            Bundle::parse(b"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: x\n").unwrap();
         let err = bundle.operator_args().unwrap_err();
-        assert!(err.to_string().contains("container named prometheus-operator"), "{err}");
-        assert!(Bundle::parse(b"---\n").unwrap_err().to_string().contains("no Kubernetes objects"));
+        assert!(
+            err.to_string()
+                .contains("container named prometheus-operator"),
+            "{err}"
+        );
+        assert!(Bundle::parse(b"---\n")
+            .unwrap_err()
+            .to_string()
+            .contains("no Kubernetes objects"));
     }
 
     #[tokio::test]
@@ -428,17 +481,32 @@ metadata:
         let path = dir.path().join("bundle.yaml");
         std::fs::write(&path, MINI_BUNDLE).unwrap();
         let good = sha256_hex(MINI_BUNDLE.as_bytes());
-        let ok = load_bundle(&BundleSource::File { path: path.clone(), sha256: good.to_uppercase() }, dir.path())
-            .await
-            .unwrap();
+        let ok = load_bundle(
+            &BundleSource::File {
+                path: path.clone(),
+                sha256: good.to_uppercase(),
+            },
+            dir.path(),
+        )
+        .await
+        .unwrap();
         assert_eq!(ok.documents.len(), 5);
 
         let wrong = "0".repeat(64);
-        let err = load_bundle(&BundleSource::File { path: path.clone(), sha256: wrong.clone() }, dir.path())
-            .await
-            .unwrap_err();
+        let err = load_bundle(
+            &BundleSource::File {
+                path: path.clone(),
+                sha256: wrong.clone(),
+            },
+            dir.path(),
+        )
+        .await
+        .unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains(&wrong) && msg.contains(&good) && msg.contains("bundle.yaml"), "{msg}");
+        assert!(
+            msg.contains(&wrong) && msg.contains(&good) && msg.contains("bundle.yaml"),
+            "{msg}"
+        );
         assert!(path.exists(), "a user's file is never deleted");
     }
 
@@ -449,12 +517,22 @@ metadata:
         let cached = BundleSource::cache_path(&sha, dir.path());
         std::fs::write(&cached, "truncated").unwrap();
         // Port 9 (discard) on localhost: nothing listens, so the download fails fast.
-        let src = BundleSource::Pinned { url: "http://127.0.0.1:9/bundle.yaml".into(), sha256: sha.clone() };
+        let src = BundleSource::Pinned {
+            url: "http://127.0.0.1:9/bundle.yaml".into(),
+            sha256: sha.clone(),
+        };
         let err = load_bundle(&src, dir.path()).await.unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("--operator-bundle") && msg.contains("http://127.0.0.1:9/bundle.yaml"), "{msg}");
+        assert!(
+            msg.contains("--operator-bundle") && msg.contains("http://127.0.0.1:9/bundle.yaml"),
+            "{msg}"
+        );
         assert!(!cached.exists(), "the corrupt cache entry is deleted");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing left behind"
+        );
 
         // A good cache entry is used without any network.
         std::fs::write(&cached, MINI_BUNDLE).unwrap();
@@ -462,8 +540,10 @@ metadata:
     }
 
     fn svc(port: &str) -> Service {
-        serde_json::from_value(json!({"metadata": {"name": "kubelet", "namespace": "kube-system"},
-            "spec": {"clusterIP": "None", "ports": [{"name": port, "port": 10250}]}}))
+        serde_json::from_value(
+            json!({"metadata": {"name": "kubelet", "namespace": "kube-system"},
+            "spec": {"clusterIP": "None", "ports": [{"name": port, "port": 10250}]}}),
+        )
         .unwrap()
     }
 
@@ -479,16 +559,92 @@ metadata:
         .unwrap()
     }
 
+    const NODES: &str = r#"{"kind":"NodeList","apiVersion":"v1","metadata":{},"items":[
+        {"metadata":{"name":"cp"},"status":{"conditions":[{"type":"Ready","status":"True"}]}},
+        {"metadata":{"name":"w1"},"status":{"conditions":[{"type":"Ready","status":"False","reason":"KubeletNotReady","message":"cni plugin not initialized"}]}}]}"#;
+
+    #[tokio::test]
+    async fn waiting_for_the_kubelet_service_times_out_naming_nodes_and_the_resync() {
+        use crate::kubeproxy::fake_apiserver;
+        let svc = serde_json::to_string(&svc("https-metrics")).unwrap();
+        let eps = serde_json::to_string(&eps(&["cp"])).unwrap();
+        let server = fake_apiserver::start(&[
+            ("/api/v1/namespaces/kube-system/services/kubelet", 200, &svc),
+            (
+                "/api/v1/namespaces/kube-system/endpoints/kubelet",
+                200,
+                &eps,
+            ),
+            ("/api/v1/nodes", 200, NODES),
+        ])
+        .await;
+        let client = crate::install::kube_client(&server.kubeconfig)
+            .await
+            .unwrap();
+        let err = wait_kubelet_service(&client, Duration::ZERO)
+            .await
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("no https-metrics address for node(s) w1"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("every 3 minutes") && msg.contains("--timeout"),
+            "{msg}"
+        );
+
+        // And the nodes wait names the node that is not Ready, with the kubelet's reason.
+        let err = crate::install::wait_nodes_ready(&client, Duration::ZERO)
+            .await
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("1 of 2 nodes not Ready")
+                && msg.contains("w1 (Ready=False: KubeletNotReady cni plugin not initialized"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_kubelet_service_wait_succeeds_once_every_node_has_an_address() {
+        use crate::kubeproxy::fake_apiserver;
+        let svc = serde_json::to_string(&svc("https-metrics")).unwrap();
+        let eps = serde_json::to_string(&eps(&["cp", "w1"])).unwrap();
+        let server = fake_apiserver::start(&[
+            ("/api/v1/namespaces/kube-system/services/kubelet", 200, &svc),
+            (
+                "/api/v1/namespaces/kube-system/endpoints/kubelet",
+                200,
+                &eps,
+            ),
+            ("/api/v1/nodes", 200, NODES),
+        ])
+        .await;
+        let client = crate::install::kube_client(&server.kubeconfig)
+            .await
+            .unwrap();
+        wait_kubelet_service(&client, Duration::ZERO).await.unwrap();
+    }
+
     #[test]
     fn kubelet_service_is_complete_with_one_address_per_node() {
         let nodes = ["cp".to_string(), "w1".to_string()];
-        assert!(kubelet_service_gaps(Some(&svc("https-metrics")), Some(&eps(&["cp", "w1"])), &nodes).is_empty());
+        assert!(kubelet_service_gaps(
+            Some(&svc("https-metrics")),
+            Some(&eps(&["cp", "w1"])),
+            &nodes
+        )
+        .is_empty());
     }
 
     #[test]
     fn kubelet_service_gaps_name_what_is_missing() {
         let nodes = ["cp".to_string(), "w1".to_string(), "w2".to_string()];
-        assert_eq!(kubelet_service_gaps(None, None, &nodes), ["Service kube-system/kubelet does not exist yet"]);
+        assert_eq!(
+            kubelet_service_gaps(None, None, &nodes),
+            ["Service kube-system/kubelet does not exist yet"]
+        );
         let gaps = kubelet_service_gaps(Some(&svc("http-metrics")), Some(&eps(&["cp"])), &nodes);
         assert_eq!(
             gaps,

@@ -12,13 +12,15 @@ use std::sync::LazyLock;
 pub const REDACTED: &str = "<redacted>";
 
 static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)(authorization"?\s*[:=]\s*"?)(?:(?:bearer|basic|token)\s+)?[^\s",'}]+"#).unwrap()
+    Regex::new(r#"(?i)(authorization"?\s*[:=]\s*"?)(?:(?:bearer|basic|token)\s+)?[^\s",'}]+"#)
+        .unwrap()
 });
 static BEARER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{8,}=*").unwrap());
 // Service-account tokens and OIDC id-tokens are JWTs: header.payload.signature, base64url.
-static JWT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*").unwrap());
+static JWT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*").unwrap()
+});
 // `key: value`, `"key": "value"`, `key=value` where the key names a credential.
 static SENSITIVE_KV: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -162,7 +164,9 @@ fn redact_secrets_in_value(value: &mut serde_json::Value) -> bool {
             }
             changed
         }
-        Value::Array(items) => items.iter_mut().fold(false, |acc, v| redact_secrets_in_value(v) | acc),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, v| redact_secrets_in_value(v) | acc),
         _ => false,
     }
 }
@@ -175,7 +179,9 @@ mod tests {
 
     #[test]
     fn authorization_headers_lose_their_value() {
-        let out = redact("GET /metrics HTTP/1.1\r\nAuthorization: Bearer abcdef0123456789\r\nAccept: */*");
+        let out = redact(
+            "GET /metrics HTTP/1.1\r\nAuthorization: Bearer abcdef0123456789\r\nAccept: */*",
+        );
         assert!(out.contains("Authorization: <redacted>"), "{out}");
         assert!(!out.contains("abcdef0123456789"), "{out}");
         assert!(out.contains("Accept: */*"));
@@ -210,7 +216,10 @@ mod tests {
     insecure_skip_verify: true
 ";
         let out = redact(config);
-        assert!(out.contains("bearer_token_file: /var/run/secrets/kubernetes.io/serviceaccount/token"), "{out}");
+        assert!(
+            out.contains("bearer_token_file: /var/run/secrets/kubernetes.io/serviceaccount/token"),
+            "{out}"
+        );
         assert!(out.contains("bearer_token: <redacted>"), "{out}");
         assert!(out.contains("password: <redacted>"), "{out}");
         assert!(out.contains("username: admin"));
@@ -220,13 +229,16 @@ mod tests {
 
     #[test]
     fn prometheus_secret_placeholders_and_nested_blocks_are_left_alone() {
-        let text = "  password: <secret>\n  bearerTokenSecret:\n    name: sa-token\n    key: token\n";
+        let text =
+            "  password: <secret>\n  bearerTokenSecret:\n    name: sa-token\n    key: token\n";
         assert_eq!(redact(text), text);
     }
 
     #[test]
     fn json_credential_values_keep_their_quotes() {
-        let out = redact(r#"{"bearerTokenFile":"/var/run/x/token","token":"abc.def","client-key-data":"LS0tLS1CRUdJTg=="}"#);
+        let out = redact(
+            r#"{"bearerTokenFile":"/var/run/x/token","token":"abc.def","client-key-data":"LS0tLS1CRUdJTg=="}"#,
+        );
         assert_eq!(
             out,
             r#"{"bearerTokenFile":"/var/run/x/token","token":"<redacted>","client-key-data":"<redacted>"}"#
@@ -237,7 +249,10 @@ mod tests {
     fn kubeconfig_key_material_is_removed() {
         let kubeconfig = "users:\n- name: kind\n  user:\n    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZS0VZ\n    token: abcdef\n";
         let out = redact(kubeconfig);
-        assert!(!out.contains("S0VZS0VZ") && !out.contains("abcdef"), "{out}");
+        assert!(
+            !out.contains("S0VZS0VZ") && !out.contains("abcdef"),
+            "{out}"
+        );
         assert!(out.contains("client-key-data: <redacted>"));
     }
 
@@ -265,7 +280,8 @@ mod tests {
 
     #[test]
     fn innocent_text_is_unchanged() {
-        let text = "level=info ts=2021 caller=main.go msg=\"Server is ready to receive web requests.\"\n\
+        let text =
+            "level=info ts=2021 caller=main.go msg=\"Server is ready to receive web requests.\"\n\
                     container_cpu_usage_seconds_total{container=\"app\",namespace=\"apps\"} 1.5\n";
         assert_eq!(redact(text), text);
     }

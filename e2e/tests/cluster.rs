@@ -39,7 +39,10 @@ async fn client() -> Client {
 fn variant() -> ServiceMonitorVariant {
     let matrix = Matrix::load_default().unwrap_or_else(|e| panic!("{e:#}"));
     let cell = match std::env::var("E2E_CELL") {
-        Ok(name) if !name.is_empty() => matrix.cell(&name).unwrap_or_else(|e| panic!("E2E_CELL: {e:#}")).clone(),
+        Ok(name) if !name.is_empty() => matrix
+            .cell(&name)
+            .unwrap_or_else(|e| panic!("E2E_CELL: {e:#}"))
+            .clone(),
         _ => matrix.default_cell().clone(),
     };
     cell.servicemonitor
@@ -49,14 +52,18 @@ fn artifacts_dir() -> PathBuf {
     let dir = std::env::var_os("E2E_ARTIFACTS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| e2e::workspace_root().join("target/e2e/artifacts"));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
 }
 
 /// The Prometheus CR's scrapeInterval (e.g. `10s`), so waits follow the manifest.
 fn scrape_interval() -> Duration {
     let docs = install::read_manifest_dir(&e2e::workspace_root().join(PROMETHEUS_DIR)).unwrap();
-    let prom = docs.iter().find(|d| d["kind"] == "Prometheus").expect("a Prometheus CR");
+    let prom = docs
+        .iter()
+        .find(|d| d["kind"] == "Prometheus")
+        .expect("a Prometheus CR");
     let text = prom["spec"]["scrapeInterval"].as_str().unwrap_or("30s");
     let secs: u64 = text
         .strip_suffix('s')
@@ -68,7 +75,8 @@ fn scrape_interval() -> Duration {
 async fn prometheus(client: &Client) -> PrometheusClient {
     // The StatefulSet was ready before this test started, but the proxy may still answer 503
     // for a moment: ready() retries that.
-    let prom = e2e::kubeproxy::prometheus_client(client.clone()).with_retry_deadline(Duration::from_secs(120));
+    let prom = e2e::kubeproxy::prometheus_client(client.clone())
+        .with_retry_deadline(Duration::from_secs(120));
     prom.ready()
         .await
         .unwrap_or_else(|e| panic!("Prometheus through the API server proxy: {e}"));
@@ -77,7 +85,10 @@ async fn prometheus(client: &Client) -> PrometheusClient {
 
 async fn list_running(client: &Client) -> Vec<RunningPod> {
     let pods: Api<Pod> = Api::all(client.clone());
-    let list = pods.list(&ListParams::default()).await.expect("list pods in all namespaces");
+    let list = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list pods in all namespaces");
     running_pods(&list.items)
 }
 
@@ -109,9 +120,20 @@ async fn every_running_pod_has_its_cpu_metric_in_prometheus() {
     let client = client().await;
     let prom = prometheus(&client).await;
     let mut pods = list_running(&client).await;
-    assert!(!pods.is_empty(), "the cluster has no Running pods (not even kube-system's)");
-    for ns in ["kube-system", install::PROMETHEUS_NAMESPACE, "pme2e-apps", "pme2e-batch"] {
-        assert!(pods.iter().any(|p| p.namespace == ns), "no Running pod in namespace {ns}: {pods:#?}");
+    assert!(
+        !pods.is_empty(),
+        "the cluster has no Running pods (not even kube-system's)"
+    );
+    for ns in [
+        "kube-system",
+        install::PROMETHEUS_NAMESPACE,
+        "pme2e-apps",
+        "pme2e-batch",
+    ] {
+        assert!(
+            pods.iter().any(|p| p.namespace == ns),
+            "no Running pod in namespace {ns}: {pods:#?}"
+        );
     }
 
     let mut opts = WaitOptions::for_scrape_interval(scrape_interval());
@@ -122,7 +144,10 @@ async fn every_running_pod_has_its_cpu_metric_in_prometheus() {
         // A pod that stopped running during the wait is not a coverage gap: check once more
         // against the pods running now.
         let now = list_running(&client).await;
-        if report.missing.iter().any(|m| !now.iter().any(|p| p.namespace == m.namespace && p.name == m.name)) {
+        if report.missing.iter().any(|m| {
+            !now.iter()
+                .any(|p| p.namespace == m.namespace && p.name == m.name)
+        }) {
             pods = now;
             opts.deadline = opts.deadline.min(Duration::from_secs(60));
             report = check(&prom, &pods, &opts).await;
@@ -135,7 +160,11 @@ async fn every_running_pod_has_its_cpu_metric_in_prometheus() {
         let diagnosis = match e2e::diagnose::cluster(&client, &prom, &pods).await {
             Ok(findings) => {
                 let path = write_json("diagnose.json", &serde_json::to_value(&findings).unwrap());
-                format!("{}\n(diagnosis: {})", e2e::diagnose::render_text(&findings), path.display())
+                format!(
+                    "{}\n(diagnosis: {})",
+                    e2e::diagnose::render_text(&findings),
+                    path.display()
+                )
             }
             Err(e) => format!("diagnosis failed too: {e:#}"),
         };
@@ -172,21 +201,37 @@ async fn the_cadvisor_job_has_one_healthy_target_per_node() {
     // A new target is "unknown" until its first scrape: give it a few intervals.
     let deadline = Instant::now() + scrape_interval() * 4 + Duration::from_secs(30);
     loop {
-        let targets = prom.targets().await.unwrap_or_else(|e| panic!("/api/v1/targets: {e}"));
-        let cadvisor: Vec<_> = targets.active.iter().filter(|t| t.scrape_pool == CADVISOR_JOB).collect();
-        let mut target_nodes: Vec<String> =
-            cadvisor.iter().filter_map(|t| t.labels.get("node").cloned()).collect();
+        let targets = prom
+            .targets()
+            .await
+            .unwrap_or_else(|e| panic!("/api/v1/targets: {e}"));
+        let cadvisor: Vec<_> = targets
+            .active
+            .iter()
+            .filter(|t| t.scrape_pool == CADVISOR_JOB)
+            .collect();
+        let mut target_nodes: Vec<String> = cadvisor
+            .iter()
+            .filter_map(|t| t.labels.get("node").cloned())
+            .collect();
         target_nodes.sort();
         let all_up = cadvisor.iter().all(|t| t.health == "up");
         if target_nodes == node_names && all_up {
             for t in &cadvisor {
                 assert!(
-                    t.scrape_url.starts_with("https://") && t.scrape_url.ends_with(":10250/metrics/cadvisor"),
+                    t.scrape_url.starts_with("https://")
+                        && t.scrape_url.ends_with(":10250/metrics/cadvisor"),
                     "{}",
                     t.scrape_url
                 );
-                assert_eq!(t.labels.get("namespace").map(String::as_str), Some("kube-system"));
-                assert_eq!(t.labels.get("endpoint").map(String::as_str), Some("https-metrics"));
+                assert_eq!(
+                    t.labels.get("namespace").map(String::as_str),
+                    Some("kube-system")
+                );
+                assert_eq!(
+                    t.labels.get("endpoint").map(String::as_str),
+                    Some("https-metrics")
+                );
             }
             return;
         }
@@ -208,20 +253,40 @@ async fn the_cadvisor_job_has_one_healthy_target_per_node() {
 async fn prometheus_loaded_the_operator_generated_cadvisor_job() {
     let client = client().await;
     let prom = prometheus(&client).await;
-    let yaml = prom.config_yaml().await.unwrap_or_else(|e| panic!("/api/v1/status/config: {e}"));
-    let config: serde_yaml::Value = serde_yaml::from_str(&yaml).expect("Prometheus's loaded config is YAML");
-    let jobs = config["scrape_configs"].as_sequence().expect("scrape_configs");
+    let yaml = prom
+        .config_yaml()
+        .await
+        .unwrap_or_else(|e| panic!("/api/v1/status/config: {e}"));
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(&yaml).expect("Prometheus's loaded config is YAML");
+    let jobs = config["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs");
     let job = jobs
         .iter()
         .find(|j| j["job_name"].as_str() == Some(CADVISOR_JOB))
-        .unwrap_or_else(|| panic!("no job {CADVISOR_JOB} in the loaded config:\n{}", e2e::redact::redact(&yaml)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no job {CADVISOR_JOB} in the loaded config:\n{}",
+                e2e::redact::redact(&yaml)
+            )
+        });
     assert_eq!(job["metrics_path"].as_str(), Some("/metrics/cadvisor"));
     assert_eq!(job["scheme"].as_str(), Some("https"));
     assert_eq!(
-        job["bearer_token_file"].as_str().or_else(|| job["authorization"]["credentials_file"].as_str()),
+        job["bearer_token_file"]
+            .as_str()
+            .or_else(|| job["authorization"]["credentials_file"].as_str()),
         Some("/var/run/secrets/kubernetes.io/serviceaccount/token")
     );
-    assert_eq!(job["tls_config"]["insecure_skip_verify"].as_bool(), Some(true));
+    assert_eq!(
+        job["tls_config"]["insecure_skip_verify"].as_bool(),
+        Some(true)
+    );
     let honor = job["honor_labels"].as_bool().unwrap_or(false);
-    assert_eq!(honor, variant() == ServiceMonitorVariant::HonorLabels, "honor_labels of {CADVISOR_JOB}");
+    assert_eq!(
+        honor,
+        variant() == ServiceMonitorVariant::HonorLabels,
+        "honor_labels of {CADVISOR_JOB}"
+    );
 }

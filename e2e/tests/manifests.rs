@@ -7,7 +7,9 @@
 //! Bundle-dependent tests need `E2E_OPERATOR_BUNDLE` (the v0.48.1 bundle.yaml); without it they
 //! print why they skipped and return.
 
-use e2e::install::{self, PROMETHEUS_DIR, PROMETHEUS_NAME, PROMETHEUS_NAMESPACE, SELECTION_LABEL, WORKLOADS_DIR};
+use e2e::install::{
+    self, PROMETHEUS_DIR, PROMETHEUS_NAME, PROMETHEUS_NAMESPACE, SELECTION_LABEL, WORKLOADS_DIR,
+};
 use e2e::matrix::{Matrix, ServiceMonitorVariant};
 use e2e::operator::{self, Bundle, BundleSource};
 use serde_json::{json, Value};
@@ -33,7 +35,12 @@ fn find<'a>(objs: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 fn servicemonitor(variant: ServiceMonitorVariant) -> Value {
     let docs = objects(variant.manifest());
-    assert_eq!(docs.len(), 1, "{} holds exactly one object", variant.manifest());
+    assert_eq!(
+        docs.len(),
+        1,
+        "{} holds exactly one object",
+        variant.manifest()
+    );
     docs.into_iter().next().unwrap()
 }
 
@@ -41,7 +48,10 @@ fn servicemonitor(variant: ServiceMonitorVariant) -> Value {
 fn bundle_bytes(test: &str) -> Option<Vec<u8>> {
     match std::env::var_os("E2E_OPERATOR_BUNDLE") {
         Some(path) => Some(std::fs::read(&path).unwrap_or_else(|e| {
-            panic!("E2E_OPERATOR_BUNDLE={} cannot be read: {e}", Path::new(&path).display())
+            panic!(
+                "E2E_OPERATOR_BUNDLE={} cannot be read: {e}",
+                Path::new(&path).display()
+            )
         })),
         None => {
             println!(
@@ -59,20 +69,30 @@ fn every_yaml_in_manifests_and_fixtures_parses() {
     for dir in ["manifests", "fixtures"] {
         for path in install::yaml_files(&root().join(dir), true).unwrap() {
             let text = std::fs::read_to_string(&path).unwrap();
-            let rel = path.strip_prefix(root()).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             // Everything must be YAML; what we apply must also be Kubernetes objects.
             for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-                let _: serde_yaml::Value = serde::Deserialize::deserialize(doc)
-                    .unwrap_or_else(|e| panic!("{rel}: YAML document {} does not parse: {e}", i + 1));
+                let _: serde_yaml::Value =
+                    serde::Deserialize::deserialize(doc).unwrap_or_else(|e| {
+                        panic!("{rel}: YAML document {} does not parse: {e}", i + 1)
+                    });
             }
             if rel.starts_with("manifests/") || rel.starts_with(WORKLOADS_DIR) {
-                let objs = install::parse_documents(&text, &rel).unwrap_or_else(|e| panic!("{e:#}"));
+                let objs =
+                    install::parse_documents(&text, &rel).unwrap_or_else(|e| panic!("{e:#}"));
                 assert!(!objs.is_empty(), "{rel} holds no object");
             }
             checked += 1;
         }
     }
-    assert!(checked >= 7, "expected the manifests, ServiceMonitors, workloads and kind configs; saw {checked} files");
+    assert!(
+        checked >= 7,
+        "expected the manifests, ServiceMonitors, workloads and kind configs; saw {checked} files"
+    );
 }
 
 /// The mission's ServiceMonitor spec, field for field.
@@ -97,9 +117,20 @@ fn the_servicemonitor_is_the_missions_plus_only_our_selection_label() {
     assert_eq!(sm["kind"], "ServiceMonitor");
     assert_eq!(sm["metadata"]["name"], "cadvisor");
     assert_eq!(sm["metadata"]["namespace"], "kube-system");
-    assert_eq!(sm["metadata"]["labels"], json!({SELECTION_LABEL.0: SELECTION_LABEL.1}));
-    let metadata_keys: BTreeSet<&str> = sm["metadata"].as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(metadata_keys, BTreeSet::from(["labels", "name", "namespace"]));
+    assert_eq!(
+        sm["metadata"]["labels"],
+        json!({SELECTION_LABEL.0: SELECTION_LABEL.1})
+    );
+    let metadata_keys: BTreeSet<&str> = sm["metadata"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        metadata_keys,
+        BTreeSet::from(["labels", "name", "namespace"])
+    );
     assert_eq!(sm["spec"], mission_spec());
 }
 
@@ -128,7 +159,12 @@ fn selects(selector: &Value, labels: &Value) -> bool {
         .flatten()
         .all(|e| {
             let key = e["key"].as_str().unwrap();
-            let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let values: Vec<&str> = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             match e["operator"].as_str().unwrap() {
                 "In" => label(key).is_some_and(|v| values.contains(&v)),
                 "NotIn" => !label(key).is_some_and(|v| values.contains(&v)),
@@ -146,8 +182,14 @@ fn label_selector_helper_behaves() {
     assert!(selects(&json!({}), &labels));
     assert!(selects(&json!({"matchLabels": {"a": "1"}}), &labels));
     assert!(!selects(&json!({"matchLabels": {"a": "2"}}), &labels));
-    assert!(selects(&json!({"matchExpressions": [{"key": "b", "operator": "In", "values": ["2", "3"]}]}), &labels));
-    assert!(!selects(&json!({"matchExpressions": [{"key": "c", "operator": "Exists"}]}), &labels));
+    assert!(selects(
+        &json!({"matchExpressions": [{"key": "b", "operator": "In", "values": ["2", "3"]}]}),
+        &labels
+    ));
+    assert!(!selects(
+        &json!({"matchExpressions": [{"key": "c", "operator": "Exists"}]}),
+        &labels
+    ));
 }
 
 #[test]
@@ -162,39 +204,69 @@ fn the_prometheus_cr_pins_v2_26_0_and_selects_our_servicemonitors() {
     let spec = &prom["spec"];
     // An empty version means the untagged (latest) image in v0.48.1.
     assert_eq!(spec["version"], "v2.26.0");
-    let interval = spec["scrapeInterval"].as_str().expect("a short scrapeInterval is set for tests");
-    assert!(matches!(interval, "5s" | "10s" | "15s"), "scrapeInterval {interval} is not short");
+    let interval = spec["scrapeInterval"]
+        .as_str()
+        .expect("a short scrapeInterval is set for tests");
+    assert!(
+        matches!(interval, "5s" | "10s" | "15s"),
+        "scrapeInterval {interval} is not short"
+    );
 
     // A nil serviceMonitorSelector selects nothing.
-    let selector = spec.get("serviceMonitorSelector").filter(|s| !s.is_null()).expect("serviceMonitorSelector is set");
+    let selector = spec
+        .get("serviceMonitorSelector")
+        .filter(|s| !s.is_null())
+        .expect("serviceMonitorSelector is set");
     // A nil namespace selector searches only the Prometheus's own namespace.
     let ns_selector = spec
         .get("serviceMonitorNamespaceSelector")
         .filter(|s| !s.is_null())
         .expect("serviceMonitorNamespaceSelector is set (kube-system must be searched)");
-    for variant in [ServiceMonitorVariant::Mission, ServiceMonitorVariant::HonorLabels] {
+    for variant in [
+        ServiceMonitorVariant::Mission,
+        ServiceMonitorVariant::HonorLabels,
+    ] {
         let sm = servicemonitor(variant);
-        assert!(selects(selector, &sm["metadata"]["labels"]), "{} not selected", variant.manifest());
+        assert!(
+            selects(selector, &sm["metadata"]["labels"]),
+            "{} not selected",
+            variant.manifest()
+        );
         let ns = sm["metadata"]["namespace"].as_str().unwrap();
         // Since 1.21 every namespace carries kubernetes.io/metadata.name.
         let ns_labels = json!({"kubernetes.io/metadata.name": ns});
-        assert!(selects(ns_selector, &ns_labels), "namespace {ns} not selected");
+        assert!(
+            selects(ns_selector, &ns_labels),
+            "namespace {ns} not selected"
+        );
     }
     // And it does not select ServiceMonitors that are not ours.
-    assert!(!selects(selector, &json!({"app.kubernetes.io/name": "kubelet"})));
+    assert!(!selects(
+        selector,
+        &json!({"app.kubernetes.io/name": "kubelet"})
+    ));
 
     // Its service account is the one the ClusterRoleBinding grants.
-    let sa = spec["serviceAccountName"].as_str().expect("serviceAccountName is set");
+    let sa = spec["serviceAccountName"]
+        .as_str()
+        .expect("serviceAccountName is set");
     let binding = find(&objs, "ClusterRoleBinding")[0];
     assert!(binding["subjects"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|s| s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == PROMETHEUS_NAMESPACE));
-    assert!(find(&objs, "ServiceAccount")
+        .any(|s| s["kind"] == "ServiceAccount"
+            && s["name"] == sa
+            && s["namespace"] == PROMETHEUS_NAMESPACE));
+    assert!(
+        find(&objs, "ServiceAccount")
+            .iter()
+            .any(|o| o["metadata"]["name"] == sa
+                && o["metadata"]["namespace"] == PROMETHEUS_NAMESPACE)
+    );
+    assert!(find(&objs, "Namespace")
         .iter()
-        .any(|o| o["metadata"]["name"] == sa && o["metadata"]["namespace"] == PROMETHEUS_NAMESPACE));
-    assert!(find(&objs, "Namespace").iter().any(|o| o["metadata"]["name"] == PROMETHEUS_NAMESPACE));
+        .any(|o| o["metadata"]["name"] == PROMETHEUS_NAMESPACE));
 }
 
 /// A rule as sets, so order within and between rules does not matter.
@@ -234,40 +306,75 @@ fn the_cluster_role_has_exactly_the_documented_rules() {
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
         {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
     ]);
-    assert_eq!(normalized_rules(&role["rules"]), normalized_rules(&expected));
+    assert_eq!(
+        normalized_rules(&role["rules"]),
+        normalized_rules(&expected)
+    );
     assert_eq!(role["rules"].as_array().unwrap().len(), 4);
 
     let binding = find(&objs, "ClusterRoleBinding")[0];
     assert_eq!(binding["apiVersion"], "rbac.authorization.k8s.io/v1");
-    assert_eq!(binding["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]}));
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]})
+    );
 }
 
 #[test]
 fn workloads_span_two_namespaces_with_a_multi_container_pod_and_a_cpu_burner() {
     let objs = objects(WORKLOADS_DIR);
     let deployments = find(&objs, "Deployment");
-    let namespaces: BTreeSet<&str> = deployments.iter().map(|d| d["metadata"]["namespace"].as_str().unwrap()).collect();
+    let namespaces: BTreeSet<&str> = deployments
+        .iter()
+        .map(|d| d["metadata"]["namespace"].as_str().unwrap())
+        .collect();
     assert!(namespaces.len() >= 2, "{namespaces:?}");
     for ns in &namespaces {
         assert!(
-            find(&objs, "Namespace").iter().any(|n| n["metadata"]["name"] == *ns),
+            find(&objs, "Namespace")
+                .iter()
+                .any(|n| n["metadata"]["name"] == *ns),
             "namespace {ns} is used but not created"
         );
     }
-    let containers = |d: &Value| d["spec"]["template"]["spec"]["containers"].as_array().unwrap().clone();
-    assert!(deployments.iter().any(|d| containers(d).len() >= 2), "a multi-container pod");
+    let containers = |d: &Value| {
+        d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        deployments.iter().any(|d| containers(d).len() >= 2),
+        "a multi-container pod"
+    );
     let mut burner = false;
     for d in &deployments {
         // Pods must match their Deployment's selector or the apply is rejected.
-        assert!(selects(&d["spec"]["selector"], &d["spec"]["template"]["metadata"]["labels"]));
+        assert!(selects(
+            &d["spec"]["selector"],
+            &d["spec"]["template"]["metadata"]["labels"]
+        ));
         for c in containers(d) {
             let image = c["image"].as_str().unwrap();
-            let (_, tag) = image.rsplit_once(':').unwrap_or_else(|| panic!("image {image} has no tag"));
-            assert!(tag != "latest" && !tag.is_empty(), "image {image} must be pinned by tag");
+            let (_, tag) = image
+                .rsplit_once(':')
+                .unwrap_or_else(|| panic!("image {image} has no tag"));
+            assert!(
+                tag != "latest" && !tag.is_empty(),
+                "image {image} must be pinned by tag"
+            );
             // A container with zero CPU emits no cadvisor series: each one must do some work.
             let command = c["command"].to_string();
-            assert!(command.contains("while true"), "container {} never uses CPU: {command}", c["name"]);
-            assert!(c["resources"]["limits"]["cpu"].is_string(), "container {} has no CPU limit", c["name"]);
+            assert!(
+                command.contains("while true"),
+                "container {} never uses CPU: {command}",
+                c["name"]
+            );
+            assert!(
+                c["resources"]["limits"]["cpu"].is_string(),
+                "container {} has no CPU limit",
+                c["name"]
+            );
             burner |= command.contains("while true; do :; done");
         }
     }
@@ -285,7 +392,10 @@ fn install_constants_agree_with_the_manifests() {
     assert_eq!(e2e::artifacts::SERVICEMONITOR, ("kube-system", "cadvisor"));
     let sm = servicemonitor(ServiceMonitorVariant::Mission);
     assert_eq!(
-        (sm["metadata"]["namespace"].as_str().unwrap(), sm["metadata"]["name"].as_str().unwrap()),
+        (
+            sm["metadata"]["namespace"].as_str().unwrap(),
+            sm["metadata"]["name"].as_str().unwrap()
+        ),
         e2e::artifacts::SERVICEMONITOR
     );
 }
@@ -305,26 +415,36 @@ const CRDS: [&str; 8] = [
 
 #[tokio::test]
 async fn the_pinned_bundle_verifies_parses_and_installs_crds_first() {
-    let Some(bytes) = bundle_bytes("the_pinned_bundle_verifies_parses_and_installs_crds_first") else {
+    let Some(bytes) = bundle_bytes("the_pinned_bundle_verifies_parses_and_installs_crds_first")
+    else {
         return;
     };
     let cell = Matrix::load_default().unwrap().default_cell().clone();
     assert_eq!(cell.operator_version, "v0.48.1");
     let bundle = Bundle::parse(&bytes).unwrap();
-    assert_eq!(bundle.sha256, cell.operator_bundle_sha256, "E2E_OPERATOR_BUNDLE is not the pinned bundle");
+    assert_eq!(
+        bundle.sha256, cell.operator_bundle_sha256,
+        "E2E_OPERATOR_BUNDLE is not the pinned bundle"
+    );
     assert_eq!(bundle.len, 1_020_611);
 
     // The same verification path `--operator-bundle` takes.
     let path = PathBuf::from(std::env::var_os("E2E_OPERATOR_BUNDLE").unwrap());
     let cache = tempfile::tempdir().unwrap();
-    let loaded = operator::load_bundle(&BundleSource::for_cell(&cell, Some(&path)), cache.path()).await.unwrap();
+    let loaded = operator::load_bundle(&BundleSource::for_cell(&cell, Some(&path)), cache.path())
+        .await
+        .unwrap();
     assert_eq!(loaded.documents.len(), bundle.documents.len());
 
     let mut crds = bundle.crd_names();
     crds.sort();
     assert_eq!(crds, CRDS);
     let order = bundle.apply_order();
-    assert_eq!(order.len(), 13, "8 CRDs + ClusterRoleBinding, ClusterRole, Deployment, ServiceAccount, Service");
+    assert_eq!(
+        order.len(),
+        13,
+        "8 CRDs + ClusterRoleBinding, ClusterRole, Deployment, ServiceAccount, Service"
+    );
     for (i, obj) in order.iter().enumerate() {
         let is_crd = obj["kind"] == "CustomResourceDefinition";
         assert_eq!(is_crd, i < 8, "object {i} ({}) out of order", obj["kind"]);
@@ -335,12 +455,24 @@ async fn the_pinned_bundle_verifies_parses_and_installs_crds_first() {
             assert_eq!(obj["metadata"]["name"], "prometheus-operator");
         }
     }
-    let rest: BTreeSet<&str> = order[8..].iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    let rest: BTreeSet<&str> = order[8..]
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(
         rest,
-        BTreeSet::from(["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"])
+        BTreeSet::from([
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Service",
+            "ServiceAccount"
+        ])
     );
-    assert_eq!(bundle.deployments(), [("default".to_string(), "prometheus-operator".to_string())]);
+    assert_eq!(
+        bundle.deployments(),
+        [("default".to_string(), "prometheus-operator".to_string())]
+    );
     assert_eq!(
         bundle.operator_args().unwrap(),
         [
@@ -352,7 +484,9 @@ async fn the_pinned_bundle_verifies_parses_and_installs_crds_first() {
 
 #[tokio::test]
 async fn a_bundle_with_one_byte_changed_is_refused_naming_both_digests() {
-    let Some(mut bytes) = bundle_bytes("a_bundle_with_one_byte_changed_is_refused_naming_both_digests") else {
+    let Some(mut bytes) =
+        bundle_bytes("a_bundle_with_one_byte_changed_is_refused_naming_both_digests")
+    else {
         return;
     };
     let cell = Matrix::load_default().unwrap().default_cell().clone();
@@ -365,7 +499,10 @@ async fn a_bundle_with_one_byte_changed_is_refused_naming_both_digests() {
         .await
         .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains(&cell.operator_bundle_sha256) && msg.contains(&operator::sha256_hex(&bytes)), "{msg}");
+    assert!(
+        msg.contains(&cell.operator_bundle_sha256) && msg.contains(&operator::sha256_hex(&bytes)),
+        "{msg}"
+    );
 }
 
 /// The CRD's openAPIV3Schema for `version`, as JSON Schema: `x-kubernetes-*` keys stripped.
@@ -424,25 +561,35 @@ fn unknown_fields(schema: &Value, instance: &Value, path: &str, out: &mut Vec<St
 }
 
 fn validation_errors(schema: &Value, instance: &Value) -> Vec<String> {
-    let validator = jsonschema::draft4::new(schema).expect("the CRD schema compiles as JSON Schema");
+    let validator =
+        jsonschema::draft4::new(schema).expect("the CRD schema compiles as JSON Schema");
     let mut errors: Vec<String> = validator
         .iter_errors(instance)
         .map(|e| format!("{}: {e}", e.instance_path))
         .collect();
     let mut unknown = Vec::new();
     unknown_fields(schema, instance, "", &mut unknown);
-    errors.extend(unknown.into_iter().map(|p| format!("{p}: unknown field (the API server would prune it)")));
+    errors.extend(
+        unknown
+            .into_iter()
+            .map(|p| format!("{p}: unknown field (the API server would prune it)")),
+    );
     errors
 }
 
 #[test]
 fn servicemonitors_and_the_prometheus_cr_validate_against_the_bundles_crd_schemas() {
-    let Some(bytes) = bundle_bytes("servicemonitors_and_the_prometheus_cr_validate_against_the_bundles_crd_schemas") else {
+    let Some(bytes) = bundle_bytes(
+        "servicemonitors_and_the_prometheus_cr_validate_against_the_bundles_crd_schemas",
+    ) else {
         return;
     };
     let bundle = Bundle::parse(&bytes).unwrap();
     let sm_schema = crd_schema(&bundle, "servicemonitors.monitoring.coreos.com", "v1");
-    for variant in [ServiceMonitorVariant::Mission, ServiceMonitorVariant::HonorLabels] {
+    for variant in [
+        ServiceMonitorVariant::Mission,
+        ServiceMonitorVariant::HonorLabels,
+    ] {
         let errors = validation_errors(&sm_schema, &servicemonitor(variant));
         assert!(errors.is_empty(), "{}: {errors:#?}", variant.manifest());
     }
@@ -456,6 +603,16 @@ fn servicemonitors_and_the_prometheus_cr_validate_against_the_bundles_crd_schema
     bad["spec"]["endpoints"][0]["tlsConfig"]["insecureSkipVerify"] = json!("yes");
     bad["spec"]["endpoints"][0]["bearerTokenFiel"] = json!("/x");
     let errors = validation_errors(&sm_schema, &bad);
-    assert!(errors.iter().any(|e| e.contains("/spec/endpoints/0/tlsConfig/insecureSkipVerify")), "{errors:#?}");
-    assert!(errors.iter().any(|e| e.contains(".spec.endpoints[0].bearerTokenFiel: unknown field")), "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("/spec/endpoints/0/tlsConfig/insecureSkipVerify")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains(".spec.endpoints[0].bearerTokenFiel: unknown field")),
+        "{errors:#?}"
+    );
 }
