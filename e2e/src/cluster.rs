@@ -25,7 +25,10 @@ pub const CREATE_WAIT: &str = "120s";
 /// dir so they never collide with real runs).
 pub fn work_dir() -> PathBuf {
     match std::env::var_os("E2E_WORK_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        // Absolute, because the assert phase runs nextest from the workspace root.
+        Some(dir) if !dir.is_empty() => {
+            std::path::absolute(&dir).unwrap_or_else(|_| PathBuf::from(dir))
+        }
         _ => crate::workspace_root().join("target").join("e2e"),
     }
 }

@@ -437,7 +437,8 @@ fn variant_name(cell: &Cell) -> &'static str {
 impl Plan {
     /// The text `--dry-run` prints.
     pub fn render(&self) -> String {
-        let mut out = String::from("pod-metrics-e2e cluster tier: plan (dry run: nothing is created, downloaded or changed)\n\n");
+        let mut out = String::from("pod-metrics-e2e cluster tier: plan (dry run: nothing is created, downloaded or changed)\n\
+             Commands run from the workspace root; relative paths are relative to it.\n\n");
         let width = self.header.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (k, v) in &self.header {
             let _ = writeln!(out, "{k:width$}  {v}");
