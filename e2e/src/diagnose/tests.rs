@@ -691,3 +691,194 @@ fn evidence_is_redacted() {
         out[0].evidence
     );
 }
+
+/// `cluster()` end to end against a fake API server and a fake Prometheus (one axum server
+/// answering canned JSON per path): the glue reads the right objects and the chain stops at the
+/// right link.
+mod fake_cluster {
+    use super::*;
+    use axum::extract::{Request, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    type Routes = Arc<HashMap<String, serde_json::Value>>;
+
+    async fn answer(State(routes): State<Routes>, req: Request) -> axum::response::Response {
+        let path = req.uri().path().to_string();
+        match routes.get(&path) {
+            Some(body) => axum::Json(body.clone()).into_response(),
+            None => {
+                let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": format!("{path} not found"), "reason": "NotFound", "code": 404});
+                (StatusCode::NOT_FOUND, axum::Json(status)).into_response()
+            }
+        }
+    }
+
+    fn list(kind: &str, items: Vec<serde_json::Value>) -> serde_json::Value {
+        json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
+    }
+
+    fn prom_ok(data: serde_json::Value) -> serde_json::Value {
+        json!({"status": "success", "data": data})
+    }
+
+    /// A cluster where everything works (honorLabels true), as routes.
+    fn healthy_routes() -> HashMap<String, serde_json::Value> {
+        let mut r = HashMap::new();
+        r.insert(
+            "/api/v1/nodes".into(),
+            list("NodeList", vec![json!({"metadata": {"name": "w1"}})]),
+        );
+        r.insert(
+            "/api/v1/namespaces/kube-system/services/kubelet".into(),
+            serde_json::to_value(kubelet_service_obj()).unwrap(),
+        );
+        r.insert(
+            "/api/v1/namespaces/kube-system/endpoints/kubelet".into(),
+            serde_json::to_value(kubelet_endpoints(&["w1"], "https-metrics")).unwrap(),
+        );
+        let operator = json!({"metadata": {"namespace": "default", "name": "prometheus-operator"},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "prometheus-operator",
+                "image": "quay.io/prometheus-operator/prometheus-operator:v0.48.1",
+                "args": ["--kubelet-service=kube-system/kubelet"]}]}}}});
+        r.insert(
+            "/apis/apps/v1/deployments".into(),
+            list("DeploymentList", vec![operator]),
+        );
+        r.insert(
+            "/apis/monitoring.coreos.com/v1/servicemonitors".into(),
+            list("ServiceMonitorList", vec![cadvisor_sm(json!({}))]),
+        );
+        r.insert(
+            "/apis/monitoring.coreos.com/v1/prometheuses".into(),
+            list(
+                "PrometheusList",
+                vec![prometheus(
+                    "monitoring",
+                    json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}}),
+                )],
+            ),
+        );
+        r.insert(
+            "/api/v1/namespaces".into(),
+            list(
+                "NamespaceList",
+                nss()
+                    .into_iter()
+                    .map(|n| serde_json::to_value(n).unwrap())
+                    .collect(),
+            ),
+        );
+        let config = format!("scrape_configs:\n- job_name: {JOB}\n  honor_labels: true\n  metrics_path: /metrics/cadvisor\n  scheme: https\n");
+        r.insert(
+            "/prom/api/v1/status/config".into(),
+            prom_ok(json!({"yaml": config})),
+        );
+        r.insert(
+            "/prom/api/v1/targets".into(),
+            prom_ok(json!({"activeTargets": [{"discoveredLabels": {}, "labels": {"node": "w1"}, "scrapePool": JOB,
+                "scrapeUrl": "https://172.18.0.2:10250/metrics/cadvisor", "health": "up", "lastError": "",
+                "lastScrape": "2021-06-01T10:00:30Z", "lastScrapeDuration": 0.01}], "droppedTargets": []})),
+        );
+        r.insert(
+            "/prom/api/v1/query".into(),
+            prom_ok(json!({"resultType": "vector", "result": [
+                {"metric": {"namespace": "apps", "pod": "web", "container": "app"}, "value": [1622541630.0, "1"]},
+                {"metric": {"namespace": "apps", "pod": "web", "container": "sidecar"}, "value": [1622541630.0, "1"]}]})),
+        );
+        r
+    }
+
+    async fn diagnose_with(routes: HashMap<String, serde_json::Value>) -> Vec<Finding> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(Arc::new(routes));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let prom = PrometheusClient::new(&format!("http://{addr}/prom"))
+            .unwrap()
+            .with_retry_deadline(std::time::Duration::from_millis(300));
+        let (_, pods) = healthy(true);
+        let findings = cluster(&client, &prom, &pods).await.unwrap();
+        server.abort();
+        findings
+    }
+
+    #[tokio::test]
+    async fn healthy_cluster_yields_no_finding() {
+        assert_eq!(
+            ids(&diagnose_with(healthy_routes()).await),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_kubelet_service_stops_the_chain_and_shows_the_operator_args() {
+        let mut r = healthy_routes();
+        r.remove("/api/v1/namespaces/kube-system/services/kubelet");
+        let f = diagnose_with(r).await;
+        assert_eq!(ids(&f), ["kubelet-service-missing"]);
+        assert!(
+            f[0].evidence[0].contains("--kubelet-service=kube-system/kubelet"),
+            "{:?}",
+            f[0].evidence
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_crd_is_servicemonitor_missing() {
+        let mut r = healthy_routes();
+        r.remove("/apis/monitoring.coreos.com/v1/servicemonitors");
+        let f = diagnose_with(r).await;
+        assert_eq!(ids(&f), ["servicemonitor-missing"]);
+        assert!(
+            f[0].evidence[0].contains("CRD not installed"),
+            "{:?}",
+            f[0].evidence
+        );
+    }
+
+    #[tokio::test]
+    async fn nil_selector_is_not_selected() {
+        let mut r = healthy_routes();
+        r.insert(
+            "/apis/monitoring.coreos.com/v1/prometheuses".into(),
+            list("PrometheusList", vec![prometheus("monitoring", json!({}))]),
+        );
+        assert_eq!(
+            ids(&diagnose_with(r).await),
+            ["servicemonitor-not-selected"]
+        );
+    }
+
+    #[tokio::test]
+    async fn job_of_another_servicemonitor_is_no_scrape_job() {
+        let mut r = healthy_routes();
+        let config = "scrape_configs:\n- job_name: serviceMonitor/kube-system/other/0\n  metrics_path: /metrics/cadvisor\n";
+        r.insert(
+            "/prom/api/v1/status/config".into(),
+            prom_ok(json!({"yaml": config})),
+        );
+        let f = diagnose_with(r).await;
+        assert_eq!(ids(&f), ["no-scrape-job"]);
+        assert!(
+            f[0].observed
+                .contains("serviceMonitor/kube-system/cadvisor/"),
+            "{}",
+            f[0].observed
+        );
+    }
+
+    #[tokio::test]
+    async fn silent_prometheus_is_prometheus_unreachable() {
+        let mut r = healthy_routes();
+        r.retain(|path, _| !path.starts_with("/prom/"));
+        assert_eq!(ids(&diagnose_with(r).await), ["prometheus-unreachable"]);
+    }
+}
