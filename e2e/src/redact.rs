@@ -12,11 +12,13 @@ use std::sync::LazyLock;
 pub const REDACTED: &str = "<redacted>";
 
 static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)(authorization"?\s*[:=]\s*"?)(?:(?:bearer|basic|token)\s+)?[^\s",'}]+"#)
+    // Same line only (`[ \t]`): a YAML `authorization:` block (Prometheus's loaded config) has
+    // nothing secret on its own line. `[` covers Go's header map printing.
+    Regex::new(r#"(?i)(authorization"?[ \t]*[:=][ \t]*["\[]?)(?:(?:bearer|basic|token)[ \t]+)?[^\s",'}\]]+"#)
         .unwrap()
 });
 static BEARER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{8,}=*").unwrap());
+    LazyLock::new(|| Regex::new(r"(?i)\b(bearer)[ \t]+[A-Za-z0-9\-._~+/]{8,}=*").unwrap());
 // Service-account tokens and OIDC id-tokens are JWTs: header.payload.signature, base64url.
 static JWT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*").unwrap()
@@ -24,7 +26,7 @@ static JWT: LazyLock<Regex> = LazyLock::new(|| {
 // `key: value`, `"key": "value"`, `key=value` where the key names a credential.
 static SENSITIVE_KV: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)(?P<key>"?[A-Za-z0-9_.\-]*(?:token|password|passwd|secret|client-key-data|client_key_data|credentials|api[-_]?key|private[-_]?key)[A-Za-z0-9_\-]*"?)(?P<sep>[ \t]*[:=][ \t]*)(?P<val>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s,}\]]*)"#,
+        r#"(?i)(?P<key>"?[A-Za-z0-9_.\-]*(?:token|password|passwd|secret|client-key-data|client_key_data|credentials|api[-_]?key|private[-_]?key)[A-Za-z0-9_\-]*"?)(?P<sep>[ \t]*[:=][ \t]*)(?P<val>"(?:[^"\\]|\\.)*"|'[^']*'|(?:[^\s,}\]{\["'][^\s,}\]]*)?)"#,
     )
     .unwrap()
 });
@@ -188,6 +190,35 @@ mod tests {
 
         let out = redact(r#"{"headers":{"authorization":"Basic dXNlcjpwYXNz"}}"#);
         assert!(!out.contains("dXNlcjpwYXNz"), "{out}");
+    }
+
+    #[test]
+    fn pod_json_with_secret_volumes_stays_valid_json() {
+        let pod = r#"{"spec":{"volumes":[{"name":"kube-api-access","projected":{"sources":[{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}}]}},{"name":"certs","secret":{"secretName":"prometheus-e2e-tls","defaultMode":420}}]}}"#;
+        let out = redact(pod);
+        assert_eq!(out, pod);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap();
+    }
+
+    #[test]
+    fn go_header_maps_lose_the_token() {
+        let out =
+            redact("request headers map[Accept:[*/*] Authorization:[Bearer abcdef0123456789]]");
+        assert!(!out.contains("abcdef0123456789"), "{out}");
+        assert!(out.contains("Accept:[*/*]"), "{out}");
+    }
+
+    #[test]
+    fn prometheus_authorization_blocks_keep_their_shape() {
+        // How Prometheus >= 2.26 prints a job's bearer_token_file in /api/v1/status/config.
+        let config = "  authorization:\n    type: Bearer\n    credentials_file: /var/run/secrets/kubernetes.io/serviceaccount/token\n  tls_config:\n    insecure_skip_verify: true\n";
+        assert_eq!(redact(config), config);
+        let inline = "  authorization:\n    type: Bearer\n    credentials: plain-secret-value\n";
+        let out = redact(inline);
+        assert!(
+            !out.contains("plain-secret-value") && out.contains("type: Bearer"),
+            "{out}"
+        );
     }
 
     #[test]
