@@ -563,6 +563,144 @@ metadata:
         {"metadata":{"name":"cp"},"status":{"conditions":[{"type":"Ready","status":"True"}]}},
         {"metadata":{"name":"w1"},"status":{"conditions":[{"type":"Ready","status":"False","reason":"KubeletNotReady","message":"cni plugin not initialized"}]}}]}"#;
 
+    fn established_crd(name: &str) -> Value {
+        let (plural, group) = name.split_once('.').unwrap();
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name, "resourceVersion": "7"},
+            "spec": {"group": group, "scope": "Namespaced", "names": {"kind": "X", "plural": plural},
+                     "versions": [{"name": "v1", "served": true, "storage": true}]},
+            "status": {"conditions": [{"type": "NamesAccepted", "status": "True"}, {"type": "Established", "status": "True"}]}})
+    }
+
+    #[tokio::test]
+    async fn install_applies_crds_waits_for_established_then_the_rest_then_the_deployment() {
+        use crate::kubeproxy::fake_apiserver;
+        let bundle = Bundle::parse(MINI_BUNDLE.as_bytes()).unwrap();
+        let crd_list =
+            json!({"kind": "CustomResourceDefinitionList", "apiVersion": "apiextensions.k8s.io/v1",
+            "metadata": {"resourceVersion": "7"},
+            "items": bundle.crd_names().iter().map(|n| established_crd(n)).collect::<Vec<_>>()})
+            .to_string();
+        let crd_paths: Vec<String> = bundle
+            .crd_names()
+            .iter()
+            .map(|n| format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}"))
+            .collect();
+        let crd_bodies: Vec<String> = bundle
+            .crd_names()
+            .iter()
+            .map(|n| established_crd(n).to_string())
+            .collect();
+        let deployment = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"prometheus-operator","namespace":"default"},
+            "status":{"conditions":[{"type":"Available","status":"True"}]}}"#;
+        let discovery = |gv: &str, entries: &str| {
+            format!(r#"{{"kind":"APIResourceList","groupVersion":"{gv}","resources":[{entries}]}}"#)
+        };
+        let apiext = discovery(
+            "apiextensions.k8s.io/v1",
+            r#"{"name":"customresourcedefinitions","singularName":"","namespaced":false,"kind":"CustomResourceDefinition","verbs":["get","list","patch","watch"]}"#,
+        );
+        let rbac = discovery(
+            "rbac.authorization.k8s.io/v1",
+            r#"{"name":"clusterrolebindings","singularName":"","namespaced":false,"kind":"ClusterRoleBinding","verbs":["patch"]}"#,
+        );
+        let apps = discovery(
+            "apps/v1",
+            r#"{"name":"deployments","singularName":"","namespaced":true,"kind":"Deployment","verbs":["get","patch"]}"#,
+        );
+        let core = discovery(
+            "v1",
+            r#"{"name":"serviceaccounts","singularName":"","namespaced":true,"kind":"ServiceAccount","verbs":["patch"]}"#,
+        );
+        let mut routes: Vec<(&str, u16, &str)> = vec![
+            ("/apis/apiextensions.k8s.io/v1", 200, &apiext),
+            ("/apis/rbac.authorization.k8s.io/v1", 200, &rbac),
+            ("/apis/apps/v1", 200, &apps),
+            ("/api/v1", 200, &core),
+            (
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                200,
+                &crd_list,
+            ),
+            (
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/prometheus-operator",
+                200,
+                r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{"name":"prometheus-operator"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/default/serviceaccounts/prometheus-operator",
+                200,
+                r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"prometheus-operator","namespace":"default"}}"#,
+            ),
+            (
+                "/apis/apps/v1/namespaces/default/deployments/prometheus-operator",
+                200,
+                deployment,
+            ),
+        ];
+        for (path, body) in crd_paths.iter().zip(&crd_bodies) {
+            routes.push((path, 200, body));
+        }
+        let server = fake_apiserver::start(&routes).await;
+        let client = crate::install::kube_client(&server.kubeconfig)
+            .await
+            .unwrap();
+        install(&client, &bundle, Duration::from_secs(20))
+            .await
+            .unwrap();
+
+        let requests = server.requests.lock().unwrap().clone();
+        let steps: Vec<String> = requests
+            .iter()
+            .filter(|r| {
+                r.method != "GET" || r.path_and_query.contains("customresourcedefinitions?")
+            })
+            .map(|r| {
+                let path = r.path_and_query.split('?').next().unwrap();
+                format!(
+                    "{} {}",
+                    r.method,
+                    path.rsplit('/').take(2).collect::<Vec<_>>().join("<")
+                )
+            })
+            .collect();
+        // Both CRDs applied, then each one's Established checked, then the rest in rank order.
+        assert_eq!(
+            steps,
+            [
+                "PATCH alertmanagers.monitoring.coreos.com<customresourcedefinitions",
+                "PATCH servicemonitors.monitoring.coreos.com<customresourcedefinitions",
+                "GET customresourcedefinitions<v1",
+                "GET customresourcedefinitions<v1",
+                "PATCH prometheus-operator<clusterrolebindings",
+                "PATCH prometheus-operator<serviceaccounts",
+                "PATCH prometheus-operator<deployments",
+            ],
+            "{requests:#?}"
+        );
+        let established_checks: Vec<&str> = requests
+            .iter()
+            .filter(|r| r.path_and_query.contains("customresourcedefinitions?"))
+            .map(|r| r.path_and_query.as_str())
+            .collect();
+        assert!(
+            established_checks[0].contains("alertmanagers.monitoring.coreos.com"),
+            "{established_checks:?}"
+        );
+        assert!(
+            established_checks[1].contains("servicemonitors.monitoring.coreos.com"),
+            "{established_checks:?}"
+        );
+        assert!(
+            requests
+                .last()
+                .unwrap()
+                .path_and_query
+                .ends_with("/deployments/prometheus-operator"),
+            "the Deployment's availability is the last thing checked"
+        );
+    }
+
     #[tokio::test]
     async fn waiting_for_the_kubelet_service_times_out_naming_nodes_and_the_resync() {
         use crate::kubeproxy::fake_apiserver;
