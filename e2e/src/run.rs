@@ -183,8 +183,8 @@ pub async fn execute(cell: &Cell, opts: &Options) -> Result<Outcome> {
             eprintln!("interrupted during preflight; nothing was created");
             return Ok(Outcome::Interrupted);
         }
-        Some(Err(err)) => return Err(err.context("preflight failed; nothing was created")),
-        Some(Ok(d)) => state.timings.push((PhaseId::Preflight, d, true)),
+        Some((_, Err(err))) => return Err(err.context("preflight failed; nothing was created")),
+        Some((took, Ok(()))) => state.timings.push((PhaseId::Preflight, took, true)),
     }
 
     let result = {
@@ -265,13 +265,10 @@ async fn phases(r: &Resolved<'_>, state: &mut State, progress: &Progress) -> Pha
     let timeout = r.opts.timeout;
     macro_rules! phase {
         ($id:expr, $body:expr) => {{
-            let res = progress.phase($id, $body).await;
-            match res {
-                Ok(d) => state.timings.push(($id, d, true)),
-                Err(err) => {
-                    state.timings.push(($id, Duration::ZERO, false));
-                    return Err(($id, err));
-                }
+            let (took, res) = progress.phase($id, $body).await;
+            state.timings.push(($id, took, res.is_ok()));
+            if let Err(err) = res {
+                return Err(($id, err));
             }
         }};
     }
@@ -582,23 +579,27 @@ impl Progress {
             took.as_secs_f64()
         );
         match self.current.lock().expect("progress lock").take() {
-            Some(pb) => pb.finish_with_message(line),
+            // Clear the spinner and print a plain line, so the log reads the same with or without a TTY.
+            Some(pb) => {
+                pb.finish_and_clear();
+                eprintln!("{line}");
+            }
             None => eprintln!("{line}"),
         }
     }
 
-    /// Runs one phase between its progress lines; returns its duration.
+    /// Runs one phase between its progress lines; returns its duration and result.
     async fn phase<F: std::future::Future<Output = Result<()>>>(
         &self,
         id: PhaseId,
         body: F,
-    ) -> Result<Duration> {
+    ) -> (Duration, Result<()>) {
         self.start(id);
         let started = Instant::now();
         let res = body.await;
         let took = started.elapsed();
         self.done(id, took, res.is_ok());
-        res.map(|()| took)
+        (took, res)
     }
 }
 
