@@ -401,19 +401,17 @@ fn namespace_and_coverage(
         ));
     }
 
-    let index = SeriesIndex::new(&snap.cpu_series);
+    // The same matching as the coverage check, so diagnose and check never disagree.
+    let report = crate::coverage::evaluate(pods, &snap.cpu_series);
+    let by_name: std::collections::HashMap<(&str, &str), &RunningPod> = pods
+        .iter()
+        .map(|p| ((p.namespace.as_str(), p.name.as_str()), p))
+        .collect();
     let mut newer = Vec::new();
     let mut missing = Vec::new();
-    for pod in pods {
-        let absent: Vec<&str> = pod
-            .containers
-            .iter()
-            .map(String::as_str)
-            .filter(|c| !index.has(pod, c))
-            .collect();
-        if absent.is_empty() {
-            continue;
-        }
+    for gap in &report.missing {
+        let pod = by_name[&(gap.namespace.as_str(), gap.name.as_str())];
+        let absent = &gap.missing_containers;
         let last = last_scrape_for(targets, pod.node.as_deref());
         let line = format!(
             "{}/{}{}: no series for container {}{}",
@@ -483,36 +481,6 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     let ts: k8s_openapi::jiff::Timestamp = s.parse().ok()?;
     // Prometheus reports Go's zero time before the first scrape.
     (ts.as_second() > 0).then_some(ts.as_second())
-}
-
-/// (namespace, pod, container) triples present, under either namespace label and either
-/// spelling of pod/container (kubelets before 1.16 used `pod_name`/`container_name`).
-struct SeriesIndex<'a>(BTreeSet<(&'a str, &'a str, &'a str)>);
-
-impl<'a> SeriesIndex<'a> {
-    fn new(series: &'a [BTreeMap<String, String>]) -> Self {
-        let mut set = BTreeSet::new();
-        for s in series {
-            let get = |a: &str, b: &str| s.get(a).or_else(|| s.get(b)).map(String::as_str);
-            let (Some(pod), Some(container)) =
-                (get("pod", "pod_name"), get("container", "container_name"))
-            else {
-                continue;
-            };
-            for ns in ["namespace", "exported_namespace"]
-                .iter()
-                .filter_map(|l| s.get(*l))
-            {
-                set.insert((ns.as_str(), pod, container));
-            }
-        }
-        SeriesIndex(set)
-    }
-
-    fn has(&self, pod: &RunningPod, container: &str) -> bool {
-        self.0
-            .contains(&(pod.namespace.as_str(), pod.name.as_str(), container))
-    }
 }
 
 fn short_labels(l: &BTreeMap<String, String>) -> String {
