@@ -510,6 +510,86 @@ metadata:
         assert!(path.exists(), "a user's file is never deleted");
     }
 
+    /// Serves `body` at `/bundle.yaml`; returns the URL and a request counter.
+    async fn serve_bundle(
+        body: &'static str,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().route(
+            "/bundle.yaml",
+            axum::routing::get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move { body }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/bundle.yaml", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn a_pinned_bundle_is_downloaded_once_then_served_from_the_cache() {
+        use std::sync::atomic::Ordering;
+        let (url, hits) = serve_bundle(MINI_BUNDLE).await;
+        let cache = tempfile::tempdir().unwrap();
+        let sha256 = sha256_hex(MINI_BUNDLE.as_bytes());
+        let src = BundleSource::Pinned {
+            url,
+            sha256: sha256.clone(),
+        };
+        let first = load_bundle(&src, cache.path()).await.unwrap();
+        let second = load_bundle(&src, cache.path()).await.unwrap();
+        assert_eq!(
+            (first.sha256.as_str(), second.sha256.as_str()),
+            (sha256.as_str(), sha256.as_str())
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the second load uses the cache"
+        );
+        let files: Vec<_> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            files,
+            [std::ffi::OsString::from(format!(
+                "prometheus-operator-bundle-{sha256}.yaml"
+            ))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_download_with_the_wrong_digest_is_refused_and_deleted_from_the_cache() {
+        let (url, _) =
+            serve_bundle("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: tampered\n")
+                .await;
+        let cache = tempfile::tempdir().unwrap();
+        let pinned = sha256_hex(MINI_BUNDLE.as_bytes());
+        let src = BundleSource::Pinned {
+            url: url.clone(),
+            sha256: pinned.clone(),
+        };
+        let err = load_bundle(&src, cache.path()).await.unwrap_err();
+        let msg = format!("{err:#}");
+        let actual =
+            sha256_hex(b"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: tampered\n");
+        assert!(
+            msg.contains(&pinned) && msg.contains(&actual) && msg.contains(&url),
+            "{msg}"
+        );
+        assert!(msg.contains("deleted"), "{msg}");
+        assert_eq!(
+            std::fs::read_dir(cache.path()).unwrap().count(),
+            0,
+            "nothing left in the cache"
+        );
+    }
+
     #[tokio::test]
     async fn a_corrupt_cache_entry_is_deleted_and_a_failed_download_explains_the_offline_route() {
         let dir = tempfile::tempdir().unwrap();
