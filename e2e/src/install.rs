@@ -447,15 +447,31 @@ pub async fn wait_deployment_available(
     }
 }
 
-/// `Available=True` (all wanted replicas up for minReadySeconds).
+/// `Available=True` and the latest spec rolled out: on a re-run (`--reuse`) a changed
+/// Deployment is "Available" while old pods still serve, and those must not be counted.
 pub fn deployment_available(d: &Deployment) -> bool {
-    d.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Available" && c.status == "True")
-        })
+    let Some(status) = d.status.as_ref() else {
+        return false;
+    };
+    let available = status.conditions.as_ref().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_ == "Available" && c.status == "True")
+    });
+    let observed = match (d.metadata.generation, status.observed_generation) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    let rolled_out = match d.spec.as_ref() {
+        Some(spec) => {
+            let wanted = spec.replicas.unwrap_or(1);
+            status.updated_replicas.unwrap_or(0) >= wanted
+                && status.available_replicas.unwrap_or(0) >= wanted
+                && status.replicas.unwrap_or(0) == wanted
+        }
+        None => true,
+    };
+    available && observed && rolled_out
 }
 
 /// Waits until StatefulSet `ns/name` exists and all its replicas are ready.
@@ -495,15 +511,23 @@ pub async fn wait_statefulset_ready(
     }
 }
 
-/// At least one replica wanted and all of them ready.
+/// At least one replica wanted, all of them ready, and the latest revision rolled out (on a
+/// re-run the operator may have just changed the pod template).
 pub fn statefulset_ready(sts: &StatefulSet) -> bool {
     let wanted = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let ready = sts
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
-    wanted >= 1 && ready >= wanted
+    let Some(status) = sts.status.as_ref() else {
+        return false;
+    };
+    let ready = status.ready_replicas.unwrap_or(0);
+    let observed = match sts.metadata.generation {
+        Some(generation) => status.observed_generation.is_some_and(|o| o >= generation),
+        None => true,
+    };
+    let rolled_out = match (&status.current_revision, &status.update_revision) {
+        (Some(current), Some(update)) => current == update,
+        _ => true,
+    };
+    wanted >= 1 && ready >= wanted && observed && rolled_out
 }
 
 fn label_selector(labels: &std::collections::BTreeMap<String, String>) -> String {
@@ -705,6 +729,13 @@ mod tests {
         assert!(!statefulset_ready(&sts(Some(2), Some(1))));
         assert!(!statefulset_ready(&sts(Some(1), None)));
         assert!(!statefulset_ready(&sts(Some(0), Some(0))));
+        let rolling: StatefulSet =
+            serde_json::from_value(json!({"metadata": {"name": "p", "generation": 3},
+            "spec": {"replicas": 1, "selector": {}, "serviceName": "x", "template": {}},
+            "status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": 3,
+                       "currentRevision": "p-1", "updateRevision": "p-2"}}))
+            .unwrap();
+        assert!(!statefulset_ready(&rolling), "old revision still running");
 
         let dep = |status: &str| -> Deployment {
             serde_json::from_value(json!({"metadata": {"name": "d"}, "status": {"conditions": [
@@ -713,6 +744,25 @@ mod tests {
         };
         assert!(deployment_available(&dep("True")));
         assert!(!deployment_available(&dep("False")));
+
+        // Mid-rollout: Available (old pods serve) but the new spec is not out yet.
+        let rollout = |generation: i64, observed: i64, updated: i32, total: i32| -> Deployment {
+            serde_json::from_value(json!({
+                "metadata": {"name": "d", "generation": generation},
+                "spec": {"replicas": 2, "selector": {}, "template": {}},
+                "status": {"observedGeneration": observed, "replicas": total, "updatedReplicas": updated,
+                           "availableReplicas": 2, "conditions": [{"type": "Available", "status": "True"}]}}))
+            .unwrap()
+        };
+        assert!(deployment_available(&rollout(2, 2, 2, 2)));
+        assert!(
+            !deployment_available(&rollout(2, 1, 2, 2)),
+            "spec change not yet observed"
+        );
+        assert!(
+            !deployment_available(&rollout(2, 2, 1, 3)),
+            "an old pod is still there"
+        );
     }
 
     #[test]
