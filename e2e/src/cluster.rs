@@ -333,35 +333,37 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The `kind` on PATH when `kind version` reports `version`; otherwise why not (for messages).
+pub fn kind_on_path(version: &str) -> std::result::Result<PathBuf, String> {
+    let path = find_on_path("kind").ok_or_else(|| "no `kind` on PATH".to_string())?;
+    let sh = Shell::new().map_err(|e| e.to_string())?;
+    match cmd!(sh, "{path} version").quiet().ignore_stderr().read() {
+        Ok(out) if version_matches(&out, version) => Ok(path),
+        Ok(out) => Err(format!(
+            "`kind` on PATH ({}) reports `{}`, not {version}",
+            path.display(),
+            out.trim()
+        )),
+        Err(err) => Err(format!(
+            "`kind` on PATH ({}) did not run: {err}",
+            path.display()
+        )),
+    }
+}
+
 /// Finds kind `pin.version`: on PATH (if `kind version` agrees), else in the tools dir (verified
 /// against the pinned sha256), else downloads it from `pin.url` and verifies it before keeping it.
 /// A mismatch is refused and the bad file deleted.
 pub async fn ensure_kind(pin: &KindPin, work_dir: &Path) -> Result<KindBinary> {
     let mut notes = Vec::new();
-    let on_path = find_on_path("kind");
-    if on_path.is_none() {
-        notes.push("no `kind` on PATH".to_string());
-    }
-    if let Some(path) = on_path {
-        let sh = Shell::new()?;
-        match cmd!(sh, "{path} version").quiet().ignore_stderr().read() {
-            Ok(out) if version_matches(&out, &pin.version) => {
-                return Ok(KindBinary {
-                    path,
-                    origin: KindOrigin::Path,
-                });
-            }
-            Ok(out) => notes.push(format!(
-                "`kind` on PATH ({}) reports `{}`, not {}",
-                path.display(),
-                out.trim(),
-                pin.version
-            )),
-            Err(err) => notes.push(format!(
-                "`kind` on PATH ({}) did not run: {err}",
-                path.display()
-            )),
+    match kind_on_path(&pin.version) {
+        Ok(path) => {
+            return Ok(KindBinary {
+                path,
+                origin: KindOrigin::Path,
+            })
         }
+        Err(note) => notes.push(note),
     }
     let dest = pin.tools_path(work_dir);
     if dest.exists() {

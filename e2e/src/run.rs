@@ -67,7 +67,6 @@ struct Resolved<'a> {
     work_dir: PathBuf,
     paths: RunPaths,
     kind_config: PathBuf,
-    pin: KindPin,
 }
 
 fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
@@ -85,7 +84,6 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
         None if cell.kind_config.is_absolute() => cell.kind_config.clone(),
         None => crate::workspace_root().join(&cell.kind_config),
     };
-    let pin = KindPin::new(cell, &cluster::platform())?;
     Ok(Resolved {
         paths: RunPaths::new(&work_dir, &name),
         cell,
@@ -93,7 +91,6 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
         name,
         work_dir,
         kind_config,
-        pin,
     })
 }
 
@@ -101,6 +98,14 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
 pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
     let r = resolve(cell, opts)?;
     let d = cluster::display_path;
+    let platform = cluster::platform();
+    // A platform without a pinned sha256 still gets a plan: it shows where preflight would stop.
+    let pin = KindPin::new(cell, &platform).unwrap_or_else(|err| KindPin {
+        version: cell.kind_version.clone(),
+        platform: platform.clone(),
+        url: cell.kind_url(&platform),
+        sha256: format!("NOT PINNED: {err}"),
+    });
     let bundle = match &opts.operator_bundle {
         Some(p) => BundleChoice::File { path: d(p) },
         None => BundleChoice::Pinned {
@@ -113,8 +118,8 @@ pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
         cluster_name: r.name.clone(),
         mode: opts.mode(),
         keep: opts.keep(),
-        tools_path: d(&r.pin.tools_path(&r.work_dir)),
-        kind: r.pin.clone(),
+        tools_path: d(&pin.tools_path(&r.work_dir)),
+        kind: pin,
         kind_config: d(&r.kind_config),
         paths: DisplayPaths {
             kubeconfig: d(&r.paths.kubeconfig),
@@ -237,7 +242,14 @@ async fn preflight(r: &Resolved<'_>, state: &mut State) -> Result<()> {
     // Cheapest and most likely mistakes first.
     cluster::read_kind_config(&r.kind_config)?;
     cluster::check_docker().await?;
-    let bin = cluster::ensure_kind(&r.pin, &r.work_dir).await?;
+    let bin = match KindPin::new(r.cell, &cluster::platform()) {
+        Ok(pin) => cluster::ensure_kind(&pin, &r.work_dir).await?,
+        // No pinned binary for this platform: only a kind of the right version on PATH will do.
+        Err(err) => cluster::KindBinary {
+            path: cluster::kind_on_path(&r.cell.kind_version).map_err(|note| err.context(note))?,
+            origin: cluster::KindOrigin::Path,
+        },
+    };
     tracing::debug!(path = %bin.path.display(), origin = ?bin.origin, "kind binary");
     let kind = Kind {
         bin: bin.path,

@@ -794,3 +794,51 @@ fn ls_lists_harness_clusters_only() {
     );
     assert_eq!(lines[1], "pme2e-b");
 }
+
+#[test]
+fn a_platform_without_a_pinned_kind_needs_kind_on_path() {
+    // The right version on PATH is enough…
+    let sb = Sandbox::new().env("E2E_KIND_PLATFORM", "plan9-amd64");
+    let out = sb.run(&["e2e", "--timeout", "3s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(sb
+        .kind_calls()
+        .iter()
+        .any(|c| c.starts_with("create cluster")));
+    // …anything else is refused before anything is created, saying both why and what to do.
+    let sb = Sandbox::new()
+        .env("E2E_KIND_PLATFORM", "plan9-amd64")
+        .env("STANDIN_KIND_VERSION", "v0.20.0");
+    let out = sb.run(&["e2e"]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "this machine is plan9-amd64",
+            "put kind v0.11.1 on PATH",
+            "reports `kind v0.20.0",
+        ],
+    );
+    // The dry run still shows the plan, and says the binary is not pinned.
+    let out = sb.run(&["e2e", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("sha256 NOT PINNED"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn down_and_ls_without_any_kind_say_how_to_get_one() {
+    let sb = Sandbox::with(false);
+    for args in [&["down", "--name", "pme2e-x"][..], &["ls"][..]] {
+        let out = sb.run(args);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("no `kind` on PATH"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
