@@ -226,7 +226,10 @@ pub fn build(input: &PlanInput) -> Plan {
         });
     }
     if let BundleChoice::File { path } = &input.bundle {
-        steps.push(format!("--operator-bundle {path} is readable"));
+        steps.push(format!(
+            "--operator-bundle {path}: sha256 {} (verified, parsed)",
+            cell.operator_bundle_sha256
+        ));
     }
     phases.push(Phase {
         id: PhaseId::Preflight,
@@ -237,8 +240,8 @@ pub fn build(input: &PlanInput) -> Plan {
     // 2. Cluster
     let steps = match &input.mode {
         Mode::Existing { .. } => vec![
-            "no kind: the cluster exists already".to_string(),
-            format!("wait until every node is Ready (timeout {secs}s)"),
+            "skipped: the cluster exists already (only a client is built from the kubeconfig)"
+                .to_string(),
         ],
         mode => {
             let mut s = Vec::new();

@@ -423,8 +423,9 @@ fn keep_and_keep_on_failure_never_delete() {
 #[test]
 fn an_external_kubeconfig_is_never_created_or_deleted() {
     let sb = Sandbox::new();
-    let kc_text = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
-                   contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {}\n";
+    // Its current context names no cluster, so building the client (phase 2) fails.
+    let kc_text = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts:\n- name: c\n  context: {cluster: gone, user: u}\n\
+                   current-context: c\nusers:\n- name: u\n  user: {}\n";
     let kc = sb.write("real-cluster.kubeconfig", kc_text);
     let out = sb.run(&[
         "e2e",
@@ -841,4 +842,56 @@ fn down_and_ls_without_any_kind_say_how_to_get_one() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn an_operator_bundle_with_the_wrong_sha256_is_refused_in_preflight() {
+    let sb = Sandbox::new();
+    let bundle = sb.write("bundle.yaml", "---\nkind: NotTheBundle\n");
+    let out = sb.run(&["e2e", "--operator-bundle", bundle.to_str().unwrap()]);
+    let m = matrix();
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "preflight failed",
+            "bundle.yaml",
+            &m.default_cell().operator_bundle_sha256,
+        ],
+    );
+    assert!(bundle.exists(), "a user's file must never be deleted");
+}
+
+#[test]
+fn an_external_kubeconfig_runs_from_phase_3_with_a_local_bundle() {
+    let Some(bundle) = std::env::var_os("E2E_OPERATOR_BUNDLE") else {
+        eprintln!(
+            "SKIPPED: E2E_OPERATOR_BUNDLE is unset (point it at prometheus-operator v0.48.1's bundle.yaml \
+             to check that --kubeconfig + --operator-bundle pass preflight and reach the operator phase)"
+        );
+        return;
+    };
+    let sb = Sandbox::new();
+    let kc = sb.write(
+        "real-cluster.kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
+         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {}\n",
+    );
+    let out = sb.run(&[
+        "e2e",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--operator-bundle",
+        bundle.to_str().unwrap(),
+        "--timeout",
+        "3s",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("[1/8] preflight ok") && err.contains("[2/8] cluster ok"),
+        "{err}"
+    );
+    assert!(err.contains("[3/8] operator FAILED"), "{err}");
+    assert!(sb.kind_calls().is_empty() && sb.docker_calls().is_empty());
 }
