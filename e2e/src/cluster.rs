@@ -619,6 +619,10 @@ impl Kind {
         let mut command =
             tokio::process::Command::from(std::process::Command::from(cmd!(sh, "{bin} {args...}")));
         command.kill_on_drop(true);
+        // Own process group: a terminal's Ctrl-C reaches only us, so a second Ctrl-C cannot cut
+        // `kind delete` short during cleanup; we stop kind ourselves (kill on drop).
+        #[cfg(unix)]
+        command.process_group(0);
         Ok(command)
     }
 

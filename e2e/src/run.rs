@@ -323,6 +323,8 @@ async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
     if let Some(kind) = state.kind.clone() {
         std::fs::create_dir_all(&r.paths.dir)
             .with_context(|| format!("creating {}", r.paths.dir.display()))?;
+        // Known before kind runs, so an interrupted `--keep` run can still say how to reconnect.
+        state.kubeconfig = Some(r.paths.kubeconfig.clone());
         if state.kind_cluster {
             // --reuse of an existing cluster: refresh its kubeconfig into our file.
             let text = kind.get_kubeconfig(&r.name).await?;
@@ -335,7 +337,6 @@ async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
             kind.create(&r.name, &r.kind_config, &r.cell.node_image)
                 .await?;
         }
-        state.kubeconfig = Some(r.paths.kubeconfig.clone());
     }
     let kubeconfig = state
         .kubeconfig
@@ -423,7 +424,7 @@ async fn teardown(r: &Resolved<'_>, state: &mut State, outcome: Outcome) {
                 r.name
             ),
         }
-    } else if let Some(kubeconfig) = &state.kubeconfig {
+    } else if let Some(kubeconfig) = state.kubeconfig.as_ref().filter(|k| k.exists()) {
         let why = if state.created {
             "kept"
         } else if r.opts.kubeconfig.is_some() {

@@ -511,11 +511,17 @@ fn a_failing_kind_create_still_deletes_what_it_left() {
     );
 }
 
-#[test]
-fn ctrl_c_during_create_deletes_the_cluster_and_exits_130() {
-    let sb = Sandbox::new().env("STANDIN_CREATE_SLEEP", "30");
+/// Starts `xtask e2e <args>` with a `kind create` that hangs, sends SIGINT once create runs (to
+/// xtask alone, or to its whole process group as a terminal's Ctrl-C does) and waits for the exit.
+fn interrupt_during_create(
+    sb: &Sandbox,
+    args: &[&str],
+    whole_group: bool,
+) -> (Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
     let mut child = sb
-        .command(&["e2e"])
+        .command(args)
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -529,9 +535,14 @@ fn ctrl_c_during_create_deletes_the_cluster_and_exits_130() {
         assert!(Instant::now() < deadline, "kind create never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SIGINT to xtask alone (the shell builtin: no procps needed), as a terminal's Ctrl-C would.
+    // The shell builtin `kill`: no procps needed. `-PID` is the process group.
+    let target = if whole_group {
+        format!("-{}", child.id())
+    } else {
+        child.id().to_string()
+    };
     let status = Command::new("/bin/sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
+        .args(["-c", &format!("kill -INT {target}")])
         .status()
         .unwrap();
     assert!(status.success());
@@ -553,19 +564,41 @@ fn ctrl_c_during_create_deletes_the_cluster_and_exits_130() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    assert_eq!(status.code(), Some(130), "{err}");
-    let calls = sb.kind_calls();
+    (status.code(), err)
+}
+
+#[test]
+fn ctrl_c_during_create_deletes_the_cluster_and_exits_130() {
+    for whole_group in [false, true] {
+        let sb = Sandbox::new().env("STANDIN_CREATE_SLEEP", "30");
+        let (code, err) = interrupt_during_create(&sb, &["e2e"], whole_group);
+        assert_eq!(code, Some(130), "whole_group={whole_group}: {err}");
+        let calls = sb.kind_calls();
+        let delete = format!("delete cluster --name {}", default_name());
+        assert!(
+            calls.last().unwrap().starts_with(&delete),
+            "whole_group={whole_group}: {calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.starts_with("export logs")),
+            "{calls:?}"
+        );
+        assert!(err.contains("interrupted (Ctrl-C)"), "{err}");
+        assert!(!sb.kubeconfig().exists());
+    }
+}
+
+#[test]
+fn ctrl_c_with_keep_keeps_the_cluster() {
+    let sb = Sandbox::new().env("STANDIN_CREATE_SLEEP", "30");
+    let (code, err) = interrupt_during_create(&sb, &["e2e", "--keep"], true);
+    assert_eq!(code, Some(130), "{err}");
     assert!(
-        calls
-            .last()
-            .unwrap()
-            .starts_with(&format!("delete cluster --name {}", default_name())),
-        "{calls:?}"
+        !sb.kind_calls().iter().any(|c| c.starts_with("delete")),
+        "{:?}",
+        sb.kind_calls()
     );
-    assert!(
-        !calls.iter().any(|c| c.starts_with("export logs")),
-        "{calls:?}"
-    );
+    assert!(err.contains("export KUBECONFIG="), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
