@@ -528,3 +528,114 @@ async fn a_missing_image_fails_with_the_command_that_builds_it() {
         "{err}"
     );
 }
+
+/// Label names of each `container_cpu_usage_seconds_total` row, and whether it has a timestamp.
+fn cpu_rows(text: &str) -> Vec<(std::collections::BTreeSet<String>, bool)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("container_cpu_usage_seconds_total{"))
+        .map(|rest| {
+            let (labels, tail) = rest.rsplit_once("} ").expect("a sample line");
+            let names = labels
+                .split("\",")
+                .filter_map(|kv| kv.split_once("=\""))
+                .map(|(k, _)| k.to_string())
+                .collect();
+            (names, tail.split_whitespace().count() == 2)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_rows_have_the_kubelet_1_21_label_set_and_timestamps() {
+    let kubelet = FixtureKubelet::start(KubeletOptions::default(), pods())
+        .await
+        .unwrap();
+    let ours = cpu_rows(&kubelet.render_cadvisor());
+    // 2 machine rows + per pod: pod row, pause row, one per container.
+    assert_eq!(ours.len(), 2 + 3 * 2 + 4);
+    let facts: std::collections::BTreeSet<String> = [
+        "container",
+        "cpu",
+        "id",
+        "image",
+        "name",
+        "namespace",
+        "pod",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert!(
+        ours.iter().all(|(names, ts)| *names == facts && *ts),
+        "{ours:?}"
+    );
+    match std::env::var("E2E_CADVISOR_SAMPLE") {
+        Ok(path) => {
+            let sample = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("E2E_CADVISOR_SAMPLE={path}: {e}"));
+            let real = cpu_rows(&sample);
+            assert!(
+                !real.is_empty(),
+                "no container_cpu_usage_seconds_total rows in {path}"
+            );
+            assert!(
+                real.iter().all(|(names, ts)| *names == facts && *ts),
+                "the sample disagrees with FACTS"
+            );
+        }
+        Err(_) => {
+            eprintln!("skipping the comparison with a real scrape: E2E_CADVISOR_SAMPLE is not set")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_kubelet_answers_401_403_and_200_like_a_kubelet() {
+    let opts = KubeletOptions {
+        forbidden_token: Some("no-rbac".into()),
+        ..KubeletOptions::default()
+    };
+    let kubelet = FixtureKubelet::start(opts, pods()).await.unwrap();
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let url = format!("https://{}/metrics/cadvisor", kubelet.addr());
+    let status = |token: Option<&'static str>| {
+        let mut req = http.get(&url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some("wrong")).await, 401);
+    assert_eq!(status(Some("no-rbac")).await, 403);
+    assert_eq!(status(Some(support::DEFAULT_TOKEN)).await, 200);
+    assert_eq!(kubelet.rejected_requests(), 3);
+    let metrics = http
+        .get(format!("https://{}/metrics", kubelet.addr()))
+        .bearer_auth(support::DEFAULT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let body = metrics.text().await.unwrap();
+    assert!(body.contains("kubelet_running_pods 3"), "{body}");
+    assert!(
+        !body.lines().any(|l| l.starts_with("container_")),
+        "no container_ series on /metrics: {body}"
+    );
+    // Counters go up between scrapes.
+    let value = |text: String| cpu_value(&text, "pod=\"worker-0\"");
+    let first = value(kubelet.render_cadvisor());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(value(kubelet.render_cadvisor()) > first);
+}
+
+fn cpu_value(text: &str, needle: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.contains(needle) && l.contains("container=\"worker\""))
+        .expect("row");
+    line.rsplit(' ').nth(1).unwrap().parse().unwrap()
+}
