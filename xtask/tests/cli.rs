@@ -28,8 +28,7 @@ kind: Config
 clusters:
 - name: standin
   cluster:
-    server: https://127.0.0.1:1
-    insecure-skip-tls-verify: true
+    server: ${STANDIN_API:-https://127.0.0.1:1}
 contexts:
 - name: standin
   context: {cluster: standin, user: standin}
@@ -53,6 +52,16 @@ case "$1 $2" in
   "delete cluster") ;;
   *) echo "stand-in kind: unexpected '$*'" >&2; exit 2 ;;
 esac
+"#;
+
+/// Stands in for `cargo` in the assert phase: records its arguments, working directory and the
+/// E2E_* environment, drops a coverage report where the cluster test would, exits on demand.
+const STANDIN_CARGO: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$STANDIN_LOG.cargo"
+printf 'cwd=%s\n' "$(pwd)" >> "$STANDIN_LOG.cargo"
+printf 'E2E_KUBECONFIG=%s E2E_CELL=%s E2E_ARTIFACTS_DIR=%s\n' "$E2E_KUBECONFIG" "$E2E_CELL" "$E2E_ARTIFACTS_DIR" >> "$STANDIN_LOG.cargo"
+if [ -n "$STANDIN_COVERAGE" ]; then cp "$STANDIN_COVERAGE" "$E2E_ARTIFACTS_DIR/coverage.json"; fi
+exit "${STANDIN_CARGO_EXIT:-0}"
 "#;
 
 const STANDIN_DOCKER: &str = r#"#!/bin/sh
@@ -927,4 +936,343 @@ fn an_external_kubeconfig_runs_from_phase_3_with_a_local_bundle() {
     );
     assert!(err.contains("[3/8] operator FAILED"), "{err}");
     assert!(sb.kind_calls().is_empty() && sb.docker_calls().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole lifecycle, success included, against a fake API server: every object applied is
+// stored and reported healthy, the objects the operator would create (kubelet Service and
+// Endpoints, the Prometheus StatefulSet) are made up, and a stand-in `cargo` plays the cluster
+// test. Needs the real operator bundle (E2E_OPERATOR_BUNDLE), which phase 3 verifies and applies.
+
+mod fake_api {
+    use axum::body::Bytes;
+    use axum::http::{Method, StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    pub const NODES: [&str; 3] = ["n-control-plane", "n-worker", "n-worker2"];
+
+    /// (kind, plural, namespaced): what discovery answers for every group/version.
+    const KINDS: &[(&str, &str, bool)] = &[
+        ("Namespace", "namespaces", false),
+        ("Node", "nodes", false),
+        ("ServiceAccount", "serviceaccounts", true),
+        ("Service", "services", true),
+        ("Endpoints", "endpoints", true),
+        ("Pod", "pods", true),
+        ("ConfigMap", "configmaps", true),
+        ("Secret", "secrets", true),
+        ("Deployment", "deployments", true),
+        ("StatefulSet", "statefulsets", true),
+        ("DaemonSet", "daemonsets", true),
+        ("Job", "jobs", true),
+        ("ClusterRole", "clusterroles", false),
+        ("ClusterRoleBinding", "clusterrolebindings", false),
+        ("Role", "roles", true),
+        ("RoleBinding", "rolebindings", true),
+        (
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+        ),
+        ("Prometheus", "prometheuses", true),
+        ("ServiceMonitor", "servicemonitors", true),
+        ("PodMonitor", "podmonitors", true),
+    ];
+
+    type Store = Arc<Mutex<BTreeMap<String, Value>>>;
+
+    /// Serves on 127.0.0.1 from a thread of its own; returns the base URL.
+    pub fn start() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let store: Store = Arc::default();
+                let app =
+                    axum::Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
+                        let store = store.clone();
+                        async move { handle(&store, method, uri, body).await }
+                    });
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        format!("http://{addr}")
+    }
+
+    async fn handle(store: &Store, method: Method, uri: Uri, body: Bytes) -> Response {
+        let path = uri.path();
+        let query = uri.query().unwrap_or("");
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (gv, rest): (String, &[&str]) = match segs.as_slice() {
+            ["api"] => return ok(json!({"kind": "APIVersions", "versions": ["v1"]})),
+            ["api", "v1"] => return ok(discovery("v1")),
+            ["apis", g, v] => return ok(discovery(&format!("{g}/{v}"))),
+            ["api", "v1", rest @ ..] => ("v1".to_string(), rest),
+            ["apis", g, v, rest @ ..] => (format!("{g}/{v}"), rest),
+            _ => return not_found(path),
+        };
+        let (ns, plural, name) = match rest {
+            ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+            ["namespaces", ns, plural] => (Some(*ns), *plural, None),
+            [plural, name] => (None, *plural, Some(*name)),
+            [plural] => (None, *plural, None),
+            _ => return not_found(path),
+        };
+        if query.contains("watch=true") || query.contains("watch=1") {
+            // Nothing ever changes here; hold the watch open a while.
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            return (StatusCode::OK, "").into_response();
+        }
+        let key = format!("{plural}/{}/{}", ns.unwrap_or(""), name.unwrap_or(""));
+        match (method, name) {
+            (Method::PATCH, Some(_)) => {
+                let Ok(mut obj) = serde_json::from_slice::<Value>(&body) else {
+                    return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
+                };
+                obj["metadata"]["generation"] = json!(1);
+                obj["metadata"]["resourceVersion"] = json!("1");
+                obj["metadata"]["uid"] = json!(key.clone());
+                store.lock().unwrap().insert(key, obj.clone());
+                ok(healthy(obj))
+            }
+            (Method::GET, Some(name)) => {
+                let stored = store.lock().unwrap().get(&key).cloned();
+                match stored.or_else(|| made_up(plural, ns.unwrap_or(""), name)) {
+                    Some(obj) => ok(healthy(obj)),
+                    None => not_found(path),
+                }
+            }
+            (Method::GET, None) => {
+                let items: Vec<Value> = if plural == "nodes" {
+                    NODES.iter().map(|n| node(n)).collect()
+                } else {
+                    let prefix = match ns {
+                        Some(ns) => format!("{plural}/{ns}/"),
+                        None => format!("{plural}/"),
+                    };
+                    let wanted = field_name(query);
+                    store
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(&prefix))
+                        .map(|(_, v)| healthy(v.clone()))
+                        .filter(|v| wanted.as_ref().is_none_or(|w| v["metadata"]["name"] == *w))
+                        .collect()
+                };
+                let kind = KINDS
+                    .iter()
+                    .find(|k| k.1 == plural)
+                    .map(|k| k.0)
+                    .unwrap_or("Unknown");
+                ok(json!({"apiVersion": gv, "kind": format!("{kind}List"),
+                          "metadata": {"resourceVersion": "1"}, "items": items}))
+            }
+            _ => (StatusCode::METHOD_NOT_ALLOWED, "").into_response(),
+        }
+    }
+
+    /// `fieldSelector=metadata.name=<x>` (URL-encoded), as watchers send it.
+    fn field_name(query: &str) -> Option<String> {
+        let q = query.replace("%3D", "=").replace("%3d", "=");
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("fieldSelector=metadata.name="))
+            .map(String::from)
+    }
+
+    fn discovery(gv: &str) -> Value {
+        let resources: Vec<Value> = KINDS
+            .iter()
+            .map(|(kind, plural, namespaced)| {
+                json!({"name": plural, "singularName": kind.to_lowercase(), "namespaced": namespaced,
+                       "kind": kind, "verbs": ["get", "list", "watch", "create", "patch", "delete"]})
+            })
+            .collect();
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+    }
+
+    /// What prometheus-operator would have created by now.
+    fn made_up(plural: &str, ns: &str, name: &str) -> Option<Value> {
+        let meta = json!({"name": name, "namespace": ns, "generation": 1, "resourceVersion": "1"});
+        match (plural, ns) {
+            ("services", "kube-system") if name == "kubelet" => Some(json!({
+                "apiVersion": "v1", "kind": "Service", "metadata": meta,
+                "spec": {"clusterIP": "None", "ports": [{"name": "https-metrics", "port": 10250}]}})),
+            ("endpoints", "kube-system") if name == "kubelet" => Some(json!({
+                "apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
+                "subsets": [{"ports": [{"name": "https-metrics", "port": 10250}],
+                    "addresses": NODES.iter().enumerate().map(|(i, n)| json!({
+                        "ip": format!("172.18.0.{}", i + 2), "targetRef": {"kind": "Node", "name": n}}))
+                        .collect::<Vec<_>>()}]})),
+            ("statefulsets", _) => Some(json!({
+                "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta,
+                "spec": {"replicas": 1, "serviceName": "prometheus-operated",
+                         "selector": {"matchLabels": {"app": name}}, "template": {}},
+                "status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": 1}})),
+            _ => None,
+        }
+    }
+
+    fn node(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+               "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    }
+
+    /// The status a healthy cluster would report for an applied object.
+    fn healthy(mut obj: Value) -> Value {
+        match obj["kind"].as_str() {
+            Some("CustomResourceDefinition") => {
+                obj["status"] = json!({"conditions": [
+                    {"type": "NamesAccepted", "status": "True"}, {"type": "Established", "status": "True"}]});
+            }
+            Some("Deployment") => {
+                let n = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+                obj["status"] = json!({"observedGeneration": 1, "replicas": n, "updatedReplicas": n,
+                    "readyReplicas": n, "availableReplicas": n,
+                    "conditions": [{"type": "Available", "status": "True"}]});
+            }
+            _ => {}
+        }
+        obj
+    }
+
+    fn ok(v: Value) -> Response {
+        (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            v.to_string(),
+        )
+            .into_response()
+    }
+
+    fn not_found(path: &str) -> Response {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("{path} not found"), "reason": "NotFound", "code": 404});
+        (
+            StatusCode::NOT_FOUND,
+            [("content-type", "application/json")],
+            status.to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// A sandbox whose kind points at a fake API server and whose `cargo` is the stand-in; `None`
+/// (after saying why) when the operator bundle is not available.
+fn full_lifecycle_sandbox() -> Option<(Sandbox, String)> {
+    let Some(bundle) = std::env::var("E2E_OPERATOR_BUNDLE").ok() else {
+        eprintln!(
+            "SKIPPED: E2E_OPERATOR_BUNDLE is unset (point it at prometheus-operator v0.48.1's bundle.yaml \
+             to run the whole lifecycle against a fake API server)"
+        );
+        return None;
+    };
+    let sb = Sandbox::new().env("STANDIN_API", &fake_api::start());
+    write_script(&sb.bin.join("cargo"), STANDIN_CARGO);
+    // A coverage report as the cluster test would write it.
+    let pods = [e2e::pods::RunningPod::new("pme2e-apps", "web-0", &["app"])];
+    let series = vec![std::collections::BTreeMap::from([
+        ("exported_namespace".to_string(), "pme2e-apps".to_string()),
+        ("pod".to_string(), "web-0".to_string()),
+        ("container".to_string(), "app".to_string()),
+    ])];
+    let report = e2e::coverage::evaluate(&pods, &series);
+    let coverage = sb.write("coverage.json", &serde_json::to_string(&report).unwrap());
+    let sb = sb.env("STANDIN_COVERAGE", coverage.to_str().unwrap());
+    Some((sb, bundle))
+}
+
+#[test]
+fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
+    let Some((sb, bundle)) = full_lifecycle_sandbox() else {
+        return;
+    };
+    let out = sb.run(&["e2e", "--operator-bundle", &bundle, "--timeout", "20s"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for phase in e2e::plan::PhaseId::ALL {
+        assert!(
+            err.contains(&format!("{} ok", phase.label())),
+            "no `{} ok`:\n{err}",
+            phase.label()
+        );
+    }
+    let name = default_name();
+    let calls = sb.kind_calls();
+    assert!(calls[2].starts_with("create cluster"), "{calls:?}");
+    assert_eq!(
+        calls.last().unwrap(),
+        &format!(
+            "delete cluster --name {name} --kubeconfig {}",
+            sb.kubeconfig().display()
+        )
+    );
+    assert!(
+        !calls.iter().any(|c| c.starts_with("export logs")),
+        "logs exported on success: {calls:?}"
+    );
+    // The assert phase: nextest's e2e profile, from the workspace root, with the run's environment.
+    let cargo = read_lines(&sb.log.with_extension("log.cargo"));
+    assert_eq!(cargo[0], "nextest run --workspace --profile e2e");
+    assert_eq!(cargo[1], format!("cwd={}", workspace_root().display()));
+    let artifacts = sb.run_dir().join("artifacts");
+    assert_eq!(
+        cargo[2],
+        format!(
+            "E2E_KUBECONFIG={} E2E_CELL={} E2E_ARTIFACTS_DIR={}",
+            sb.kubeconfig().display(),
+            matrix().default_cell().name,
+            artifacts.display()
+        )
+    );
+    assert!(
+        !sb.kubeconfig().exists(),
+        "kubeconfig of a deleted cluster left behind"
+    );
+    let summary = std::fs::read_to_string(sb.run_dir().join("summary.md")).unwrap();
+    assert!(
+        summary.contains(": passed") && summary.contains("| [7/8] assert | ok |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("### Coverage") && summary.contains("1/1 pods"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_failing_cluster_test_collects_artifacts_then_deletes() {
+    let Some((sb, bundle)) = full_lifecycle_sandbox() else {
+        return;
+    };
+    let sb = sb.env("STANDIN_CARGO_EXIT", "100");
+    let out = sb.run(&["e2e", "--operator-bundle", &bundle, "--timeout", "20s"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("[6/8] workloads ok") && err.contains("[7/8] assert FAILED"),
+        "{err}"
+    );
+    let calls = sb.kind_calls();
+    let n = calls.len();
+    assert!(
+        calls[n - 2].starts_with("export logs") && calls[n - 1].starts_with("delete cluster"),
+        "{calls:?}"
+    );
+    let summary = std::fs::read_to_string(sb.run_dir().join("summary.md")).unwrap();
+    assert!(
+        summary.contains("FAILED") && summary.contains("| [7/8] assert | failed |"),
+        "{summary}"
+    );
+    assert!(summary.contains("### Coverage"), "{summary}");
 }
