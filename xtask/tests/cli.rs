@@ -904,40 +904,6 @@ fn an_operator_bundle_with_the_wrong_sha256_is_refused_in_preflight() {
     assert!(bundle.exists(), "a user's file must never be deleted");
 }
 
-#[test]
-fn an_external_kubeconfig_runs_from_phase_3_with_a_local_bundle() {
-    let Some(bundle) = std::env::var_os("E2E_OPERATOR_BUNDLE") else {
-        eprintln!(
-            "SKIPPED: E2E_OPERATOR_BUNDLE is unset (point it at prometheus-operator v0.48.1's bundle.yaml \
-             to check that --kubeconfig + --operator-bundle pass preflight and reach the operator phase)"
-        );
-        return;
-    };
-    let sb = Sandbox::new();
-    let kc = sb.write(
-        "real-cluster.kubeconfig",
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
-         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {}\n",
-    );
-    let out = sb.run(&[
-        "e2e",
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-        "--operator-bundle",
-        bundle.to_str().unwrap(),
-        "--timeout",
-        "3s",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("[1/8] preflight ok") && err.contains("[2/8] cluster ok"),
-        "{err}"
-    );
-    assert!(err.contains("[3/8] operator FAILED"), "{err}");
-    assert!(sb.kind_calls().is_empty() && sb.docker_calls().is_empty());
-}
-
 // ---------------------------------------------------------------------------------------------
 // The whole lifecycle, success included, against a fake API server: every object applied is
 // stored and reported healthy, the objects the operator would create (kubelet Service and
@@ -1275,4 +1241,77 @@ fn a_failing_cluster_test_collects_artifacts_then_deletes() {
         "{summary}"
     );
     assert!(summary.contains("### Coverage"), "{summary}");
+}
+
+#[test]
+fn an_external_kubeconfig_runs_phases_3_to_8_and_touches_no_kind() {
+    let Some((sb, bundle)) = full_lifecycle_sandbox() else {
+        return;
+    };
+    let api = sb
+        .env
+        .iter()
+        .find(|(k, _)| k == "STANDIN_API")
+        .unwrap()
+        .1
+        .clone();
+    let kc = sb.write(
+        "real-cluster.kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {api}\n\
+             contexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
+        ),
+    );
+    let out = sb.run(&[
+        "e2e",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--operator-bundle",
+        &bundle,
+        "--timeout",
+        "20s",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("[7/8] assert ok") && err.contains("not ours to delete"),
+        "{err}"
+    );
+    assert!(sb.kind_calls().is_empty() && sb.docker_calls().is_empty());
+    let cargo = read_lines(&sb.log.with_extension("log.cargo"));
+    assert!(
+        cargo[2].starts_with(&format!("E2E_KUBECONFIG={} ", kc.display())),
+        "{cargo:?}"
+    );
+    assert!(kc.exists());
+}
+
+#[test]
+fn a_reused_cluster_survives_a_passing_run() {
+    let Some((sb, bundle)) = full_lifecycle_sandbox() else {
+        return;
+    };
+    let sb = sb.env("STANDIN_CLUSTERS", &default_name());
+    let out = sb.run(&[
+        "e2e",
+        "--reuse",
+        "--operator-bundle",
+        &bundle,
+        "--timeout",
+        "20s",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let calls = sb.kind_calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("create") || c.starts_with("delete")),
+        "{calls:?}"
+    );
+    assert!(
+        err.contains("reused, not deleted") && err.contains("export KUBECONFIG="),
+        "{err}"
+    );
+    assert!(sb.kubeconfig().exists());
 }
