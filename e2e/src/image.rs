@@ -239,6 +239,14 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_binary_names_the_flag_before_touching_docker() {
+        let err =
+            build_prometheus_image(Some(Path::new("/nonexistent/prometheus")), None).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("--binary /nonexistent/prometheus"), "{msg}");
+    }
+
+    #[test]
     fn tags_are_docker_safe() {
         assert_eq!(tag_for_version("2.42.0+ds"), "v2.42.0-ds");
         assert_eq!(tag_for_version("v2.26.0"), "v2.26.0");
