@@ -1,12 +1,12 @@
 //! The coverage check: does every running container of every running pod have a
 //! `container_cpu_usage_seconds_total` series in Prometheus?
 //!
-//! One aggregated PromQL query per poll, whatever the number of pods ([`coverage_query`]); the
+//! Two aggregated PromQL queries per poll, whatever the number of pods ([`coverage_queries`]); the
 //! evaluation of its answer against the pod list is pure ([`evaluate`]); [`check`] polls until
 //! every pod is covered or the deadline passes.
 
 use crate::pods::RunningPod;
-use crate::prometheus::{PromError, PrometheusClient};
+use crate::prometheus::{PromError, PrometheusClient, QueryResult};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -14,17 +14,36 @@ use std::time::{Duration, Instant};
 
 pub const CPU_METRIC: &str = "container_cpu_usage_seconds_total";
 
-/// The one query the check sends per poll.
+/// The queries the check sends per poll, whatever the number of pods: one for today's label
+/// names, one for kubelets before 1.16 (`pod_name`/`container_name`).
 ///
 /// `count by` collapses duplicate series (a second cgroup `id` on cgroup-v1 kind hosts, several
 /// `cpu` rows) to one row per (namespace, pod, container). Pod-level cgroup rows and containerd
 /// pause rows have no `container` label at all; Docker's pause rows say `POD`: both are filtered
-/// here. Kubelets before 1.16 spell the labels `pod_name`/`container_name`, hence the `or`.
-pub fn coverage_query() -> String {
-    format!(
-        "count by (namespace, exported_namespace, pod, pod_name, container, container_name) \
-         ({CPU_METRIC}{{container!~\"|POD\"}} or {CPU_METRIC}{{container_name!~\"|POD\"}})"
-    )
+/// here. Two queries rather than one `or`: measured on 40k series, the `or` costs Prometheus
+/// more than a second request does (the legacy selector matches nothing on modern kubelets).
+pub fn coverage_queries() -> [String; 2] {
+    [
+        format!(
+            "count by (namespace, exported_namespace, pod, container) \
+             ({CPU_METRIC}{{container!=\"\", container!=\"POD\"}})"
+        ),
+        format!(
+            "count by (namespace, exported_namespace, pod_name, container_name) \
+             ({CPU_METRIC}{{container_name!=\"\", container_name!=\"POD\"}})"
+        ),
+    ]
+}
+
+/// Runs [`coverage_queries`] and merges their answers (warnings included).
+pub async fn fetch_series(client: &PrometheusClient) -> Result<QueryResult, PromError> {
+    let mut merged = QueryResult::default();
+    for query in coverage_queries() {
+        let answer = client.query(&query).await?;
+        merged.series.extend(answer.series);
+        merged.warnings.extend(answer.warnings);
+    }
+    Ok(merged)
 }
 
 /// Which label held the pods' namespaces in the answer.
@@ -267,18 +286,16 @@ pub async fn check(
     opts: &WaitOptions,
     progress: &mut (dyn FnMut(&CoverageReport) + Send),
 ) -> Result<CoverageReport, PromError> {
-    let query = coverage_query();
     let start = Instant::now();
     let requests_before = client.request_count();
     let mut polls = 0;
     loop {
         // Retries of an unreachable Prometheus stay within the check's own deadline.
         let remaining = opts.deadline.saturating_sub(start.elapsed());
-        let answer = client
+        let bounded = client
             .clone()
-            .with_retry_deadline(remaining.max(Duration::from_millis(100)))
-            .query(&query)
-            .await?;
+            .with_retry_deadline(remaining.max(Duration::from_millis(100)));
+        let answer = fetch_series(&bounded).await?;
         polls += 1;
         let mut report = evaluate(pods, answer.series.iter().map(|s| &s.metric));
         report.waited_ms = start.elapsed().as_millis() as u64;
@@ -495,13 +512,14 @@ mod tests {
     }
 
     #[test]
-    fn the_query_is_one_aggregation_filtering_pause_and_pod_rows() {
-        let q = coverage_query();
-        assert!(q.starts_with(
-            "count by (namespace, exported_namespace, pod, pod_name, container, container_name)"
-        ));
-        assert!(q.contains(r#"container_cpu_usage_seconds_total{container!~"|POD"}"#));
-        assert!(q.contains(r#"container_cpu_usage_seconds_total{container_name!~"|POD"}"#));
+    fn the_queries_aggregate_and_filter_pause_and_pod_rows() {
+        let [modern, legacy] = coverage_queries();
+        assert!(modern.starts_with("count by (namespace, exported_namespace, pod, container)"));
+        assert!(modern
+            .contains(r#"container_cpu_usage_seconds_total{container!="", container!="POD"}"#));
+        assert!(legacy
+            .starts_with("count by (namespace, exported_namespace, pod_name, container_name)"));
+        assert!(legacy.contains(r#"{container_name!="", container_name!="POD"}"#));
     }
 
     #[test]

@@ -321,7 +321,7 @@ impl PrometheusClient {
                 }
             };
             let waited = start.elapsed();
-            if waited + backoff > self.retry_deadline {
+            if waited >= self.retry_deadline {
                 return Err(PromError::Unreachable {
                     target: self.transport.describe(),
                     waited,
@@ -329,7 +329,8 @@ impl PrometheusClient {
                 });
             }
             tracing::debug!(%last_error, ?backoff, "Prometheus not answering yet; retrying");
-            tokio::time::sleep(backoff).await;
+            // The last wait is cut short so the error comes at the deadline, not before it.
+            tokio::time::sleep(backoff.min(self.retry_deadline - waited)).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
@@ -340,7 +341,10 @@ fn body_text(body: &[u8]) -> String {
     let s = s.trim();
     // Keep messages readable when a proxy answers with a whole HTML page.
     if s.len() > 500 {
-        let cut = (0..=500).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=500)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
         format!("{}…", &s[..cut])
     } else {
         s.to_string()
@@ -586,7 +590,8 @@ mod tests {
             } => {
                 assert_eq!(target, "scripted");
                 assert_eq!(last_error, "connection refused");
-                assert!(*waited <= Duration::from_millis(500), "{waited:?}");
+                assert!(*waited >= Duration::from_millis(500), "{waited:?}");
+                assert!(*waited < Duration::from_millis(900), "{waited:?}");
             }
             other => panic!("expected Unreachable, got {other:?}"),
         }

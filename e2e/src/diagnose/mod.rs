@@ -174,9 +174,8 @@ pub async fn snapshot(prom: &PrometheusClient) -> Result<Snapshot> {
         .targets()
         .await
         .map_err(|e| api_error(e, &at, "/api/v1/targets"))?;
-    // The coverage check's own query: one row per (namespace, pod, container).
-    let cpu_series: Vec<_> = prom
-        .query(&crate::coverage::coverage_query())
+    // The coverage check's own queries: one row per (namespace, pod, container).
+    let cpu_series: Vec<_> = crate::coverage::fetch_series(prom)
         .await
         .map_err(|e| api_error(e, &at, "the series query"))?
         .series

@@ -307,9 +307,8 @@ async fn prometheus_not_reachable_is_a_clear_error_after_the_deadline() {
     .await
     .expect_err("nothing listens there");
     let elapsed = started.elapsed();
-    // Retried (not given up at the first refusal) and stopped by the deadline; the client stops
-    // retrying when its next backoff step would overrun the deadline.
-    assert!(elapsed >= deadline / 2, "gave up after {elapsed:?}");
+    // Retried until the deadline (not given up at the first refusal), and stopped there.
+    assert!(elapsed >= deadline, "gave up after {elapsed:?}");
     assert!(
         elapsed <= deadline + Duration::from_secs(1),
         "kept going for {elapsed:?}"
@@ -321,7 +320,7 @@ async fn prometheus_not_reachable_is_a_clear_error_after_the_deadline() {
             last_error,
         } => {
             assert!(target.contains(&port.to_string()), "{target}");
-            assert!(*waited >= deadline / 2, "{waited:?}");
+            assert!(*waited >= deadline, "{waited:?}");
             assert!(
                 last_error.to_lowercase().contains("connect"),
                 "{last_error}"
