@@ -295,8 +295,9 @@ impl Applier {
                 Err(e) => {
                     return Err(e).with_context(|| {
                         format!(
-                            "the API server does not serve {}/{} kind {} (needed for {ident}); \
-                             is its CRD installed and Established?",
+                            "cannot resolve {}/{} kind {} (needed for {ident}): either the API \
+                             server does not answer, or it does not serve that kind (is its CRD \
+                             installed and Established?)",
                             gvk.group, gvk.version, gvk.kind
                         )
                     })
@@ -319,10 +320,20 @@ pub async fn wait_nodes_ready(client: &Client, timeout: Duration) -> Result<()> 
     let nodes: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + timeout;
     loop {
-        let list = nodes
-            .list(&ListParams::default())
-            .await
-            .context("cannot list nodes")?;
+        // kind's --wait can time out and still exit 0, so the API server may not answer yet.
+        let list = match nodes.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!("cannot list nodes yet: {e}");
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot list nodes after {timeout:?}: is the API server up?")
+                })
+            }
+        };
         let not_ready = not_ready_nodes(&list.items);
         if !list.items.is_empty() && not_ready.is_empty() {
             return Ok(());
@@ -876,7 +887,7 @@ mod tests {
         let err = applier.apply(&sm).await.unwrap_err();
         let msg = format!("{err:#}");
         assert!(
-            msg.contains("does not serve monitoring.coreos.com/v1 kind ServiceMonitor (needed for ServiceMonitor kube-system/cadvisor)")
+            msg.contains("cannot resolve monitoring.coreos.com/v1 kind ServiceMonitor (needed for ServiceMonitor kube-system/cadvisor)")
                 && msg.contains("CRD"),
             "{msg}"
         );
