@@ -5,7 +5,7 @@
 //! only the kubeconfig's credentials, so it works the same against kind and a remote cluster.
 
 use crate::install::PROMETHEUS_NAMESPACE;
-use crate::prometheus::{HttpResponse, PrometheusClient, Transport, TransportError};
+use crate::prometheus::{error_chain, HttpResponse, PrometheusClient, Transport, TransportError};
 use futures::future::BoxFuture;
 use kube::client::Body;
 use kube::Client;
@@ -112,17 +112,6 @@ fn classify(e: kube::Error) -> TransportError {
         }
         other => TransportError::Other(error_chain(&other)),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
 }
 
 /// A stand-in API server for tests: answers fixed (status, body) per path, 404 otherwise, and

@@ -95,8 +95,9 @@ impl Transport for HttpTransport {
     }
 }
 
-/// reqwest's Display stops at the outermost error; the cause ("Connection refused") is the useful part.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with all its causes: Display of HTTP client errors stops at the outermost one, and the
+/// cause ("Connection refused") is the useful part.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(cause) = src {

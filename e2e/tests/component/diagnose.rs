@@ -1,9 +1,9 @@
 //! The diagnosis against a real Prometheus scraping the fixture kubelet: every finding that can
 //! be produced without a cluster, each asserted by id, and no finding at all for a healthy setup.
 
+use crate::finish;
 use crate::support::{
-    containers_with_run_label, FixtureKubelet, FixturePod, KubeletOptions, Mode, PrometheusSetup,
-    RunningPrometheus,
+    FixtureKubelet, FixturePod, KubeletOptions, Mode, PrometheusSetup, RunningPrometheus,
 };
 use e2e::coverage::{self, WaitOptions};
 use e2e::diagnose::{self, Finding, Verdict};
@@ -78,16 +78,6 @@ async fn diagnose_now(prom: &RunningPrometheus, pods: &[RunningPod]) -> Vec<Find
 
 fn ids(findings: &[Finding]) -> Vec<&'static str> {
     findings.iter().map(|f| f.id).collect()
-}
-
-async fn finish(prom: RunningPrometheus) {
-    let run_id = prom.run_id().to_string();
-    prom.remove().await.expect("container removed");
-    assert_eq!(
-        containers_with_run_label(&run_id).unwrap(),
-        Vec::<String>::new(),
-        "container {run_id} left behind"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
