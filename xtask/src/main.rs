@@ -16,7 +16,10 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "pod-metrics-e2e: prove every pod's CPU metric reaches Prometheus")]
+#[command(
+    name = "cargo xtask",
+    about = "pod-metrics-e2e: prove every pod's CPU metric reaches Prometheus"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -18,7 +18,13 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let sh = Shell::new()?;
     sh.change_dir(e2e::workspace_root());
-    if cmd!(sh, "cargo nextest --version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+    if cmd!(sh, "cargo nextest --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
         bail!(
             "cargo-nextest is not installed; install it with `cargo install cargo-nextest --locked` \
              (or see https://nexte.st/docs/installation/), then run `cargo xtask test` again"
