@@ -31,9 +31,35 @@ static SENSITIVE_KV: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap()
 });
 
+// A container env entry in YAML whose name says credential: `- name: DB_PASSWORD` then `value: …`.
+static ENV_YAML: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?im)^(?P<head>[ \t]*-?[ \t]*name:[ \t]*["']?[A-Za-z0-9_.\-]*(?:token|password|passwd|secret|credential|api[-_]?key|private[-_]?key)[A-Za-z0-9_.\-]*["']?[ \t]*\r?\n[ \t]*value:[ \t]*)(?P<val>\S.*)$"#,
+    )
+    .unwrap()
+});
+
+/// Whether an env var name says it holds a credential.
+fn is_sensitive_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace('-', "_");
+    [
+        "token",
+        "password",
+        "passwd",
+        "secret",
+        "credential",
+        "apikey",
+        "api_key",
+        "private_key",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
 /// Returns `text` with every credential replaced by [`REDACTED`].
 pub fn redact(text: &str) -> String {
-    let text = redact_secret_data_yaml(text);
+    let text = ENV_YAML.replace_all(text, |c: &Captures| format!("{}{REDACTED}", &c["head"]));
+    let text = redact_secret_data_yaml(&text);
     let text = redact_secret_data_json(&text);
     let text = SENSITIVE_KV.replace_all(&text, replace_sensitive_kv);
     let text = AUTH_HEADER.replace_all(&text, |c: &Captures| format!("{}{REDACTED}", &c[1]));
@@ -129,11 +155,14 @@ fn split_yaml_documents(text: &str) -> Vec<&str> {
     docs
 }
 
-/// For JSON text (e.g. a pod or object list): Secrets' `data`/`stringData` values are replaced.
+/// For JSON text (e.g. a pod or object list): Secrets' `data`/`stringData` values and the values
+/// of credential-named env vars are replaced.
 /// Non-JSON text is returned unchanged.
 fn redact_secret_data_json(text: &str) -> String {
     let trimmed = text.trim_start();
-    if !(trimmed.starts_with('{') || trimmed.starts_with('[')) || !text.contains("Secret") {
+    if !(trimmed.starts_with('{') || trimmed.starts_with('['))
+        || !(text.contains("Secret") || text.contains("\"env\""))
+    {
         return text.to_string();
     }
     let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
@@ -158,6 +187,19 @@ fn redact_secrets_in_value(value: &mut serde_json::Value) -> bool {
                             *v = Value::String(REDACTED.to_string());
                             changed = true;
                         }
+                    }
+                }
+            }
+            // A container env entry: {"name": "DB_PASSWORD", "value": "…"}.
+            let sensitive_env = map
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(is_sensitive_name);
+            if sensitive_env {
+                if let Some(v @ Value::String(_)) = map.get_mut("value") {
+                    if v.as_str() != Some(REDACTED) {
+                        *v = Value::String(REDACTED.to_string());
+                        changed = true;
                     }
                 }
             }
@@ -307,6 +349,29 @@ mod tests {
         assert!(!out.contains("Q0FDRVJU"), "{out}");
         assert!(out.contains("visible"));
         assert!(out.contains("ca.crt"));
+    }
+
+    #[test]
+    fn credential_env_values_are_removed_in_json_and_yaml() {
+        let json = r#"{"items":[{"kind":"Pod","spec":{"containers":[{"name":"app","env":[
+            {"name":"DB_PASSWORD","value":"hunter2"},{"name":"LOG_LEVEL","value":"debug"},
+            {"name":"api-key","value":"k-123"},{"name":"FROM_SECRET","valueFrom":{"secretKeyRef":{"name":"s","key":"k"}}}]}]}}]}"#;
+        let out = redact(json);
+        assert!(!out.contains("hunter2") && !out.contains("k-123"), "{out}");
+        assert!(
+            out.contains("debug") && out.contains("secretKeyRef"),
+            "{out}"
+        );
+        serde_json::from_str::<serde_json::Value>(&out).expect("still JSON");
+
+        let yaml = "    env:\n    - name: DB_PASSWORD\n      value: hunter2\n    - name: LOG_LEVEL\n      value: debug\n";
+        let out = redact(yaml);
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(
+            out.contains("- name: DB_PASSWORD\n      value: <redacted>\n"),
+            "{out}"
+        );
+        assert!(out.contains("value: debug"), "{out}");
     }
 
     #[test]
