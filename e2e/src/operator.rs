@@ -781,12 +781,17 @@ metadata:
         );
     }
 
-    #[tokio::test]
-    async fn waiting_for_the_kubelet_service_times_out_naming_nodes_and_the_resync() {
-        use crate::kubeproxy::fake_apiserver;
+    /// A fake API server with nodes cp and w1, the kubelet Service, and Endpoints addressing
+    /// `nodes`. The server lives as long as the returned handle.
+    async fn kubelet_service_cluster(
+        nodes: &[&str],
+    ) -> (
+        crate::kubeproxy::fake_apiserver::FakeApiServer,
+        kube::Client,
+    ) {
         let svc = serde_json::to_string(&svc("https-metrics")).unwrap();
-        let eps = serde_json::to_string(&eps(&["cp"])).unwrap();
-        let server = fake_apiserver::start(&[
+        let eps = serde_json::to_string(&eps(nodes)).unwrap();
+        let server = crate::kubeproxy::fake_apiserver::start(&[
             ("/api/v1/namespaces/kube-system/services/kubelet", 200, &svc),
             (
                 "/api/v1/namespaces/kube-system/endpoints/kubelet",
@@ -799,6 +804,12 @@ metadata:
         let client = crate::install::kube_client(&server.kubeconfig)
             .await
             .unwrap();
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_kubelet_service_times_out_naming_nodes_and_the_resync() {
+        let (_server, client) = kubelet_service_cluster(&["cp"]).await;
         let err = wait_kubelet_service(&client, Duration::ZERO)
             .await
             .unwrap_err();
@@ -826,22 +837,7 @@ metadata:
 
     #[tokio::test]
     async fn the_kubelet_service_wait_succeeds_once_every_node_has_an_address() {
-        use crate::kubeproxy::fake_apiserver;
-        let svc = serde_json::to_string(&svc("https-metrics")).unwrap();
-        let eps = serde_json::to_string(&eps(&["cp", "w1"])).unwrap();
-        let server = fake_apiserver::start(&[
-            ("/api/v1/namespaces/kube-system/services/kubelet", 200, &svc),
-            (
-                "/api/v1/namespaces/kube-system/endpoints/kubelet",
-                200,
-                &eps,
-            ),
-            ("/api/v1/nodes", 200, NODES),
-        ])
-        .await;
-        let client = crate::install::kube_client(&server.kubeconfig)
-            .await
-            .unwrap();
+        let (_server, client) = kubelet_service_cluster(&["cp", "w1"]).await;
         wait_kubelet_service(&client, Duration::ZERO).await.unwrap();
     }
 
