@@ -5,16 +5,13 @@
 //! Run with `cargo xtask bench coverage` (needs Docker and `E2E_PROMETHEUS_IMAGE`, like the
 //! component tier). Targets: under 300 ms, at most 3 requests, at least 50× faster than naive.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use anyhow::{bail, Context, Result};
 use e2e::coverage::{self, CoverageReport, WaitOptions};
 use e2e::pods::RunningPod;
 use e2e::prometheus::PrometheusClient;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use support::{FixtureKubelet, FixturePod, KubeletOptions, PrometheusSetup};
+use testkit::{FixtureKubelet, FixturePod, KubeletOptions, PrometheusSetup};
 
 const PODS: usize = 10_000;
 const CONTAINERS_PER_POD: usize = 2;

@@ -2,13 +2,13 @@
 //! be produced without a cluster, each asserted by id, and no finding at all for a healthy setup.
 
 use crate::finish;
-use crate::support::{
-    FixtureKubelet, FixturePod, KubeletOptions, Mode, PrometheusSetup, RunningPrometheus,
-};
 use e2e::coverage::{self, WaitOptions};
 use e2e::diagnose::{self, Finding, Verdict};
 use e2e::pods::RunningPod;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use testkit::{
+    FixtureKubelet, FixturePod, KubeletOptions, Mode, PrometheusSetup, RunningPrometheus,
+};
 
 fn served() -> Vec<FixturePod> {
     vec![

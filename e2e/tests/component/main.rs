@@ -6,14 +6,13 @@
 //! without them the tests fail with that instruction rather than skip.
 
 mod diagnose;
-#[path = "../support/mod.rs"]
-mod support;
+use testkit as support;
 
 use e2e::coverage::{self, CoverageReport, NamespaceLabel, WaitOptions};
 use e2e::pods::RunningPod;
 use e2e::prometheus::{PromError, PrometheusClient};
 use std::time::{Duration, Instant};
-use support::{
+use testkit::{
     containers_with_run_label, FixtureKubelet, FixturePod, KubeletOptions, LabelStyle, PauseStyle,
     PrometheusSetup, RunningPrometheus,
 };

@@ -1,0 +1,44 @@
+//! Test machinery shared by every test tier and benchmark; dev-only (`publish = false`), never a
+//! dependency of the library or of `xtask`'s binary.
+//!
+//! - [`kubelet`]: [`FixtureKubelet`], an HTTPS server that behaves like a kubelet's port 10250 for
+//!   Prometheus: bearer-token auth (401 / 403), `/metrics/cadvisor` with the kubelet 1.21 label set
+//!   and explicit timestamps, `/metrics` without any `container_` series, or a node-exporter's
+//!   `/metrics` ([`Mode::NodeExporter`]). Pods can change at runtime.
+//! - [`prometheus`]: [`PrometheusSetup`] → [`RunningPrometheus`], a real Prometheus in Docker
+//!   (testcontainers, host network) running the scrape job prometheus-operator v0.48.1 generates
+//!   for the cadvisor ServiceMonitor (`e2e::scrape_config`), with file_sd targets pointing at
+//!   fixture kubelets. The container is removed when the handle drops, also when a test panics.
+//!
+//! Typical use:
+//! ```ignore
+//! let kubelet = FixtureKubelet::start(KubeletOptions::default(), vec![FixturePod::new("apps", "web", &["app"])]).await?;
+//! let prom = PrometheusSetup::new().kubelet(&kubelet).start().await?;
+//! let report = e2e::coverage::check(&prom.client(), &kubelet.running_pods(), &opts, &mut |_| {}).await?;
+//! ```
+
+pub mod kubelet;
+pub mod prometheus;
+
+pub use kubelet::*;
+pub use prometheus::*;
+
+use std::sync::Once;
+
+/// Label on every container these tests start (`.ci/run` removes leftovers by it).
+pub const CONTAINER_LABEL: &str = "io.pod-metrics-e2e";
+/// Label whose value is unique per [`RunningPrometheus`], to find exactly that container.
+pub const RUN_LABEL: &str = "io.pod-metrics-e2e.run";
+/// The image operator v0.48.1 deploys; used when `E2E_PROMETHEUS_IMAGE` is unset.
+pub const DEFAULT_PROMETHEUS_IMAGE: &str = "quay.io/prometheus/prometheus:v2.26.0";
+/// The token the fixture kubelet accepts unless told otherwise.
+pub const DEFAULT_TOKEN: &str = "fixture-token-0123456789";
+
+/// Installs rustls' ring provider once per process (axum-server is built without a default).
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is already installed, which serves just as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

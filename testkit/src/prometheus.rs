@@ -1,0 +1,338 @@
+//! A real Prometheus in Docker: see the crate docs.
+
+use crate::*;
+use anyhow::{bail, Context, Result};
+use e2e::prometheus::PrometheusClient;
+use e2e::scrape_config::{self, KubeletNode, ServiceMonitorSpec};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use testcontainers::core::{Mount, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+/// `E2E_PROMETHEUS_IMAGE`, or the version operator v0.48.1 deploys.
+pub fn prometheus_image() -> String {
+    std::env::var("E2E_PROMETHEUS_IMAGE")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_PROMETHEUS_IMAGE.to_string())
+}
+
+/// Fails (never skips) when Docker does not answer or the image is not present locally.
+pub fn ensure_image_present(image: &str) -> Result<()> {
+    let sh = xshell::Shell::new()?;
+    let fmt = "{{.Server.Version}}";
+    xshell::cmd!(sh, "docker version --format {fmt}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .context("the Docker engine is not answering (`docker version` failed); the component tier needs it: start Docker")?;
+    if xshell::cmd!(sh, "docker image inspect {image}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
+        bail!(
+            "Prometheus image {image} is not present locally (this machine may not pull it): \
+             run `cargo xtask image prometheus` and export the E2E_PROMETHEUS_IMAGE=… line it prints \
+             (or `docker pull {image}` where a registry is reachable)"
+        );
+    }
+    Ok(())
+}
+
+/// Ids of containers (running or not) carrying `RUN_LABEL=<run_id>`.
+pub fn containers_with_run_label(run_id: &str) -> Result<Vec<String>> {
+    let sh = xshell::Shell::new()?;
+    let filter = format!("label={RUN_LABEL}={run_id}");
+    let out = xshell::cmd!(sh, "docker ps -aq --filter {filter}")
+        .quiet()
+        .read()?;
+    Ok(out
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// A port nothing listens on right now (bind to :0, then close).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
+}
+
+fn unique_run_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Builder for a Prometheus running the operator's cadvisor job against fixture kubelets.
+#[derive(Debug, Clone)]
+pub struct PrometheusSetup {
+    pub spec: ServiceMonitorSpec,
+    pub nodes: Vec<KubeletNode>,
+    pub scrape_interval: Duration,
+    /// Content of the mounted service-account token file.
+    pub token: String,
+    pub image: String,
+}
+
+impl Default for PrometheusSetup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PrometheusSetup {
+    /// The mission's ServiceMonitor (honorLabels false, https, `https-metrics`), 1 s scrapes,
+    /// the fixture's default token, no targets yet.
+    pub fn new() -> Self {
+        PrometheusSetup {
+            spec: ServiceMonitorSpec::cadvisor(),
+            nodes: Vec::new(),
+            scrape_interval: Duration::from_secs(1),
+            token: DEFAULT_TOKEN.into(),
+            image: prometheus_image(),
+        }
+    }
+
+    pub fn honor_labels(mut self, on: bool) -> Self {
+        self.spec.honor_labels = on;
+        self
+    }
+
+    pub fn scheme(mut self, scheme: &str) -> Self {
+        self.spec.scheme = scheme.into();
+        self
+    }
+
+    /// The ServiceMonitor endpoint's `port` (which Service port name the job keeps).
+    pub fn port_name(mut self, port: &str) -> Self {
+        self.spec.port = port.into();
+        self
+    }
+
+    pub fn path(mut self, path: &str) -> Self {
+        self.spec.path = path.into();
+        self
+    }
+
+    pub fn scrape_interval(mut self, interval: Duration) -> Self {
+        self.scrape_interval = interval;
+        self
+    }
+
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = token.into();
+        self
+    }
+
+    /// Adds the kubelet as a node of the `kubelet` Endpoints: `https-metrics` is the fixture;
+    /// `http-metrics` (10255) and `cadvisor` (4194) are closed ports, as on a modern kubelet.
+    pub fn kubelet(mut self, kubelet: &FixtureKubelet) -> Self {
+        self.nodes.push(KubeletNode {
+            node: kubelet.node().to_string(),
+            ports: vec![
+                ("https-metrics".into(), kubelet.addr().to_string()),
+                ("http-metrics".into(), format!("127.0.0.1:{}", free_port())),
+                ("cadvisor".into(), format!("127.0.0.1:{}", free_port())),
+            ],
+        });
+        self
+    }
+
+    /// Adds an arbitrary node (target address list per Service port name).
+    pub fn node(mut self, node: KubeletNode) -> Self {
+        self.nodes.push(node);
+        self
+    }
+
+    /// Writes config, targets and token to a temp dir and starts the container.
+    pub async fn start(self) -> Result<RunningPrometheus> {
+        ensure_image_present(&self.image)?;
+        let dir = tempfile::tempdir().context("creating a temp dir for the Prometheus config")?;
+        let conf = dir.path().join("conf");
+        std::fs::create_dir(&conf)?;
+        // The upstream image runs as `nobody`: the mounted files must be world-readable.
+        set_mode(&conf, 0o755)?;
+        let sd_path = format!("{CONF_IN_CONTAINER}/kubelet.json");
+        let yml =
+            scrape_config::component_prometheus_yml(&self.spec, &sd_path, self.scrape_interval);
+        write_file(&conf.join("prometheus.yml"), &yml)?;
+        write_targets(&conf, &self.nodes)?;
+        let token_file = dir.path().join("token");
+        write_file(&token_file, &self.token)?;
+
+        let port = free_port();
+        let run_id = unique_run_id();
+        let (repo, tag) = split_image(&self.image);
+        let request = GenericImage::new(repo, tag)
+            .with_wait_for(WaitFor::message_on_stderr(
+                "Server is ready to receive web requests.",
+            ))
+            .with_network("host")
+            .with_label(CONTAINER_LABEL, "component")
+            .with_label(RUN_LABEL, run_id.clone())
+            .with_mount(Mount::bind_mount(conf.to_string_lossy(), CONF_IN_CONTAINER))
+            .with_mount(Mount::bind_mount(
+                token_file.to_string_lossy(),
+                scrape_config::SERVICE_ACCOUNT_TOKEN,
+            ))
+            .with_mount(Mount::tmpfs_mount("/prometheus"))
+            .with_startup_timeout(Duration::from_secs(90))
+            .with_cmd([
+                format!("--config.file={CONF_IN_CONTAINER}/prometheus.yml"),
+                "--storage.tsdb.path=/prometheus".to_string(),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+            ]);
+        let container = request
+            .start()
+            .await
+            .with_context(|| format!("starting Prometheus ({}) on 127.0.0.1:{port}", self.image))?;
+        Ok(RunningPrometheus {
+            container,
+            dir,
+            conf,
+            port,
+            run_id,
+            setup: self,
+        })
+    }
+}
+
+const CONF_IN_CONTAINER: &str = "/etc/prometheus/conf";
+
+fn split_image(image: &str) -> (String, String) {
+    // A colon after the last slash separates the tag (a registry may have host:port).
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
+        _ => (image.to_string(), "latest".to_string()),
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    set_mode(path, 0o644)
+}
+
+/// Replaces the file_sd file atomically (Prometheus must never read half a file).
+fn write_targets(conf: &Path, nodes: &[KubeletNode]) -> Result<()> {
+    let tmp = conf.join(".kubelet.json.tmp");
+    write_file(
+        &tmp,
+        &serde_json::to_string_pretty(&scrape_config::kubelet_file_sd(nodes))?,
+    )?;
+    std::fs::rename(&tmp, conf.join("kubelet.json")).context("replacing kubelet.json")
+}
+
+/// A running Prometheus container; removed on drop.
+pub struct RunningPrometheus {
+    container: ContainerAsync<GenericImage>,
+    // Kept alive for the bind mounts; deleted after the container on drop (field order).
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    port: u16,
+    run_id: String,
+    setup: PrometheusSetup,
+}
+
+impl RunningPrometheus {
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The value of [`RUN_LABEL`] on this container.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn setup(&self) -> &PrometheusSetup {
+        &self.setup
+    }
+
+    /// A client with a retry deadline of a few seconds (Prometheus is already ready).
+    pub fn client(&self) -> PrometheusClient {
+        PrometheusClient::new(&self.url())
+            .expect("a valid http URL")
+            .with_retry_deadline(Duration::from_secs(10))
+    }
+
+    /// The prometheus.yml the container runs.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(self.conf.join("prometheus.yml")).unwrap_or_default()
+    }
+
+    /// Rewrites the file_sd targets; Prometheus picks them up within about a second.
+    pub fn set_nodes(&mut self, nodes: Vec<KubeletNode>) -> Result<()> {
+        write_targets(&self.conf, &nodes)?;
+        self.setup.nodes = nodes;
+        Ok(())
+    }
+
+    /// Waits until every active target has been scraped at least once (up or down) and returns
+    /// them. Prometheus's discovery manager hands new targets to the scrape loop in 5 s batches,
+    /// so a freshly started Prometheus has no targets for a few seconds.
+    pub async fn wait_scraped(&self, timeout: Duration) -> Result<e2e::prometheus::Targets> {
+        let client = self.client();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let targets = client.targets().await.context("GET /api/v1/targets")?;
+            let scraped = |t: &e2e::prometheus::ActiveTarget| {
+                t.health != "unknown" && !t.last_scrape.starts_with("0001-")
+            };
+            if !targets.active.is_empty() && targets.active.iter().all(scraped) {
+                return Ok(targets);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "Prometheus {}: targets not all scraped after {timeout:?}: {:?}",
+                    self.url(),
+                    targets.active
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The container's log (for failure messages).
+    pub async fn logs(&self) -> String {
+        let out = self.container.stderr_to_vec().await.unwrap_or_default();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Removes the container now and reports errors (drop does the same, silently).
+    pub async fn remove(self) -> Result<()> {
+        let RunningPrometheus { container, dir, .. } = self;
+        container
+            .rm()
+            .await
+            .context("removing the Prometheus container")?;
+        drop(dir);
+        Ok(())
+    }
+}
