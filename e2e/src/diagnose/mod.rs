@@ -324,9 +324,19 @@ async fn list_dynamic(
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Some(items))
         }
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+        Err(e) if resource_not_served(&e) => Ok(None),
         Err(e) => Err(e).with_context(|| format!("listing {}.{}", ar.plural, ar.group)),
     }
+}
+
+/// Whether a list failed because the API server does not serve the resource at all (its CRD is
+/// not installed, or not Established yet).
+///
+/// An unregistered group answers plain-text `404 page not found` (TWIN-FACTS §2a), which kube 5
+/// turns into a Status with reason "Failed to parse error data": `Status::is_not_found()` checks
+/// the reason and is false for it, so the code decides.
+pub fn resource_not_served(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 404)
 }
 
 /// Args of the first container running a prometheus-operator image, in any namespace.

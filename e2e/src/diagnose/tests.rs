@@ -882,3 +882,30 @@ mod fake_cluster {
         assert_eq!(ids(&diagnose_with(r).await), ["prometheus-unreachable"]);
     }
 }
+
+#[test]
+fn a_plain_text_404_means_the_crd_is_not_served() {
+    // What kube 5 makes of `404 page not found` (text/plain) from an unregistered group
+    // (kube-client 5.0.0 handle_api_errors; TWIN-FACTS §2).
+    let plain = kube::core::Status::failure("404 page not found", "Failed to parse error data")
+        .with_code(404);
+    assert!(
+        !plain.is_not_found(),
+        "kube's own check misses it: that was the defect"
+    );
+    assert!(super::resource_not_served(&kube::Error::Api(Box::new(
+        plain
+    ))));
+    let json = kube::core::Status::failure(
+        "servicemonitors.monitoring.coreos.com not found",
+        "NotFound",
+    )
+    .with_code(404);
+    assert!(super::resource_not_served(&kube::Error::Api(Box::new(
+        json
+    ))));
+    let forbidden = kube::core::Status::failure("forbidden", "Forbidden").with_code(403);
+    assert!(!super::resource_not_served(&kube::Error::Api(Box::new(
+        forbidden
+    ))));
+}
