@@ -6,6 +6,7 @@
 //! cluster (`--reuse`) is idempotent and quick.
 
 use crate::matrix::ServiceMonitorVariant;
+use crate::wait::{self, Waited};
 use anyhow::{bail, Context, Result};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -224,6 +225,52 @@ pub fn in_apply_order<'a>(objs: impl IntoIterator<Item = &'a Value>) -> Vec<&'a 
     out
 }
 
+/// Sets `protocol: TCP` on every container port and Service port that omits it; returns how many.
+///
+/// Kubernetes 1.19 refuses a server-side apply whose list-map item omits a key field
+/// (`containers[].ports` keys `containerPort,protocol`; Service `ports` keys `port,protocol`) with
+/// HTTP 500 "associative list with keys has an element that omits key field \"protocol\"": the
+/// v0.48.1 bundle's operator Deployment and Service do. Later versions default the field to TCP
+/// (kubernetes#98576 in 1.21, backported to 1.20.6; TWIN-FACTS §4), so setting it is what every
+/// version stores anyway.
+pub fn default_port_protocols(obj: &mut Value) -> usize {
+    fn fill(ports: Option<&mut Value>) -> usize {
+        let Some(Value::Array(ports)) = ports else {
+            return 0;
+        };
+        let mut n = 0;
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            if !port.contains_key("protocol") {
+                port.insert("protocol".into(), Value::String("TCP".into()));
+                n += 1;
+            }
+        }
+        n
+    }
+    fn pod_spec(spec: Option<&mut Value>) -> usize {
+        let Some(spec) = spec else { return 0 };
+        let mut n = 0;
+        for key in ["initContainers", "containers", "ephemeralContainers"] {
+            if let Some(Value::Array(cs)) = spec.get_mut(key) {
+                n += cs
+                    .iter_mut()
+                    .map(|c| fill(c.get_mut("ports")))
+                    .sum::<usize>();
+            }
+        }
+        n
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        Some("Service") => fill(obj.pointer_mut("/spec/ports")),
+        Some("Pod") => pod_spec(obj.get_mut("spec")),
+        Some("Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job") => {
+            pod_spec(obj.pointer_mut("/spec/template/spec"))
+        }
+        Some("CronJob") => pod_spec(obj.pointer_mut("/spec/jobTemplate/spec/template/spec")),
+        _ => 0,
+    }
+}
+
 /// Server-side applies objects, resolving each kind through API discovery once.
 pub struct Applier {
     client: Client,
@@ -232,18 +279,15 @@ pub struct Applier {
 }
 
 impl Applier {
-    pub fn new(client: Client) -> Self {
+    /// `discovery_grace`: how long a kind the API server does not serve yet is retried before it
+    /// is reported (discovery lists a CRD's group only once it is Established, TWIN-FACTS §1).
+    /// Callers pass what is left of their `--timeout`.
+    pub fn new(client: Client, discovery_grace: Duration) -> Self {
         Applier {
             client,
             resolved: HashMap::new(),
-            discovery_grace: Duration::from_secs(30),
+            discovery_grace,
         }
-    }
-
-    /// How long an unknown kind is retried before it is reported (default 30 s).
-    pub fn with_discovery_grace(mut self, grace: Duration) -> Self {
-        self.discovery_grace = grace;
-        self
     }
 
     pub async fn apply_all(&mut self, objs: &[&Value]) -> Result<()> {
@@ -253,8 +297,17 @@ impl Applier {
         Ok(())
     }
 
+    /// Server-side applies one object (field manager [`FIELD_MANAGER`], forced), with every port
+    /// given an explicit `protocol` first ([`default_port_protocols`]).
+    ///
+    /// # Errors
+    /// When the kind cannot be resolved within the discovery grace, or the API server rejects the
+    /// apply (its message is kept).
     pub async fn apply(&mut self, obj: &Value) -> Result<()> {
         let ident = ObjectIdent::of(obj)?;
+        let mut obj = obj.clone();
+        default_port_protocols(&mut obj);
+        let obj = &obj;
         let (ar, caps) = self.resolve(&ident).await?;
         let api: Api<DynamicObject> = match caps.scope {
             Scope::Cluster => Api::all_with(self.client.clone(), &ar),
@@ -309,48 +362,46 @@ impl Applier {
     }
 }
 
-/// Time left until `deadline` (zero when passed).
-pub fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
-}
+pub use crate::wait::remaining;
 
 /// Waits until there is at least one Node and every Node is `Ready` (kind's `--wait` covers
 /// only the control plane).
+///
+/// # Errors
+/// When the deadline passes, naming the nodes that are not Ready and why; at once for a
+/// permanent API error (see [`wait::poll_until`]).
+///
+/// # Caveats
+/// kind's `--wait` can time out and still exit 0, so the API server may not answer at first:
+/// that is a transient error, retried until the deadline like every other wait's.
 pub async fn wait_nodes_ready(client: &Client, timeout: Duration) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let deadline = Instant::now() + timeout;
-    loop {
-        // kind's --wait can time out and still exit 0, so the API server may not answer yet.
-        let list = match nodes.list(&ListParams::default()).await {
-            Ok(list) => list,
-            Err(e) if Instant::now() < deadline => {
-                tracing::debug!("cannot list nodes yet: {e}");
-                tokio::time::sleep(POLL).await;
-                continue;
-            }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot list nodes after {timeout:?}: is the API server up?")
-                })
-            }
-        };
+    let waited = wait::poll_until(timeout, POLL, || async {
+        let list = nodes
+            .list(&ListParams::default())
+            .await
+            .context("cannot list nodes")?;
         let not_ready = not_ready_nodes(&list.items);
         if !list.items.is_empty() && not_ready.is_empty() {
-            return Ok(());
+            return Ok(Ok(()));
         }
-        if Instant::now() >= deadline {
-            if list.items.is_empty() {
-                bail!("no Node registered after {timeout:?}; check the kubelet logs (kind export logs)");
-            }
-            bail!(
-                "{} of {} nodes not Ready after {timeout:?}: {}; check the kubelet and CNI logs \
-                 (kind export logs) or raise --timeout",
-                not_ready.len(),
-                list.items.len(),
-                not_ready.join("; ")
-            );
+        Ok(Err((list.items.len(), not_ready)))
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(Waited::Pending((0, _))) => {
+            bail!("no Node registered after {timeout:?}; check the kubelet logs (kind export logs)")
         }
-        tokio::time::sleep(POLL).await;
+        Err(Waited::Pending((total, not_ready))) => bail!(
+            "{} of {total} nodes not Ready after {timeout:?}: {}; check the kubelet and CNI logs \
+             (kind export logs) or raise --timeout",
+            not_ready.len(),
+            not_ready.join("; ")
+        ),
+        Err(Waited::Failed(e)) => Err(e.context(format!(
+            "waiting {timeout:?} for every node to be Ready: is the API server up?"
+        ))),
     }
 }
 
@@ -389,34 +440,123 @@ pub async fn apply_prometheus(client: &Client, timeout: Duration) -> Result<()> 
         .with_context(|| format!("{PROMETHEUS_DIR} has no Prometheus object"))?;
     let ident = ObjectIdent::of(prom)?;
     let namespace = ident.namespace.clone().unwrap_or_else(|| "default".into());
-    Applier::new(client.clone())
+    let deadline = Instant::now() + timeout;
+    Applier::new(client.clone(), timeout)
         .apply_all(&in_apply_order(&docs))
         .await?;
     wait_statefulset_ready(
         client,
         &namespace,
         &format!("prometheus-{}", ident.name),
-        timeout,
+        remaining(deadline),
     )
     .await
 }
 
-/// Applies the ServiceMonitor manifest of `variant`.
-pub async fn apply_servicemonitor(client: &Client, variant: ServiceMonitorVariant) -> Result<()> {
-    let docs = read_manifest_file(&crate::workspace_root().join(variant.manifest()))?;
-    Applier::new(client.clone())
+/// Applies the ServiceMonitor manifest of `variant`, then waits until Prometheus (reached
+/// through the API server's service proxy) has loaded the scrape job the operator generates
+/// for it.
+///
+/// # Errors
+/// When the apply is rejected, or the job is not in `/api/v1/status/config` by the deadline.
+///
+/// # Caveats
+/// The operator writes the job into a Secret that the kubelet syncs into the Prometheus pod
+/// within its sync period (1 min by default) plus cache TTL, and the config reloader then
+/// reloads Prometheus (TWIN-FACTS §9): expect up to about two minutes on a real cluster.
+pub async fn apply_servicemonitor(
+    client: &Client,
+    variant: ServiceMonitorVariant,
+    timeout: Duration,
+) -> Result<()> {
+    let path = crate::workspace_root().join(variant.manifest());
+    let docs = read_manifest_file(&path)?;
+    let deadline = Instant::now() + timeout;
+    Applier::new(client.clone(), timeout)
         .apply_all(&in_apply_order(&docs))
-        .await
+        .await?;
+    let jobs = docs
+        .iter()
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("ServiceMonitor"))
+        .map(|d| {
+            let ident = ObjectIdent::of(d)?;
+            let ns = ident.namespace.as_deref().unwrap_or("default");
+            // Endpoint 0: our manifests have one endpoint each (promcfg.go names jobs by index).
+            Ok(format!("serviceMonitor/{ns}/{}/0", ident.name))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let prom = crate::kubeproxy::prometheus_client(client.clone())
+        .with_retry_deadline(remaining(deadline));
+    for job in jobs {
+        wait_scrape_job_loaded(&prom, &job, remaining(deadline)).await?;
+    }
+    Ok(())
+}
+
+/// Waits until Prometheus's loaded configuration (`/api/v1/status/config`) has a scrape job
+/// named `job`.
+///
+/// # Errors
+/// When the deadline passes, naming the jobs Prometheus has instead.
+pub async fn wait_scrape_job_loaded(
+    prom: &crate::prometheus::PrometheusClient,
+    job: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let waited = wait::poll_until(timeout, POLL, || async {
+        let yaml = prom
+            .config_yaml()
+            .await
+            .context("reading /api/v1/status/config")?;
+        let names = scrape_job_names(&yaml);
+        if names.iter().any(|n| n == job) {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(names))
+        }
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(Waited::Pending(names)) => bail!(
+            "Prometheus has not loaded scrape job {job} after {timeout:?} (its jobs: {}): the \
+             operator writes it into Secret prometheus-<name>, the kubelet syncs that into the pod \
+             (up to its sync period, 1 min by default) and the config reloader reloads; check the \
+             operator log and the config-reloader container's log, or raise --timeout",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+        Err(Waited::Failed(e)) => Err(e.context(format!(
+            "waiting {timeout:?} for Prometheus to load scrape job {job}"
+        ))),
+    }
+}
+
+/// The `job_name`s of a Prometheus configuration (empty when it does not parse).
+pub fn scrape_job_names(config_yaml: &str) -> Vec<String> {
+    let Ok(config) = serde_yaml::from_str::<serde_yaml::Value>(config_yaml) else {
+        return Vec::new();
+    };
+    config
+        .get("scrape_configs")
+        .and_then(serde_yaml::Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|job| job.get("job_name")?.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Applies `fixtures/workloads/` and waits until every Deployment there is Available, i.e. its
 /// pods are Running.
 pub async fn apply_workloads(client: &Client, timeout: Duration) -> Result<()> {
     let docs = read_manifest_dir(&crate::workspace_root().join(WORKLOADS_DIR))?;
-    Applier::new(client.clone())
+    let deadline = Instant::now() + timeout;
+    Applier::new(client.clone(), timeout)
         .apply_all(&in_apply_order(&docs))
         .await?;
-    let deadline = Instant::now() + timeout;
     for doc in docs
         .iter()
         .filter(|d| d.get("kind").and_then(Value::as_str) == Some("Deployment"))
@@ -429,6 +569,9 @@ pub async fn apply_workloads(client: &Client, timeout: Duration) -> Result<()> {
 }
 
 /// Waits for a Deployment's `Available` condition; on timeout says what its pods are doing.
+///
+/// # Errors
+/// When the deadline passes (with the pods' state), or at once for a permanent API error.
 pub async fn wait_deployment_available(
     client: &Client,
     ns: &str,
@@ -436,16 +579,20 @@ pub async fn wait_deployment_available(
     timeout: Duration,
 ) -> Result<()> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + timeout;
-    loop {
+    let waited = wait::poll_until(timeout, POLL, || async {
         let deployment = api
             .get_opt(name)
             .await
             .with_context(|| format!("cannot get Deployment {ns}/{name}"))?;
-        if deployment.as_ref().is_some_and(deployment_available) {
-            return Ok(());
+        match deployment {
+            Some(d) if deployment_available(&d) => Ok(Ok(())),
+            other => Ok(Err(other)),
         }
-        if Instant::now() >= deadline {
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(Waited::Pending(deployment)) => {
             let selector = deployment
                 .as_ref()
                 .and_then(|d| d.spec.as_ref())
@@ -454,7 +601,9 @@ pub async fn wait_deployment_available(
             let pods = describe_pods(client, ns, selector.as_deref()).await;
             bail!("Deployment {ns}/{name} not Available after {timeout:?}; pods: {pods}");
         }
-        tokio::time::sleep(POLL).await;
+        Err(Waited::Failed(e)) => Err(e.context(format!(
+            "waiting {timeout:?} for Deployment {ns}/{name} to be Available"
+        ))),
     }
 }
 
@@ -486,6 +635,10 @@ pub fn deployment_available(d: &Deployment) -> bool {
 }
 
 /// Waits until StatefulSet `ns/name` exists and all its replicas are ready.
+///
+/// # Errors
+/// When the deadline passes (saying whether the StatefulSet was ever created, and what its pods
+/// are doing), or at once for a permanent API error.
 pub async fn wait_statefulset_ready(
     client: &Client,
     ns: &str,
@@ -493,23 +646,25 @@ pub async fn wait_statefulset_ready(
     timeout: Duration,
 ) -> Result<()> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + timeout;
-    loop {
+    let waited = wait::poll_until(timeout, POLL, || async {
         let sts = api
             .get_opt(name)
             .await
             .with_context(|| format!("cannot get StatefulSet {ns}/{name}"))?;
-        if sts.as_ref().is_some_and(statefulset_ready) {
-            return Ok(());
+        match sts {
+            Some(s) if statefulset_ready(&s) => Ok(Ok(())),
+            other => Ok(Err(other)),
         }
-        if Instant::now() >= deadline {
-            let Some(sts) = sts else {
-                bail!(
-                    "StatefulSet {ns}/{name} was never created within {timeout:?}: prometheus-operator \
-                     creates it from the Prometheus CR; check the operator log (default/prometheus-operator) \
-                     for errors about the CR or RBAC"
-                );
-            };
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(Waited::Pending(None)) => bail!(
+            "StatefulSet {ns}/{name} was never created within {timeout:?}: prometheus-operator \
+             creates it from the Prometheus CR; check the operator log (default/prometheus-operator) \
+             for errors about the CR or RBAC"
+        ),
+        Err(Waited::Pending(Some(sts))) => {
             let selector = sts
                 .spec
                 .as_ref()
@@ -518,7 +673,9 @@ pub async fn wait_statefulset_ready(
             let pods = describe_pods(client, ns, selector.as_deref()).await;
             bail!("StatefulSet {ns}/{name} not ready after {timeout:?}; pods: {pods}");
         }
-        tokio::time::sleep(POLL).await;
+        Err(Waited::Failed(e)) => Err(e.context(format!(
+            "waiting {timeout:?} for StatefulSet {ns}/{name} to be ready"
+        ))),
     }
 }
 
@@ -606,6 +763,45 @@ pub fn pod_summary(pod: &Pod) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ports_without_protocol_get_tcp_and_others_are_kept() {
+        // The shape of the v0.48.1 bundle's operator Deployment and Service (TWIN-FACTS §4).
+        let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "prometheus-operator", "namespace": "default"},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "prometheus-operator", "ports": [{"containerPort": 8080, "name": "http"}]},
+                {"name": "other", "ports": [{"containerPort": 53, "protocol": "UDP"}]},
+                {"name": "none"}]}}}});
+        assert_eq!(default_port_protocols(&mut deployment), 1);
+        let ports = &deployment["spec"]["template"]["spec"]["containers"];
+        assert_eq!(ports[0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(ports[1]["ports"][0]["protocol"], "UDP");
+        assert!(ports[2].get("ports").is_none());
+
+        let mut service = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "prometheus-operator", "namespace": "default"},
+            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": "http"}]}});
+        assert_eq!(default_port_protocols(&mut service), 1);
+        assert_eq!(service["spec"]["ports"][0]["protocol"], "TCP");
+        assert_eq!(default_port_protocols(&mut service), 0, "idempotent");
+
+        let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"ports": "x"}});
+        let before = cm.clone();
+        assert_eq!(default_port_protocols(&mut cm), 0);
+        assert_eq!(cm, before);
+    }
+
+    #[test]
+    fn scrape_job_names_of_a_loaded_config() {
+        let yaml = "global:\n  scrape_interval: 10s\nscrape_configs:\n- job_name: serviceMonitor/kube-system/cadvisor/0\n  scheme: https\n- job_name: other\n";
+        assert_eq!(
+            scrape_job_names(yaml),
+            ["serviceMonitor/kube-system/cadvisor/0", "other"]
+        );
+        assert!(scrape_job_names("global: {}\n").is_empty());
+        assert!(scrape_job_names(": not yaml [").is_empty());
+    }
 
     #[test]
     fn documents_parse_and_empty_ones_are_skipped() {
@@ -824,7 +1020,7 @@ mod tests {
             .find(|d| d["kind"] == "ClusterRole")
             .unwrap();
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
-        let mut applier = Applier::new(client);
+        let mut applier = Applier::new(client, Duration::from_secs(5));
         applier
             .apply_all(&[&sm[0], &role, &cm, &sm[0]])
             .await
@@ -871,7 +1067,7 @@ mod tests {
         ])
         .await;
         let client = kube_client(&server.kubeconfig).await.unwrap();
-        let mut applier = Applier::new(client);
+        let mut applier = Applier::new(client, Duration::from_secs(5));
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}});
         let err = applier.apply(&cm).await.unwrap_err();
         let msg = format!("{err:#}");
@@ -881,8 +1077,10 @@ mod tests {
             "{msg}"
         );
 
-        let mut applier = Applier::new(kube_client(&server.kubeconfig).await.unwrap())
-            .with_discovery_grace(Duration::ZERO);
+        let mut applier = Applier::new(
+            kube_client(&server.kubeconfig).await.unwrap(),
+            Duration::ZERO,
+        );
         let sm = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "cadvisor", "namespace": "kube-system"}});
         let err = applier.apply(&sm).await.unwrap_err();
         let msg = format!("{err:#}");

@@ -20,6 +20,7 @@ pub mod prometheus;
 pub mod redact;
 pub mod run;
 pub mod scrape_config;
+pub mod wait;
 
 /// Root of the workspace (where `Cargo.toml`, `fixtures/` and `manifests/` live).
 pub fn workspace_root() -> std::path::PathBuf {

@@ -326,6 +326,9 @@ pub fn build(input: &PlanInput) -> Plan {
     if steps.is_empty() {
         steps.push(format!("apply {sm_manifest}"));
     }
+    steps.push(format!(
+        "wait until Prometheus has loaded its scrape job (/api/v1/status/config through the service proxy; timeout {secs}s)"
+    ));
     phases.push(Phase {
         id: PhaseId::ServiceMonitor,
         title: format!("variant `{}`", variant_name(cell)),

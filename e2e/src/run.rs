@@ -305,7 +305,7 @@ async fn phases(r: &Resolved<'_>, state: &mut State, progress: &Progress) -> Pha
     );
     phase!(
         PhaseId::ServiceMonitor,
-        crate::install::apply_servicemonitor(&client, r.cell.servicemonitor)
+        crate::install::apply_servicemonitor(&client, r.cell.servicemonitor, timeout)
     );
     phase!(
         PhaseId::Workloads,

@@ -253,6 +253,11 @@ async fn the_cadvisor_job_has_one_healthy_target_per_node() {
 async fn prometheus_loaded_the_operator_generated_cadvisor_job() {
     let client = client().await;
     let prom = prometheus(&client).await;
+    // The servicemonitor phase waited for this already; waiting again keeps this test correct
+    // on its own (the Secret → kubelet sync → reload chain takes up to ~2 minutes).
+    install::wait_scrape_job_loaded(&prom, CADVISOR_JOB, Duration::from_secs(180))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let yaml = prom
         .config_yaml()
         .await

@@ -978,6 +978,11 @@ mod fake_api {
     async fn handle(store: &Store, method: Method, uri: Uri, body: Bytes) -> Response {
         let path = uri.path();
         let query = uri.query().unwrap_or("");
+        if path.ends_with("/services/prometheus-operated:web/proxy/api/v1/status/config") {
+            // What Prometheus answers once it has loaded the operator's job.
+            return ok(json!({"status": "success", "data": {"yaml":
+                "scrape_configs:\n- job_name: serviceMonitor/kube-system/cadvisor/0\n"}}));
+        }
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (gv, rest): (String, &[&str]) = match segs.as_slice() {
             ["api"] => return ok(json!({"kind": "APIVersions", "versions": ["v1"]})),
