@@ -603,14 +603,12 @@ impl Kind {
             .await
             .with_context(|| format!("running `{}`", self.describe(args)))?;
         if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-            bail!(
-                "`{}` failed ({}):\n{}",
-                self.describe(args),
-                out.status,
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
+            return Err(KindFailed {
+                command: self.describe(args),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+            .into());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -632,6 +630,21 @@ impl Kind {
     fn describe(&self, args: &[String]) -> String {
         format!("kind {}", args.join(" "))
     }
+}
+
+/// A kind command that exited non-zero. Shows the last 15 lines of its stderr; the whole stderr
+/// stays available (downcast) for classifying a failed `kind create`.
+#[derive(Debug, thiserror::Error)]
+#[error("`{command}` failed ({status}):\n{}", tail(stderr, 15))]
+pub struct KindFailed {
+    pub command: String,
+    pub status: String,
+    pub stderr: String,
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn path_str(path: &Path) -> Result<String> {

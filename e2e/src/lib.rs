@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod cluster;
 pub mod coverage;
 pub mod diagnose;
+pub mod host;
 pub mod image;
 pub mod install;
 pub mod kubeproxy;

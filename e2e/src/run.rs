@@ -165,6 +165,17 @@ struct State {
     bundle: Option<crate::operator::Bundle>,
     timings: Vec<(PhaseId, Duration, bool)>,
     failure: Option<(PhaseId, String)>,
+    /// Host preflight: the warnings and notes as printed, and the findings for summary.md.
+    host_text: String,
+    host_findings: Vec<crate::diagnose::Finding>,
+    /// Docker is a snap (a cause `kind create` failures are classified against).
+    docker_snap: bool,
+    /// The cell a cgroup-v2 failure's fix names.
+    suggested_cell: Option<String>,
+    /// Why `kind create` failed (`cluster-create-failed`).
+    create_finding: Option<crate::diagnose::Finding>,
+    /// `kind export logs` already ran (after a failed create): teardown does not repeat it.
+    kind_logs_exported: bool,
 }
 
 /// Runs every phase. `Err` only for preflight problems (nothing was created); later failures are
@@ -185,6 +196,8 @@ pub async fn execute(cell: &Cell, opts: &Options) -> Result<Outcome> {
             _ = &mut ctrl_c => None,
         }
     };
+    // Host warnings print once the preflight line is done (a spinner would tear them apart).
+    eprint!("{}", state.host_text);
     match preflight {
         None => {
             eprintln!("interrupted during preflight; nothing was created");
@@ -208,6 +221,12 @@ pub async fn execute(cell: &Cell, opts: &Options) -> Result<Outcome> {
         Some(Err((phase, err))) => {
             let msg = format!("{err:#}");
             eprintln!("{} failed: {msg}", phase.label());
+            if let Some(finding) = &state.create_finding {
+                eprint!(
+                    "{}",
+                    crate::diagnose::render_text(std::slice::from_ref(finding))
+                );
+            }
             state.failure = Some((phase, msg));
             Outcome::Failed
         }
@@ -239,8 +258,9 @@ async fn preflight(r: &Resolved<'_>, state: &mut State) -> Result<()> {
         return Ok(());
     }
     // Cheapest and most likely mistakes first.
-    cluster::read_kind_config(&r.kind_config)?;
+    let nodes = cluster::read_kind_config(&r.kind_config)?;
     cluster::check_docker().await?;
+    host_checks(r, state, &nodes).await?;
     let bin = match KindPin::new(r.cell, &cluster::platform()) {
         Ok(pin) => cluster::ensure_kind(&pin, &r.work_dir).await?,
         // No pinned binary for this platform: only a kind of the right version on PATH will do.
@@ -268,6 +288,74 @@ async fn preflight(r: &Resolved<'_>, state: &mut State) -> Result<()> {
     }
     state.kind = Some(kind);
     Ok(())
+}
+
+/// Host preflight: prints warnings (never blocking); a certain failure stops preflight.
+async fn host_checks(
+    r: &Resolved<'_>,
+    state: &mut State,
+    nodes: &cluster::KindConfigSummary,
+) -> Result<()> {
+    use crate::host;
+    let matrix = crate::matrix::Matrix::load_default()?;
+    let facts = host::gather(&host::proc_root(), r.opts.timeout).await;
+    let findings = host::assess(&facts, &matrix, r.cell, host::Needs::from(nodes));
+    let text = host::render(&findings, &facts.notes);
+    if host::blocks(&findings) {
+        bail!(
+            "the host checks found a certain failure:\n{}",
+            text.trim_end()
+        );
+    }
+    state.docker_snap = facts.docker.as_ref().is_some_and(|d| d.snap());
+    state.suggested_cell = host::suggested_cell(&matrix, r.cell).map(|c| c.name.clone());
+    state.host_text = text;
+    state.host_findings = findings;
+    Ok(())
+}
+
+/// After a failed `kind create` (nodes retained): export the node logs, classify the failure,
+/// write `diagnose.json`. Best effort: problems are printed, the run fails either way.
+async fn explain_create_failure(
+    r: &Resolved<'_>,
+    state: &mut State,
+    kind: &Kind,
+    err: &anyhow::Error,
+) {
+    let logs_dir = r.paths.artifacts.join("kind-logs");
+    let export_error = match std::fs::create_dir_all(&r.paths.artifacts) {
+        Err(e) => Some(format!("creating {}: {e}", r.paths.artifacts.display())),
+        Ok(()) => {
+            match tokio::time::timeout(r.opts.timeout, kind.export_logs(&logs_dir, &r.name)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{e:#}")),
+                Err(_) => Some(format!(
+                    "`kind export logs` timed out after {}s",
+                    r.opts.timeout.as_secs()
+                )),
+            }
+        }
+    };
+    state.kind_logs_exported = true;
+    let kind_stderr = err
+        .downcast_ref::<cluster::KindFailed>()
+        .map(|k| k.stderr.clone())
+        .unwrap_or_else(|| format!("{err:#}"));
+    let ctx = crate::diagnose::cluster_create::Context {
+        kind_stderr,
+        logs_dir,
+        export_error,
+        snap: state.docker_snap,
+        suggested_cell: state.suggested_cell.clone(),
+    };
+    let finding = crate::diagnose::cluster_create::diagnose(&ctx);
+    let json = crate::diagnose::to_json(std::slice::from_ref(&finding));
+    let path = r.paths.artifacts.join("diagnose.json");
+    let text = serde_json::to_string_pretty(&json).expect("findings serialise");
+    if let Err(e) = std::fs::write(&path, text) {
+        eprintln!("warning: cannot write {}: {e}", path.display());
+    }
+    state.create_finding = Some(finding);
 }
 
 type PhaseResult = std::result::Result<(), (PhaseId, anyhow::Error)>;
@@ -334,8 +422,13 @@ async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
             // Marked before starting: with --retain a failed or interrupted create leaves nodes behind.
             state.created = true;
             state.kind_cluster = true;
-            kind.create(&r.name, &r.kind_config, &r.cell.node_image)
-                .await?;
+            if let Err(err) = kind
+                .create(&r.name, &r.kind_config, &r.cell.node_image)
+                .await
+            {
+                explain_create_failure(r, state, &kind, &err).await;
+                return Err(err);
+            }
         }
     }
     let kubeconfig = state
@@ -461,7 +554,7 @@ async fn collect_artifacts(r: &Resolved<'_>, state: &State) {
             ),
         }
     }
-    if state.kind_cluster {
+    if state.kind_cluster && !state.kind_logs_exported {
         if let Some(kind) = &state.kind {
             if let Err(err) = kind.export_logs(&dir.join("kind-logs"), &r.name).await {
                 eprintln!("warning: {err:#}");
@@ -476,12 +569,19 @@ async fn collect_artifacts(r: &Resolved<'_>, state: &State) {
 
 fn write_summary(r: &Resolved<'_>, state: &State, outcome: Outcome) {
     let coverage = std::fs::read_to_string(r.paths.artifacts.join("coverage.json")).ok();
+    let findings: Vec<_> = state
+        .create_finding
+        .iter()
+        .chain(&state.host_findings)
+        .cloned()
+        .collect();
     let text = render_summary(
         r.cell,
         &r.name,
         outcome,
         &state.timings,
         state.failure.as_ref(),
+        &findings,
         coverage.as_deref(),
     );
     let write =
@@ -492,13 +592,15 @@ fn write_summary(r: &Resolved<'_>, state: &State, outcome: Outcome) {
     }
 }
 
-/// The Markdown summary (for `$GITHUB_STEP_SUMMARY`): outcome, phase timings, coverage.
+/// The Markdown summary (for `$GITHUB_STEP_SUMMARY`): outcome, phase timings, findings (a failed
+/// `kind create`, host warnings), coverage.
 pub fn render_summary(
     cell: &Cell,
     name: &str,
     outcome: Outcome,
     timings: &[(PhaseId, Duration, bool)],
     failure: Option<&(PhaseId, String)>,
+    findings: &[crate::diagnose::Finding],
     coverage_json: Option<&str>,
 ) -> String {
     let verdict = match outcome {
@@ -530,6 +632,13 @@ pub fn render_summary(
             "\n**{} failed:**\n\n```\n{}\n```",
             phase.label(),
             msg.trim()
+        );
+    }
+    if !findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n### Findings\n\n```\n{}```",
+            crate::diagnose::render_text(findings)
         );
     }
     match coverage_json.map(serde_json::from_str::<crate::coverage::CoverageReport>) {
@@ -666,6 +775,7 @@ mod tests {
             Outcome::Failed,
             &timings,
             Some(&failure),
+            &[],
             None,
         );
         assert!(text.contains(": FAILED"), "{text}");
@@ -686,13 +796,22 @@ mod tests {
             Outcome::Failed,
             &timings,
             None,
+            &[],
             Some(&json),
         );
         assert!(
             text.contains("### Coverage") && text.contains("0/1 pods"),
             "{text}"
         );
-        let text = render_summary(cell, "pme2e-x", Outcome::Failed, &timings, None, Some("{"));
+        let text = render_summary(
+            cell,
+            "pme2e-x",
+            Outcome::Failed,
+            &timings,
+            None,
+            &[],
+            Some("{"),
+        );
         assert!(text.contains("coverage.json could not be read"), "{text}");
     }
 

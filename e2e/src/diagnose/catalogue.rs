@@ -19,12 +19,45 @@ pub struct Kind {
 macro_rules! kinds {
     ($($name:ident = $id:literal, $sev:ident, $summary:literal, $cause:literal, $fix:literal;)*) => {
         $(pub const $name: Kind = Kind { id: $id, severity: Severity::$sev, summary: $summary, cause: $cause, fix: $fix };)*
-        /// In chain order.
+        /// Host and cluster-creation findings first, then the chain in order.
         pub const ALL: &[Kind] = &[$($name),*];
     };
 }
 
 kinds! {
+    // Host preflight (e2e::host) and `kind create` (diagnose::cluster_create): before the chain.
+    HOST_CGROUP_V2_OLD_KUBERNETES = "host-cgroup-old-kubernetes", Error,
+        "the cell's Kubernetes is older than 1.19 and Docker uses cgroup v2 (refused in preflight)",
+        "Kubernetes supports cgroup v2 only from 1.19; an older kubelet never starts on a cgroup-v2 host (kind known-issues, \"Failure to Create Cluster with Cgroups v2\")",
+        "run a cell with Kubernetes 1.19 or newer (`cargo xtask matrix`); Kubernetes below 1.19 needs a cgroup-v1 host";
+    HOST_CGROUP_V2_OLD_KIND = "host-cgroup-old-kind", Warning,
+        "the cell's kind is older than v0.12.0 and Docker uses cgroup v2",
+        "kind fixed a node-boot race on cgroup-v2 hosts only in v0.12.0, and older node images fail on newer kernels (kind issue 2731); such a cluster may not come up",
+        "if the cluster does not come up, run the same Kubernetes minor on a newer kind: the cell named in the finding, e.g. `--cell kind0.20-k8s1.21`";
+    HOST_DOCKER_MEMORY_LOW = "host-docker-memory-low", Warning,
+        "Docker has less memory than three kind nodes and Prometheus need",
+        "each kind node is a container sharing Docker's memory; a control plane needs about 1.7 GB (kubeadm's minimum), each worker about 0.5 GB, Prometheus 200 MiB; short of that, node components are OOM-killed",
+        "give Docker more memory (Docker Desktop: Settings → Resources → Memory), or stop other containers";
+    HOST_DISK_LOW = "host-disk-low", Warning,
+        "little free space where Docker keeps its data",
+        "node images, each node's containerd store and pulled images live in Docker's data directory; kind turns off the kubelet's disk eviction, so a full disk shows up as write failures",
+        "free space: `docker system prune` and `docker image prune` (kind known-issues, \"Failing to properly start cluster\"), or move Docker's data-root to a larger disk";
+    HOST_DOCKER_ROOTLESS = "host-docker-rootless", Warning,
+        "Docker runs rootless",
+        "kind supports rootless Docker from v0.11.0 only on cgroup-v2 hosts with cgroup delegation, and rootless restrictions apply to the nodes (kind docs, \"Running kind with Rootless Docker\")",
+        "make sure the host runs cgroup v2 with `Delegate=yes` for user@.service and the iptables_nat/ip6tables_nat modules loaded, or use rootful Docker";
+    HOST_DOCKER_SNAP = "host-docker-snap", Warning,
+        "Docker is installed as a snap",
+        "snap confinement keeps `docker` out of `$TMPDIR` and paths outside `$HOME`, which breaks kind commands that use temp directories (kind known-issues, \"Docker Installed With Snap\")",
+        "set `TMPDIR` to a directory under `$HOME` when running kind, or install Docker from docker.com's packages";
+    HOST_INOTIFY_LOW = "host-inotify-low", Warning,
+        "the host's inotify limits are below what kind recommends for multi-node clusters",
+        "inotify limits are not namespaced: every node's kubelet, containerd and pods share the host's `fs.inotify.max_user_watches`/`max_user_instances`; too few give \"too many open files\" (kind known-issues)",
+        "sudo sysctl fs.inotify.max_user_watches=524288 && sudo sysctl fs.inotify.max_user_instances=512 (persist with `fs.inotify.max_user_watches = 524288` and `fs.inotify.max_user_instances = 512` in /etc/sysctl.conf)";
+    CLUSTER_CREATE_FAILED = "cluster-create-failed", Error,
+        "`kind create cluster` failed; the node logs name the cause when it is a known one",
+        "kind could not create or boot the nodes; the finding quotes the log lines and names the cause",
+        "follow the cause named in the finding; otherwise read the exported node logs (`kubelet.log`, `containerd.log` per node under the run's `artifacts/kind-logs/`)";
     KUBELET_SERVICE_MISSING = "kubelet-service-missing", Error,
         "Service `kube-system/kubelet` does not exist",
         "prometheus-operator creates the kubelet Service and Endpoints only when started with `--kubelet-service=kube-system/kubelet`",

@@ -14,6 +14,7 @@
 //! All classification is pure and lives in [`kube_checks`] and [`prom_checks`].
 
 pub mod catalogue;
+pub mod cluster_create;
 pub mod kube_checks;
 pub mod prom_checks;
 
