@@ -131,7 +131,7 @@ impl Sandbox {
 
     /// `kind create cluster` fails with `stderr`; `kind export logs` copies `nodes` (node name →
     /// [(file, lines)]) in kind's layout.
-    fn failing_create(self, stderr: &str, nodes: &[(&str, &[(&str, &[&str])])]) -> Self {
+    fn failing_create(self, stderr: &str, nodes: &[NodeLogs]) -> Self {
         let stderr_file = self.root.join("create-stderr.txt");
         std::fs::write(&stderr_file, stderr).unwrap();
         let export = self.root.join("export");
@@ -218,6 +218,9 @@ fn lines(path: &Path) -> Vec<String> {
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// One node's exported log files: (node, [(file, journal messages)]).
+type NodeLogs<'a> = (&'a str, &'a [(&'a str, &'a [&'a str])]);
 
 const CP: &str = "pme2e-kind0-11-k8s1-21-control-plane";
 const W1: &str = "pme2e-kind0-11-k8s1-21-worker";
@@ -577,4 +580,35 @@ fn dry_run_runs_no_host_check() {
     assert!(!stderr(&out).contains("host-inotify-low"));
     assert!(lines(&sb.log.with_extension("log.docker")).is_empty());
     assert!(sb.kind_calls().is_empty());
+}
+
+#[test]
+fn doctor_list_shows_the_new_findings() {
+    let sb = Sandbox::new(524_288, 512, ROOMY_V1);
+    let out = sb.run(&["doctor", "--list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for id in [
+        "host-inotify-low",
+        "host-cgroup-old-kubernetes",
+        "host-cgroup-old-kind",
+        "host-docker-memory-low",
+        "host-disk-low",
+        "host-docker-rootless",
+        "host-docker-snap",
+        "cluster-create-failed",
+    ] {
+        assert!(
+            table.contains(&format!("| `{id}` |")),
+            "{id} missing:\n{table}"
+        );
+    }
+    assert!(
+        table.contains("| `host-cgroup-old-kubernetes` | error |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| `host-inotify-low` | warning |"),
+        "{table}"
+    );
 }
