@@ -576,17 +576,27 @@ impl Kind {
 
     async fn run(&self, args: &[String]) -> Result<String> {
         if self.verbose {
-            let status = self
+            // kind's stderr streams to ours and is also kept, so a failed create can be classified.
+            let mut child = self
                 .command(args)?
                 .stdin(Stdio::null())
-                .status()
-                .await
-                .with_context(|| self.describe(args))?;
-            ensure!(
-                status.success(),
-                "`{}` failed ({status})",
-                self.describe(args)
-            );
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("running `{}`", self.describe(args)))?;
+            let kept = child.stderr.take().map(tee_stderr);
+            let status = child.wait().await.with_context(|| self.describe(args))?;
+            let stderr = match kept {
+                Some(rx) => rx.await.unwrap_or_default(),
+                None => String::new(),
+            };
+            if !status.success() {
+                return Err(KindFailed {
+                    command: self.describe(args),
+                    status: status.to_string(),
+                    stderr,
+                }
+                .into());
+            }
             Ok(String::new())
         } else {
             self.run_captured(args).await
@@ -640,6 +650,33 @@ pub struct KindFailed {
     pub command: String,
     pub status: String,
     pub stderr: String,
+}
+
+/// Copies a child's stderr to ours as it arrives and hands back everything copied at EOF. A
+/// plain thread (not the runtime's blocking pool), so a child killed mid-way never holds up exit.
+fn tee_stderr(stderr: tokio::process::ChildStderr) -> tokio::sync::oneshot::Receiver<String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    #[cfg(unix)]
+    {
+        use std::io::{Read, Write};
+        if let Ok(fd) = stderr.into_owned_fd() {
+            std::thread::spawn(move || {
+                let mut pipe = std::fs::File::from(fd);
+                let (mut kept, mut buf) = (Vec::new(), [0u8; 4096]);
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let _ = std::io::stderr().write_all(&buf[..n]);
+                    kept.extend_from_slice(&buf[..n]);
+                }
+                let _ = tx.send(String::from_utf8_lossy(&kept).into_owned());
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    drop((stderr, tx));
+    rx
 }
 
 fn tail(text: &str, n: usize) -> String {

@@ -20,10 +20,6 @@ pub const INOTIFY_WATCHES: u64 = 524_288;
 /// See [`INOTIFY_WATCHES`].
 pub const INOTIFY_INSTANCES: u64 = 512;
 
-/// The sysctl lines of kind's known-issues page, temporary and persistent.
-pub const INOTIFY_FIX: &str = "sudo sysctl fs.inotify.max_user_watches=524288 && sudo sysctl fs.inotify.max_user_instances=512; \
-to keep them, add `fs.inotify.max_user_watches = 524288` and `fs.inotify.max_user_instances = 512` to /etc/sysctl.conf";
-
 /// Memory of the control-plane node: kubeadm's own minimum for a control plane
 /// (kubernetes cmd/kubeadm/app/constants/constants.go `ControlPlaneMem = 1700`, in MB).
 const CONTROL_PLANE_MIB: u64 = 1700;
@@ -334,11 +330,7 @@ pub fn assess(facts: &HostFacts, matrix: &Matrix, cell: &Cell, needs: Needs) -> 
                     ),
                     evidence.clone(),
                 );
-                if let Some(twin) = matrix.cells.iter().find(|c| {
-                    parse_version(c.kubernetes_version())
-                        .is_some_and(|(a, b, _)| (a, b) >= KUBERNETES_CGROUP_V2)
-                        && !c.allowed_to_fail
-                }) {
+                if let Some(twin) = suggested_cell(matrix, cell) {
                     f.fix = format!(
                         "run a cell with Kubernetes 1.19 or newer, e.g. `cargo xtask e2e --cell {}`; \
                          Kubernetes below 1.19 needs a cgroup-v1 host",

@@ -612,3 +612,28 @@ fn doctor_list_shows_the_new_findings() {
         "{table}"
     );
 }
+
+#[test]
+fn verbose_runs_stream_kinds_output_and_still_classify_it() {
+    // With -v kind's stderr goes straight to the terminal; it is kept for the diagnosis too.
+    let sb = Sandbox::new(524_288, 512, ROOMY_V1).failing_create(
+        "ERROR: failed to create cluster: failed to ensure docker network: command \"docker network create -d=bridge kind\" failed with error: exit status 1\n\
+         Command Output: Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network\n",
+        &[],
+    );
+    let out = sb.run(&["e2e", "--timeout", "5s", "-v"]);
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l
+                .starts_with("ERROR: failed to create cluster: failed to ensure docker network")),
+        "kind's output was not streamed:\n{err}"
+    );
+    assert_create_failed_with(
+        &sb,
+        &out,
+        "Docker address pools exhausted",
+        "non-overlapping IPv4 address pool",
+        "docker network prune",
+    );
+}
