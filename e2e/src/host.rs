@@ -93,6 +93,11 @@ pub struct DockerInfo {
     pub name: String,
     pub operating_system: String,
     pub server_version: String,
+    /// Whether the engine can limit memory, pids and CPU shares (absent on old engines).
+    pub memory_limit: Option<bool>,
+    pub pids_limit: Option<bool>,
+    #[serde(rename = "CPUShares")]
+    pub cpu_shares: Option<bool>,
 }
 
 impl DockerInfo {
@@ -115,6 +120,26 @@ impl DockerInfo {
         self.security_options
             .iter()
             .any(|o| o.split(',').any(|kv| kv == "name=rootless"))
+    }
+
+    /// Why kind refuses this rootless engine, if it does (kind v0.11.1/v0.20.0
+    /// pkg/cluster/internal/create/create.go `validateProvider`: rootless needs cgroup v2 and
+    /// memory, pids and CPU-shares limits, i.e. systemd `Delegate=yes`; with `CgroupDriver: none`
+    /// the limits count as unsupported, providers/docker/provider.go).
+    pub fn rootless_refusal(&self) -> Option<&'static str> {
+        if !self.rootless() {
+            return None;
+        }
+        if self.cgroup_version == "1" {
+            return Some("rootless Docker on a cgroup-v1 host: kind requires cgroup v2 for rootless providers");
+        }
+        let none = self.cgroup_driver == "none";
+        let missing = [self.memory_limit, self.pids_limit, self.cpu_shares]
+            .iter()
+            .any(|l| *l == Some(false));
+        (none || missing).then_some(
+            "rootless Docker without memory, pids or CPU-shares limits: kind requires cgroup delegation (systemd `Delegate=yes`)",
+        )
     }
 
     /// Docker installed as a snap keeps its data under `/var/snap/docker`.
@@ -397,7 +422,16 @@ pub fn assess(facts: &HostFacts, matrix: &Matrix, cell: &Cell, needs: Needs) -> 
                 )],
             ));
         }
-        if d.rootless() {
+        if let Some(why) = d.rootless_refusal() {
+            out.push(finding(
+                &catalogue::HOST_ROOTLESS_UNSUPPORTED,
+                why.to_string(),
+                vec![format!(
+                    "docker info: SecurityOptions={:?} CgroupVersion={:?} CgroupDriver={:?} MemoryLimit={:?} PidsLimit={:?} CPUShares={:?}",
+                    d.security_options, d.cgroup_version, d.cgroup_driver, d.memory_limit, d.pids_limit, d.cpu_shares
+                )],
+            ));
+        } else if d.rootless() {
             out.push(finding(
                 &catalogue::HOST_DOCKER_ROOTLESS,
                 "Docker runs rootless".to_string(),

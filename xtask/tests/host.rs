@@ -63,12 +63,14 @@ struct Docker {
     cgroup: &'static str,
     mem_gib: u64,
     root_dir: &'static str,
+    rootless: bool,
 }
 
 const ROOMY_V1: Docker = Docker {
     cgroup: "1",
     mem_gib: 16,
     root_dir: "/var/lib/docker",
+    rootless: false,
 };
 
 impl Sandbox {
@@ -93,7 +95,12 @@ impl Sandbox {
             "MemTotal": docker.mem_gib * 1024 * 1024 * 1024,
             "NCPU": 4,
             "DockerRootDir": docker.root_dir,
-            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "SecurityOptions": if docker.rootless {
+                vec!["name=seccomp,profile=builtin", "name=rootless"]
+            } else {
+                vec!["name=seccomp,profile=builtin"]
+            },
+            "MemoryLimit": true, "PidsLimit": true, "CPUShares": true,
             "Name": "laptop",
             "OperatingSystem": "Ubuntu 22.04.3 LTS",
             "ServerVersion": "24.0.7",
@@ -636,4 +643,44 @@ fn verbose_runs_stream_kinds_output_and_still_classify_it() {
         "non-overlapping IPv4 address pool",
         "docker network prune",
     );
+}
+
+#[test]
+fn a_certain_failure_stops_preflight_and_creates_nothing() {
+    // Rootless Docker on cgroup v1: kind's validateProvider would refuse it after we had begun.
+    let sb = Sandbox::new(
+        8192,
+        128,
+        Docker {
+            rootless: true,
+            ..ROOMY_V1
+        },
+    );
+    let out = sb.run(&["e2e", "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("preflight failed; nothing was created"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the host checks found a certain failure"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error[host-rootless-unsupported]: rootless Docker on a cgroup-v1 host"),
+        "{err}"
+    );
+    assert!(err.contains("Delegate=yes"), "{err}");
+    // The warnings found alongside are shown too, and nothing reached kind but its version.
+    assert!(err.contains("warning[host-inotify-low]"), "{err}");
+    assert!(!err.contains("[2/8] cluster"), "{err}");
+    let calls = sb.kind_calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("create") || c.starts_with("delete") || c.starts_with("export")),
+        "{calls:?}"
+    );
+    assert!(!sb.run_dir().exists(), "a run directory was left behind");
 }

@@ -30,6 +30,10 @@ kinds! {
         "the cell's Kubernetes is older than 1.19 and Docker uses cgroup v2 (refused in preflight)",
         "Kubernetes supports cgroup v2 only from 1.19; an older kubelet never starts on a cgroup-v2 host (kind known-issues, \"Failure to Create Cluster with Cgroups v2\")",
         "run a cell with Kubernetes 1.19 or newer (`cargo xtask matrix`); Kubernetes below 1.19 needs a cgroup-v1 host";
+    HOST_ROOTLESS_UNSUPPORTED = "host-rootless-unsupported", Error,
+        "rootless Docker that kind refuses: a cgroup-v1 host, or no cgroup delegation (refused in preflight)",
+        "kind runs on rootless Docker only with cgroup v2 and the memory, pids and CPU-shares controllers delegated to the user (kind `validateProvider`; kind docs, \"Running kind with Rootless Docker\")",
+        "boot the host with cgroup v2 (`systemd.unified_cgroup_hierarchy=1`) and create /etc/systemd/system/user@.service.d/delegate.conf with `[Service]` `Delegate=yes`, then `sudo systemctl daemon-reload`; or use rootful Docker";
     HOST_CGROUP_V2_OLD_KIND = "host-cgroup-old-kind", Warning,
         "the cell's kind is older than v0.12.0 and Docker uses cgroup v2",
         "kind fixed a node-boot race on cgroup-v2 hosts only in v0.12.0, and older node images fail on newer kernels (kind issue 2731); such a cluster may not come up",

@@ -329,3 +329,51 @@ fn versions() {
         Some("kind0.20-k8s1.21")
     );
 }
+
+#[test]
+fn rootless_docker_that_kind_refuses_is_refused_here() {
+    let m = shipped();
+    let cell = m.cell("kind0.20-k8s1.27").unwrap();
+    let rootless = |cgroup: &str, driver: &str, limits: Option<bool>| {
+        let mut h = facts(cgroup, 16 * GIB, 100 * GIB, 524_288, 512);
+        let d = h.docker.as_mut().unwrap();
+        d.security_options = vec![
+            "name=seccomp,profile=builtin".into(),
+            "name=rootless".into(),
+        ];
+        d.cgroup_driver = driver.into();
+        (d.memory_limit, d.pids_limit, d.cpu_shares) = (limits, limits, limits);
+        assess(&h, &m, cell, THREE_NODES)
+    };
+    // cgroup v1: kind's validateProvider refuses rootless providers.
+    let f = rootless("1", "cgroupfs", Some(true));
+    assert_eq!(ids(&f), ["host-rootless-unsupported"]);
+    assert!(blocks(&f));
+    assert!(f[0].observed.contains("cgroup-v1"), "{}", f[0].observed);
+    assert!(f[0].fix.contains("Delegate=yes"), "{}", f[0].fix);
+    // cgroup v2 without delegated controllers, or with driver "none" (limits meaningless).
+    assert_eq!(
+        ids(&rootless("2", "systemd", Some(false))),
+        ["host-rootless-unsupported"]
+    );
+    assert_eq!(
+        ids(&rootless("2", "none", Some(true))),
+        ["host-rootless-unsupported"]
+    );
+    // cgroup v2 with delegation: supported, only noted.
+    let f = rootless("2", "systemd", Some(true));
+    assert_eq!(ids(&f), ["host-docker-rootless"]);
+    assert!(!blocks(&f));
+    // An engine that does not report its limits is not refused on a guess.
+    assert_eq!(
+        ids(&rootless("2", "systemd", None)),
+        ["host-docker-rootless"]
+    );
+    // The JSON field names are Docker's.
+    let d = DockerInfo::parse(r#"{"MemoryLimit": true, "PidsLimit": false, "CPUShares": true}"#)
+        .unwrap();
+    assert_eq!(
+        (d.memory_limit, d.pids_limit, d.cpu_shares),
+        (Some(true), Some(false), Some(true))
+    );
+}
