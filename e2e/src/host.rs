@@ -134,9 +134,7 @@ impl DockerInfo {
             return Some("rootless Docker on a cgroup-v1 host: kind requires cgroup v2 for rootless providers");
         }
         let none = self.cgroup_driver == "none";
-        let missing = [self.memory_limit, self.pids_limit, self.cpu_shares]
-            .iter()
-            .any(|l| *l == Some(false));
+        let missing = [self.memory_limit, self.pids_limit, self.cpu_shares].contains(&Some(false));
         (none || missing).then_some(
             "rootless Docker without memory, pids or CPU-shares limits: kind requires cgroup delegation (systemd `Delegate=yes`)",
         )
