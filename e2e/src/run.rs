@@ -368,7 +368,7 @@ async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path) -> Result<()> {
     let status = command
         .status()
         .await
-        .context("running `cargo nextest run --profile e2e`")?;
+        .context("running `cargo nextest run --profile e2e --run-ignored only`")?;
     if !status.success() {
         bail!(
             "the cluster tests failed ({status}); see the nextest output above, {}/coverage.json and \
