@@ -5,6 +5,7 @@
 //! Needs Docker and the image in `E2E_PROMETHEUS_IMAGE` (`cargo xtask image prometheus`);
 //! without them the tests fail with that instruction rather than skip.
 
+mod captures;
 mod diagnose;
 use testkit as support;
 
