@@ -92,6 +92,7 @@ impl Sandbox {
             "E2E_CADVISOR_SAMPLE",
             "E2E_FACTS_MD",
             "E2E_CAPTURES_DIR",
+            "E2E_ALLOW_MISSING",
         ] {
             cmd.env_remove(var);
         }
@@ -238,4 +239,27 @@ fn a_wrong_operator_bundle_stops_before_running_anything() {
     );
     // Nothing was written to the work dir's cache.
     assert!(!sb.dir.path().join("work").exists());
+}
+
+#[test]
+fn ci_accepts_declared_absences_and_still_names_the_skipped_tests() {
+    let sb = Sandbox::new();
+    let bundle = bundle();
+    let allow = Path::new("E2E_CADVISOR_SAMPLE,E2E_FACTS_MD,E2E_CAPTURES_DIR");
+    let out = sb.run(
+        &[],
+        &[
+            ("E2E_OPERATOR_BUNDLE", &bundle),
+            ("E2E_ALLOW_MISSING", allow),
+        ],
+        true,
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("skipped (missing input): e2e::component captures::"),
+        "{err}"
+    );
+    assert!(err.contains("needs E2E_FACTS_MD"), "{err}");
 }
