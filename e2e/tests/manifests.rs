@@ -63,6 +63,58 @@ fn bundle_bytes() -> Vec<u8> {
     })
 }
 
+/// Every `image` under `value`, wherever a pod template or pod spec puts it.
+fn images(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("image", Value::String(image)) => out.push(image.clone()),
+                    _ => images(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| images(v, out)),
+        _ => {}
+    }
+}
+
+/// Like every other artifact of a run, the workload image is pinned by digest: a re-pushed tag
+/// cannot change what the cluster runs. The digest is docker.io/library/busybox:1.36.1's
+/// multi-arch index, so every node architecture pulls its own image.
+#[test]
+fn every_workload_image_is_pinned_by_tag_and_digest() {
+    let mut all = Vec::new();
+    for obj in objects(WORKLOADS_DIR) {
+        images(&obj, &mut all);
+    }
+    assert!(all.len() >= 4, "{all:?}");
+    for image in &all {
+        let (name_tag, digest) = image
+            .split_once("@sha256:")
+            .unwrap_or_else(|| panic!("image {image} is not pinned by digest (name:tag@sha256:…)"));
+        let (_, tag) = name_tag
+            .rsplit_once(':')
+            .unwrap_or_else(|| panic!("image {image} has no tag"));
+        assert!(
+            tag != "latest" && !tag.is_empty(),
+            "image {image} must name its tag"
+        );
+        assert!(
+            digest.len() == 64
+                && digest
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "image {image}: the digest must be 64 lowercase hex characters"
+        );
+    }
+    assert!(
+        all.iter().all(|i| i
+            == "busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662"),
+        "one pinned busybox everywhere: {all:?}"
+    );
+}
+
 #[test]
 fn every_yaml_in_manifests_and_fixtures_parses() {
     let mut checked = 0;
@@ -355,14 +407,6 @@ fn workloads_span_two_namespaces_with_a_multi_container_pod_and_a_cpu_burner() {
             &d["spec"]["template"]["metadata"]["labels"]
         ));
         for c in containers(d) {
-            let image = c["image"].as_str().unwrap();
-            let (_, tag) = image
-                .rsplit_once(':')
-                .unwrap_or_else(|| panic!("image {image} has no tag"));
-            assert!(
-                tag != "latest" && !tag.is_empty(),
-                "image {image} must be pinned by tag"
-            );
             // A container with zero CPU emits no cadvisor series: each one must do some work.
             let command = c["command"].to_string();
             assert!(
