@@ -806,7 +806,7 @@ mod tests {
         );
         let other = serde_json::json!({"kind": "Namespace"});
         assert!(describe_applied(std::slice::from_ref(&other), &sm).is_err());
-        assert!(describe_applied(&[prom.clone()], &other).is_err());
+        assert!(describe_applied(std::slice::from_ref(&prom), &other).is_err());
         let applied = describe_applied(&[other, prom], &sm).unwrap();
         assert_eq!(applied.servicemonitor, lines);
     }
