@@ -101,7 +101,158 @@ pub struct PlanInput<'a> {
     pub bundle: BundleChoice,
     /// `(path, sha256)` of every manifest the run applies, from `install::manifest_digests`.
     pub manifests: Vec<(String, String)>,
+    /// What the Prometheus CR and the ServiceMonitor the run applies say ([`describe_applied`]).
+    pub applied: Applied,
     pub timeout: Duration,
+}
+
+/// The settings that decide whether the pods' metrics arrive, read from the manifests the run
+/// applies, one line each (see [`describe_prometheus`], [`describe_servicemonitor`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub prometheus: Vec<String>,
+    pub servicemonitor: Vec<String>,
+}
+
+/// [`Applied`] from the Prometheus CR (among `prometheus_objects`) and the ServiceMonitor object.
+///
+/// # Errors
+/// When there is no Prometheus object or the ServiceMonitor is not one.
+pub fn describe_applied(
+    prometheus_objects: &[serde_json::Value],
+    servicemonitor: &serde_json::Value,
+) -> anyhow::Result<Applied> {
+    let prom = prometheus_objects
+        .iter()
+        .find(|o| o["kind"] == "Prometheus")
+        .ok_or_else(|| anyhow::anyhow!("no Prometheus object among the Prometheus manifests"))?;
+    if servicemonitor["kind"] != "ServiceMonitor" {
+        anyhow::bail!(
+            "expected a ServiceMonitor, found kind {}",
+            servicemonitor["kind"]
+        );
+    }
+    Ok(Applied {
+        prometheus: describe_prometheus(prom),
+        servicemonitor: describe_servicemonitor(servicemonitor),
+    })
+}
+
+/// A JSON value in YAML flow style, the way the manifests read: `{matchNames: [kube-system]}`.
+fn flow(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{k}: {}", flow(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(a) => format!("[{}]", a.iter().map(flow).collect::<Vec<_>>().join(", ")),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `value`, or what the operator does when the field is unset.
+fn field(v: &serde_json::Value, unset: &str) -> String {
+    if v.is_null() {
+        format!("(unset: {unset})")
+    } else {
+        flow(v)
+    }
+}
+
+fn ident(obj: &serde_json::Value) -> String {
+    format!(
+        "{} {}/{}",
+        obj["kind"].as_str().unwrap_or("?"),
+        obj["metadata"]["namespace"].as_str().unwrap_or("default"),
+        obj["metadata"]["name"].as_str().unwrap_or("?")
+    )
+}
+
+/// The Prometheus CR's version, scrape interval and ServiceMonitor selectors. Unset selectors are
+/// spelled out with their v0.48.1 meaning (nil selects nothing; a nil namespace selector means
+/// the Prometheus's own namespace only: prometheus-operator Documentation/api.md, PrometheusSpec).
+pub fn describe_prometheus(obj: &serde_json::Value) -> Vec<String> {
+    let spec = &obj["spec"];
+    vec![
+        format!(
+            "{}: version {}, scrapeInterval {}",
+            ident(obj),
+            field(&spec["version"], "the untagged (latest) image in v0.48.1"),
+            field(&spec["scrapeInterval"], "30s")
+        ),
+        format!(
+            "    serviceMonitorSelector {}",
+            field(&spec["serviceMonitorSelector"], "selects no ServiceMonitor")
+        ),
+        format!(
+            "    serviceMonitorNamespaceSelector {}{}",
+            field(
+                &spec["serviceMonitorNamespaceSelector"],
+                "the Prometheus's own namespace only"
+            ),
+            if spec["serviceMonitorNamespaceSelector"]
+                .as_object()
+                .is_some_and(|m| m.is_empty())
+            {
+                " (every namespace)"
+            } else {
+                ""
+            }
+        ),
+    ]
+}
+
+/// The ServiceMonitor's endpoints (port, scheme, path, bearer token file, tlsConfig,
+/// honorLabels) and its namespace and label selectors.
+pub fn describe_servicemonitor(obj: &serde_json::Value) -> Vec<String> {
+    let spec = &obj["spec"];
+    let labels = field(&obj["metadata"]["labels"], "no labels");
+    let mut out = vec![format!("{} (labels {labels})", ident(obj))];
+    for (i, ep) in spec["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        out.push(format!(
+            "    endpoint {i}: port {}, scheme {}, path {}",
+            field(&ep["port"], "none"),
+            field(&ep["scheme"], "http"),
+            field(&ep["path"], "/metrics")
+        ));
+        out.push(format!(
+            "      bearerTokenFile {}",
+            field(&ep["bearerTokenFile"], "no token sent")
+        ));
+        out.push(format!(
+            "      tlsConfig {}",
+            field(&ep["tlsConfig"], "verify against the system CAs")
+        ));
+        out.push(format!(
+            "      honorLabels {}",
+            field(
+                &ep["honorLabels"],
+                "false: pod namespaces arrive as exported_namespace"
+            )
+        ));
+    }
+    out.push(format!(
+        "    namespaceSelector {}",
+        field(
+            &spec["namespaceSelector"],
+            "the ServiceMonitor's own namespace"
+        )
+    ));
+    out.push(format!(
+        "    selector {}",
+        field(&spec["selector"], "every Service")
+    ));
+    out
 }
 
 /// The run's paths, as shown to the user.
@@ -126,8 +277,18 @@ pub struct Plan {
     pub phases: Vec<Phase>,
 }
 
-/// The command line of the assert phase (phase 7).
-pub const NEXTEST_ARGS: [&str; 6] = ["cargo", "nextest", "run", "--workspace", "--profile", "e2e"];
+/// The command line of the assert phase (phase 7). The cluster tests are `#[ignore]`d so that
+/// plain `cargo test` passes without a cluster; here they are the only ones run.
+pub const NEXTEST_ARGS: [&str; 8] = [
+    "cargo",
+    "nextest",
+    "run",
+    "--workspace",
+    "--profile",
+    "e2e",
+    "--run-ignored",
+    "only",
+];
 
 /// Builds the plan.
 pub fn build(input: &PlanInput) -> Plan {
@@ -311,6 +472,7 @@ pub fn build(input: &PlanInput) -> Plan {
             .collect()
     };
     let mut steps = digests(&|p| p.starts_with("manifests/prometheus/"));
+    steps.extend(input.applied.prometheus.iter().cloned());
     steps.push(format!(
         "wait for StatefulSet {}/prometheus-{} to be ready (timeout {secs}s)",
         crate::install::PROMETHEUS_NAMESPACE,
@@ -326,6 +488,7 @@ pub fn build(input: &PlanInput) -> Plan {
     if steps.is_empty() {
         steps.push(format!("apply {sm_manifest}"));
     }
+    steps.extend(input.applied.servicemonitor.iter().cloned());
     steps.push(format!(
         "wait until Prometheus has loaded its scrape job (/api/v1/status/config through the service proxy; timeout {secs}s)"
     ));
@@ -500,6 +663,7 @@ mod tests {
                 ("fixtures/workloads/apps.yaml".into(), "cc".into()),
             ],
             timeout: Duration::from_secs(300),
+            applied: Applied::default(),
         }
     }
 
@@ -533,7 +697,7 @@ mod tests {
             "sha256 bb",
             "sha256 cc",
             "E2E_KUBECONFIG=target/e2e/",
-            "cargo nextest run --workspace --profile e2e",
+            "cargo nextest run --workspace --profile e2e --run-ignored only",
         ] {
             assert!(text.contains(needle), "plan lacks {needle:?}:\n{text}");
         }
@@ -597,5 +761,74 @@ mod tests {
                 cell.name
             );
         }
+    }
+
+    #[test]
+    fn applied_lines_say_what_each_field_is_and_what_unset_means() {
+        let sm = serde_json::json!({
+            "kind": "ServiceMonitor",
+            "metadata": {"name": "cadvisor", "namespace": "kube-system"},
+            "spec": {"endpoints": [
+                {"port": "https-metrics", "scheme": "https", "path": "/metrics/cadvisor",
+                 "honorLabels": true, "tlsConfig": {"insecureSkipVerify": true}},
+                {"port": "http-metrics"}
+            ]}
+        });
+        let lines = describe_servicemonitor(&sm);
+        assert_eq!(
+            lines,
+            [
+                "ServiceMonitor kube-system/cadvisor (labels (unset: no labels))",
+                "    endpoint 0: port https-metrics, scheme https, path /metrics/cadvisor",
+                "      bearerTokenFile (unset: no token sent)",
+                "      tlsConfig {insecureSkipVerify: true}",
+                "      honorLabels true",
+                "    endpoint 1: port http-metrics, scheme (unset: http), path (unset: /metrics)",
+                "      bearerTokenFile (unset: no token sent)",
+                "      tlsConfig (unset: verify against the system CAs)",
+                "      honorLabels (unset: false: pod namespaces arrive as exported_namespace)",
+                "    namespaceSelector (unset: the ServiceMonitor's own namespace)",
+                "    selector (unset: every Service)",
+            ]
+        );
+        let prom = serde_json::json!({
+            "kind": "Prometheus",
+            "metadata": {"name": "p", "namespace": "monitoring"},
+            "spec": {"serviceMonitorNamespaceSelector": {"matchLabels": {"a": "b"}}}
+        });
+        assert_eq!(
+            describe_prometheus(&prom),
+            [
+                "Prometheus monitoring/p: version (unset: the untagged (latest) image in v0.48.1), scrapeInterval (unset: 30s)",
+                "    serviceMonitorSelector (unset: selects no ServiceMonitor)",
+                "    serviceMonitorNamespaceSelector {matchLabels: {a: b}}",
+            ]
+        );
+        let other = serde_json::json!({"kind": "Namespace"});
+        assert!(describe_applied(std::slice::from_ref(&other), &sm).is_err());
+        assert!(describe_applied(std::slice::from_ref(&prom), &other).is_err());
+        let applied = describe_applied(&[other, prom], &sm).unwrap();
+        assert_eq!(applied.servicemonitor, lines);
+    }
+
+    #[test]
+    fn the_plan_shows_the_applied_settings_in_their_phases() {
+        let m = matrix();
+        let mut with_applied = input(m.default_cell(), Mode::Create, Keep::Never);
+        with_applied.applied = Applied {
+            prometheus: vec!["PROM-LINE".into()],
+            servicemonitor: vec!["SM-LINE".into()],
+        };
+        let plan = build(&with_applied);
+        let steps = |id: PhaseId| {
+            plan.phases
+                .iter()
+                .find(|p| p.id == id)
+                .unwrap()
+                .steps
+                .clone()
+        };
+        assert!(steps(PhaseId::Prometheus).contains(&"PROM-LINE".to_string()));
+        assert!(steps(PhaseId::ServiceMonitor).contains(&"SM-LINE".to_string()));
     }
 }

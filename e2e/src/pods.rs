@@ -119,4 +119,36 @@ mod tests {
             "{err:#}"
         );
     }
+
+    /// Shapes the real pod lists of the kind 1.27 and minikube 1.35 captures hold (hand-written
+    /// here, not copied): a mirror pod of a static pod, a Running pod whose only container has
+    /// terminated, a finished init container, a Pending pod no node ran, a hostNetwork pod.
+    #[test]
+    fn real_pod_list_shapes() {
+        let list = r#"{"apiVersion":"v1","kind":"List","items":[
+          {"metadata":{"namespace":"kube-system","name":"etcd-node-1","annotations":{"kubernetes.io/config.mirror":"abc","kubernetes.io/config.source":"file"}},
+           "spec":{"nodeName":"node-1","hostNetwork":true,"containers":[{"name":"etcd"}]},
+           "status":{"phase":"Running","containerStatuses":[{"name":"etcd","ready":true,"restartCount":0,"image":"x","imageID":"y","state":{"running":{}}}]}},
+          {"metadata":{"namespace":"scraper","name":"container-creating"},"spec":{"nodeName":"node-1","containers":[{"name":"alpine"}]},
+           "status":{"phase":"Running","containerStatuses":[{"name":"alpine","ready":false,"restartCount":0,"image":"x","imageID":"y","state":{"terminated":{"exitCode":0}}}]}},
+          {"metadata":{"namespace":"newrelic","name":"agent-0"},"spec":{"nodeName":"node-1","initContainers":[{"name":"configurator"}],"containers":[{"name":"prometheus"}]},
+           "status":{"phase":"Running",
+             "initContainerStatuses":[{"name":"configurator","ready":true,"restartCount":0,"image":"x","imageID":"y","state":{"terminated":{"exitCode":0}}}],
+             "containerStatuses":[{"name":"prometheus","ready":true,"restartCount":0,"image":"x","imageID":"y","state":{"running":{}}}]}},
+          {"metadata":{"namespace":"scraper","name":"pending"},"spec":{"containers":[{"name":"a"}]},"status":{"phase":"Pending","conditions":[{"type":"PodScheduled","status":"False"}]}}
+        ]}"#;
+        let pods = from_kubectl_json(list).unwrap();
+        let names: Vec<(&str, &[String])> = pods
+            .iter()
+            .map(|p| (p.name.as_str(), p.containers.as_slice()))
+            .collect();
+        assert_eq!(
+            names,
+            // Sorted by namespace: kube-system, newrelic.
+            [
+                ("etcd-node-1", &["etcd".to_string()][..]),
+                ("agent-0", &["prometheus".to_string()][..]),
+            ]
+        );
+    }
 }

@@ -129,8 +129,25 @@ pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
         bundle,
         manifests: crate::install::manifest_digests()?,
         timeout: opts.timeout,
+        applied: applied_manifests(cell)?,
     };
     Ok(plan::build(&input))
+}
+
+/// What the Prometheus CR and the cell's ServiceMonitor say, read from the files the run applies.
+fn applied_manifests(cell: &crate::matrix::Cell) -> Result<plan::Applied> {
+    let root = crate::workspace_root();
+    let prometheus = crate::install::read_manifest_dir(&root.join(crate::install::PROMETHEUS_DIR))?;
+    let sm_path = root.join(cell.servicemonitor.manifest());
+    let sm = crate::install::read_manifest_file(&sm_path)?;
+    let [sm] = sm.as_slice() else {
+        bail!(
+            "{} must hold exactly one ServiceMonitor, found {} objects",
+            cell.servicemonitor.manifest(),
+            sm.len()
+        );
+    };
+    plan::describe_applied(&prometheus, sm)
 }
 
 /// How a run ended.
@@ -461,7 +478,7 @@ async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path) -> Result<()> {
     let status = command
         .status()
         .await
-        .context("running `cargo nextest run --profile e2e`")?;
+        .context("running `cargo nextest run --profile e2e --run-ignored only`")?;
     if !status.success() {
         bail!(
             "the cluster tests failed ({status}); see the nextest output above, {}/coverage.json and \

@@ -4,8 +4,8 @@
 //! ServiceMonitors, the workloads exercise what coverage must see, and the pinned operator bundle
 //! is what we think it is.
 //!
-//! Bundle-dependent tests need `E2E_OPERATOR_BUNDLE` (the v0.48.1 bundle.yaml); without it they
-//! print why they skipped and return.
+//! Bundle-dependent tests need `E2E_OPERATOR_BUNDLE` (the v0.48.1 bundle.yaml, which
+//! `cargo xtask test` provides); without it they fail saying so.
 
 use e2e::install::{
     self, PROMETHEUS_DIR, PROMETHEUS_NAME, PROMETHEUS_NAMESPACE, SELECTION_LABEL, WORKLOADS_DIR,
@@ -44,23 +44,75 @@ fn servicemonitor(variant: ServiceMonitorVariant) -> Value {
     docs.into_iter().next().unwrap()
 }
 
-/// The bundle named by E2E_OPERATOR_BUNDLE, or None after saying why the test is skipped.
-fn bundle_bytes(test: &str) -> Option<Vec<u8>> {
-    match std::env::var_os("E2E_OPERATOR_BUNDLE") {
-        Some(path) => Some(std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "E2E_OPERATOR_BUNDLE={} cannot be read: {e}",
-                Path::new(&path).display()
-            )
-        })),
-        None => {
-            println!(
-                "{test}: skipped: E2E_OPERATOR_BUNDLE is not set (CI points it at \
-                 ../shared/upstream/prometheus-operator-v0.48.1-bundle.yaml, the v0.48.1 bundle.yaml)"
-            );
-            None
+/// The bundle named by `E2E_OPERATOR_BUNDLE`. Panics when it is unset: `cargo xtask test` always
+/// provides it (from `--operator-bundle`, the verified cache or a download of the pinned URL).
+fn bundle_bytes() -> Vec<u8> {
+    let Some(path) = std::env::var_os("E2E_OPERATOR_BUNDLE") else {
+        panic!(
+            "E2E_OPERATOR_BUNDLE is not set: this test needs prometheus-operator v0.48.1's \
+             bundle.yaml. Run the tests with `cargo xtask test`, which provides it (from \
+             --operator-bundle PATH, the sha256-verified cache `cargo xtask e2e` fills, or a \
+             download of the pinned URL), or set E2E_OPERATOR_BUNDLE to a copy of that file"
+        )
+    };
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "E2E_OPERATOR_BUNDLE={} cannot be read: {e}",
+            Path::new(&path).display()
+        )
+    })
+}
+
+/// Every `image` under `value`, wherever a pod template or pod spec puts it.
+fn images(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("image", Value::String(image)) => out.push(image.clone()),
+                    _ => images(v, out),
+                }
+            }
         }
+        Value::Array(items) => items.iter().for_each(|v| images(v, out)),
+        _ => {}
     }
+}
+
+/// Like every other artifact of a run, the workload image is pinned by digest: a re-pushed tag
+/// cannot change what the cluster runs. The digest is docker.io/library/busybox:1.36.1's
+/// multi-arch index, so every node architecture pulls its own image.
+#[test]
+fn every_workload_image_is_pinned_by_tag_and_digest() {
+    let mut all = Vec::new();
+    for obj in objects(WORKLOADS_DIR) {
+        images(&obj, &mut all);
+    }
+    assert!(all.len() >= 4, "{all:?}");
+    for image in &all {
+        let (name_tag, digest) = image
+            .split_once("@sha256:")
+            .unwrap_or_else(|| panic!("image {image} is not pinned by digest (name:tag@sha256:…)"));
+        let (_, tag) = name_tag
+            .rsplit_once(':')
+            .unwrap_or_else(|| panic!("image {image} has no tag"));
+        assert!(
+            tag != "latest" && !tag.is_empty(),
+            "image {image} must name its tag"
+        );
+        assert!(
+            digest.len() == 64
+                && digest
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "image {image}: the digest must be 64 lowercase hex characters"
+        );
+    }
+    assert!(
+        all.iter().all(|i| i
+            == "busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662"),
+        "one pinned busybox everywhere: {all:?}"
+    );
 }
 
 #[test]
@@ -355,14 +407,6 @@ fn workloads_span_two_namespaces_with_a_multi_container_pod_and_a_cpu_burner() {
             &d["spec"]["template"]["metadata"]["labels"]
         ));
         for c in containers(d) {
-            let image = c["image"].as_str().unwrap();
-            let (_, tag) = image
-                .rsplit_once(':')
-                .unwrap_or_else(|| panic!("image {image} has no tag"));
-            assert!(
-                tag != "latest" && !tag.is_empty(),
-                "image {image} must be pinned by tag"
-            );
             // A container with zero CPU emits no cadvisor series: each one must do some work.
             let command = c["command"].to_string();
             assert!(
@@ -415,10 +459,7 @@ const CRDS: [&str; 8] = [
 
 #[tokio::test]
 async fn the_pinned_bundle_verifies_parses_and_installs_crds_first() {
-    let Some(bytes) = bundle_bytes("the_pinned_bundle_verifies_parses_and_installs_crds_first")
-    else {
-        return;
-    };
+    let bytes = bundle_bytes();
     let cell = Matrix::load_default().unwrap().default_cell().clone();
     assert_eq!(cell.operator_version, "v0.48.1");
     let bundle = Bundle::parse(&bytes).unwrap();
@@ -484,11 +525,7 @@ async fn the_pinned_bundle_verifies_parses_and_installs_crds_first() {
 
 #[tokio::test]
 async fn a_bundle_with_one_byte_changed_is_refused_naming_both_digests() {
-    let Some(mut bytes) =
-        bundle_bytes("a_bundle_with_one_byte_changed_is_refused_naming_both_digests")
-    else {
-        return;
-    };
+    let mut bytes = bundle_bytes();
     let cell = Matrix::load_default().unwrap().default_cell().clone();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x20;
@@ -579,11 +616,7 @@ fn validation_errors(schema: &Value, instance: &Value) -> Vec<String> {
 
 #[test]
 fn servicemonitors_and_the_prometheus_cr_validate_against_the_bundles_crd_schemas() {
-    let Some(bytes) = bundle_bytes(
-        "servicemonitors_and_the_prometheus_cr_validate_against_the_bundles_crd_schemas",
-    ) else {
-        return;
-    };
+    let bytes = bundle_bytes();
     let bundle = Bundle::parse(&bytes).unwrap();
     let sm_schema = crd_schema(&bundle, "servicemonitors.monitoring.coreos.com", "v1");
     for variant in [

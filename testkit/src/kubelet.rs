@@ -45,6 +45,9 @@ pub enum Mode {
     Kubelet,
     /// A node-exporter: only `/metrics` with `node_*` series, no auth (it ignores the header).
     NodeExporter,
+    /// A kubelet whose `/metrics/cadvisor` body is given verbatim ([`FixtureKubelet::start_raw`],
+    /// e.g. a real capture); bearer-token auth as in [`Mode::Kubelet`]; the pod list is unused.
+    RawCadvisor,
 }
 
 /// A pod the fixture kubelet reports.
@@ -144,6 +147,8 @@ struct Shared {
     pods: RwLock<(Vec<FixturePod>, Arc<Vec<Series>>)>,
     cadvisor_scrapes: AtomicU64,
     rejected: AtomicU64,
+    /// The body [`Mode::RawCadvisor`] serves.
+    raw: RwLock<Arc<String>>,
 }
 
 /// A kubelet-like HTTPS endpoint on `127.0.0.1:<random port>`; stops when dropped.
@@ -156,6 +161,23 @@ pub struct FixtureKubelet {
 impl FixtureKubelet {
     /// Generates a self-signed certificate and starts serving `pods`.
     pub async fn start(opts: KubeletOptions, pods: Vec<FixturePod>) -> Result<Self> {
+        Self::start_with(opts, pods, String::new()).await
+    }
+
+    /// Serves `body` as `/metrics/cadvisor`, byte for byte ([`Mode::RawCadvisor`]; `opts.mode` is
+    /// overridden). For a real capture, drop its sample timestamps first
+    /// ([`crate::strip_sample_timestamps`]): Prometheus refuses samples that old.
+    pub async fn start_raw(mut opts: KubeletOptions, body: String) -> Result<Self> {
+        opts.mode = Mode::RawCadvisor;
+        Self::start_with(opts, Vec::new(), body).await
+    }
+
+    /// Replaces the body a [`Mode::RawCadvisor`] kubelet serves from its next scrape on.
+    pub fn set_raw_body(&self, body: String) {
+        *self.shared.raw.write().unwrap() = Arc::new(body);
+    }
+
+    async fn start_with(opts: KubeletOptions, pods: Vec<FixturePod>, raw: String) -> Result<Self> {
         install_crypto_provider();
         let cert = rcgen::generate_simple_self_signed(vec![
             "localhost".to_string(),
@@ -179,6 +201,7 @@ impl FixtureKubelet {
             pods: RwLock::new((pods, series)),
             cadvisor_scrapes: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            raw: RwLock::new(Arc::new(raw)),
         });
         let app = Router::new()
             .route("/metrics/cadvisor", get(cadvisor))
@@ -270,6 +293,9 @@ impl FixtureKubelet {
 
     /// The `/metrics/cadvisor` body as it would be served now.
     pub fn render_cadvisor(&self) -> String {
+        if self.shared.opts.mode == Mode::RawCadvisor {
+            return self.shared.raw.read().unwrap().as_str().to_string();
+        }
         let series = self.shared.pods.read().unwrap().1.clone();
         render(&series, self.shared.started.elapsed())
     }
@@ -336,8 +362,12 @@ async fn cadvisor(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
     if let Some(rejection) = authorise(&shared, &headers) {
         return rejection;
     }
-    let series = shared.pods.read().unwrap().1.clone();
-    let body = render(&series, shared.started.elapsed());
+    let body = if shared.opts.mode == Mode::RawCadvisor {
+        shared.raw.read().unwrap().as_str().to_string()
+    } else {
+        let series = shared.pods.read().unwrap().1.clone();
+        render(&series, shared.started.elapsed())
+    };
     shared.cadvisor_scrapes.fetch_add(1, Ordering::Relaxed);
     text(body)
 }

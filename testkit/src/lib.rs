@@ -4,7 +4,8 @@
 //! - [`kubelet`]: [`FixtureKubelet`], an HTTPS server that behaves like a kubelet's port 10250 for
 //!   Prometheus: bearer-token auth (401 / 403), `/metrics/cadvisor` with the kubelet 1.21 label set
 //!   and explicit timestamps, `/metrics` without any `container_` series, or a node-exporter's
-//!   `/metrics` ([`Mode::NodeExporter`]). Pods can change at runtime.
+//!   `/metrics` ([`Mode::NodeExporter`]), or a given body such as a real capture
+//!   ([`Mode::RawCadvisor`], with [`exposition`] to drop its timestamps). Pods can change at runtime.
 //! - [`prometheus`]: [`PrometheusSetup`] → [`RunningPrometheus`], a real Prometheus in Docker
 //!   (testcontainers, host network) running the scrape job prometheus-operator v0.48.1 generates
 //!   for the cadvisor ServiceMonitor (`e2e::scrape_config`), with file_sd targets pointing at
@@ -17,9 +18,11 @@
 //! let report = e2e::coverage::check(&prom.client(), &kubelet.running_pods(), &opts, &mut |_| {}).await?;
 //! ```
 
+pub mod exposition;
 pub mod kubelet;
 pub mod prometheus;
 
+pub use exposition::{parse_sample, strip_sample_timestamps, without_samples, Sample};
 pub use kubelet::*;
 pub use prometheus::*;
 
@@ -33,6 +36,26 @@ pub const RUN_LABEL: &str = "io.pod-metrics-e2e.run";
 pub const DEFAULT_PROMETHEUS_IMAGE: &str = "quay.io/prometheus/prometheus:v2.26.0";
 /// The token the fixture kubelet accepts unless told otherwise.
 pub const DEFAULT_TOKEN: &str = "fixture-token-0123456789";
+
+/// The path in the environment variable `var`, an optional upstream input (see the table in
+/// `xtask/src/test.rs`). Panics, naming the input and how to provide it, when it is unset or
+/// missing: a test without its input must fail, never pass having checked nothing.
+pub fn required_input(var: &str, what: &str) -> std::path::PathBuf {
+    let path = std::env::var_os(var).unwrap_or_else(|| {
+        panic!(
+            "{var} is not set: this test needs {what}. Set {var} to its path (`.ci/run` does, from \
+             ../shared/upstream/), or run `cargo xtask test`, which excludes this test by name and \
+             lists it as skipped when the input is missing"
+        )
+    });
+    let path = std::path::PathBuf::from(path);
+    assert!(
+        path.exists(),
+        "{var}={} does not exist: it must name {what}",
+        path.display()
+    );
+    path
+}
 
 /// Installs rustls' ring provider once per process (axum-server is built without a default).
 pub fn install_crypto_provider() {

@@ -1194,7 +1194,10 @@ fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
     );
     // The assert phase: nextest's e2e profile, from the workspace root, with the run's environment.
     let cargo = read_lines(&sb.log.with_extension("log.cargo"));
-    assert_eq!(cargo[0], "nextest run --workspace --profile e2e");
+    assert_eq!(
+        cargo[0],
+        "nextest run --workspace --profile e2e --run-ignored only"
+    );
     assert_eq!(cargo[1], format!("cwd={}", workspace_root().display()));
     let artifacts = sb.run_dir().join("artifacts");
     assert_eq!(

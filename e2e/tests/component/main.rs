@@ -5,6 +5,7 @@
 //! Needs Docker and the image in `E2E_PROMETHEUS_IMAGE` (`cargo xtask image prometheus`);
 //! without them the tests fail with that instruction rather than skip.
 
+mod captures;
 mod diagnose;
 use testkit as support;
 
@@ -543,15 +544,9 @@ fn cpu_rows(text: &str) -> Vec<(std::collections::BTreeSet<String>, bool)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fixture_rows_have_the_kubelet_1_21_label_set_and_timestamps() {
-    let kubelet = FixtureKubelet::start(KubeletOptions::default(), pods())
-        .await
-        .unwrap();
-    let ours = cpu_rows(&kubelet.render_cadvisor());
-    // 2 machine rows + per pod: pod row, pause row, one per container.
-    assert_eq!(ours.len(), 2 + 3 * 2 + 4);
-    let facts: std::collections::BTreeSet<String> = [
+/// The label names of a kubelet 1.21 CPU row (FACTS.md, kubelet 1.21 `/metrics/cadvisor`).
+fn kubelet_1_21_labels() -> std::collections::BTreeSet<String> {
+    [
         "container",
         "cpu",
         "id",
@@ -562,29 +557,45 @@ async fn fixture_rows_have_the_kubelet_1_21_label_set_and_timestamps() {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_rows_have_the_kubelet_1_21_label_set_and_timestamps() {
+    let kubelet = FixtureKubelet::start(KubeletOptions::default(), pods())
+        .await
+        .unwrap();
+    let ours = cpu_rows(&kubelet.render_cadvisor());
+    // 2 machine rows + per pod: pod row, pause row, one per container.
+    assert_eq!(ours.len(), 2 + 3 * 2 + 4);
+    let facts = kubelet_1_21_labels();
     assert!(
         ours.iter().all(|(names, ts)| *names == facts && *ts),
         "{ours:?}"
     );
-    match std::env::var("E2E_CADVISOR_SAMPLE") {
-        Ok(path) => {
-            let sample = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("E2E_CADVISOR_SAMPLE={path}: {e}"));
-            let real = cpu_rows(&sample);
-            assert!(
-                !real.is_empty(),
-                "no container_cpu_usage_seconds_total rows in {path}"
-            );
-            assert!(
-                real.iter().all(|(names, ts)| *names == facts && *ts),
-                "the sample disagrees with FACTS"
-            );
-        }
-        Err(_) => {
-            eprintln!("skipping the comparison with a real scrape: E2E_CADVISOR_SAMPLE is not set")
-        }
-    }
+}
+
+/// The label set above is a real kubelet 1.21's: the shared sample scrape (`E2E_CADVISOR_SAMPLE`)
+/// has exactly those label names, with timestamps, on every CPU row.
+#[test]
+fn the_kubelet_1_21_sample_has_the_fixture_label_set_and_timestamps() {
+    let path = testkit::required_input(
+        "E2E_CADVISOR_SAMPLE",
+        "a real kubelet 1.21 /metrics/cadvisor scrape (../shared/upstream/kubelet-cadvisor-1.21-sample.txt)",
+    );
+    let sample = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("E2E_CADVISOR_SAMPLE={}: {e}", path.display()));
+    let real = cpu_rows(&sample);
+    assert!(
+        !real.is_empty(),
+        "no container_cpu_usage_seconds_total rows in {}",
+        path.display()
+    );
+    assert!(
+        real.iter()
+            .all(|(names, ts)| *names == kubelet_1_21_labels() && *ts),
+        "the sample's rows differ from the fixture's label set: {real:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
