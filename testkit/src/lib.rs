@@ -19,6 +19,7 @@
 
 pub mod kubelet;
 pub mod prometheus;
+pub mod twin;
 
 pub use kubelet::*;
 pub use prometheus::*;
