@@ -9,8 +9,8 @@ use e2e::install::{self, kube_client};
 use e2e::matrix::ServiceMonitorVariant;
 use e2e::operator::{self, Bundle};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::discovery::ApiResource;
 use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use testkit::twin::{Profile, Twin, TwinOptions};
@@ -19,7 +19,8 @@ fn bundle() -> Bundle {
     let path = std::env::var_os("E2E_OPERATOR_BUNDLE").unwrap_or_else(|| {
         panic!("E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml (sha256 2e0642d4…)")
     });
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {path:?}: {e}"));
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {path:?}: {e}"));
     Bundle::parse(&bytes).unwrap()
 }
 
@@ -42,15 +43,31 @@ async fn defect1_v1_19_refuses_the_unpatched_bundle_and_the_fixed_install_passes
         .find(|d| d["kind"] == "Deployment")
         .expect("the bundle has the operator Deployment")
         .clone();
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment")));
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment")),
+    );
     let err = api
-        .patch("prometheus-operator", &PatchParams::apply("pod-metrics-e2e").force(), &Patch::Apply(&deploy))
+        .patch(
+            "prometheus-operator",
+            &PatchParams::apply("pod-metrics-e2e").force(),
+            &Patch::Apply(&deploy),
+        )
         .await
         .unwrap_err();
-    let kube::Error::Api(s) = err else { panic!("{err:?}") };
+    let kube::Error::Api(s) = err else {
+        panic!("{err:?}")
+    };
     assert_eq!(s.code, 500);
-    assert!(s.message.contains("omits key field \"protocol\""), "{}", s.message);
-    operator::install(&client, &b, Duration::from_secs(60)).await.expect("the fixed installer defaults protocol: TCP");
+    assert!(
+        s.message.contains("omits key field \"protocol\""),
+        "{}",
+        s.message
+    );
+    operator::install(&client, &b, Duration::from_secs(60))
+        .await
+        .expect("the fixed installer defaults protocol: TCP");
 }
 
 /// Defect 2: with the kubelet Service in place and no operator bundle, the API answers the
@@ -68,8 +85,11 @@ async fn defect2_plain_404_for_the_unregistered_group_reads_as_servicemonitor_mi
     c.put("", "Endpoints", json!({"metadata": {"name": "kubelet", "namespace": "kube-system"},
         "subsets": [{"addresses": addresses, "ports": [{"name": "https-metrics", "port": 10250, "protocol": "TCP"}]}]}));
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
-    let prom = e2e::kubeproxy::prometheus_client(client.clone()).with_retry_deadline(Duration::from_secs(1));
-    let findings = e2e::diagnose::cluster(&client, &prom, &[]).await.expect("diagnosis runs without the CRD");
+    let prom = e2e::kubeproxy::prometheus_client(client.clone())
+        .with_retry_deadline(Duration::from_secs(1));
+    let findings = e2e::diagnose::cluster(&client, &prom, &[])
+        .await
+        .expect("diagnosis runs without the CRD");
     let ids: Vec<&str> = findings.iter().map(|f| f.id).collect();
     assert_eq!(ids, ["servicemonitor-missing"]);
 }
@@ -84,13 +104,22 @@ async fn defect3_apply_servicemonitor_returns_only_once_prometheus_loaded_the_jo
     let t = Twin::start(opts).await.unwrap();
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
     let timeout = Duration::from_secs(120);
-    operator::install(&client, &bundle(), timeout).await.unwrap();
+    operator::install(&client, &bundle(), timeout)
+        .await
+        .unwrap();
     install::apply_prometheus(&client, timeout).await.unwrap();
-    let prom = e2e::kubeproxy::prometheus_client(client.clone()).with_retry_deadline(Duration::from_secs(30));
+    let prom = e2e::kubeproxy::prometheus_client(client.clone())
+        .with_retry_deadline(Duration::from_secs(30));
     assert!(install::scrape_job_names(&prom.config_yaml().await.unwrap()).is_empty());
     let started = Instant::now();
-    install::apply_servicemonitor(&client, ServiceMonitorVariant::Mission, timeout).await.unwrap();
-    assert!(started.elapsed() >= Duration::from_secs(5), "returned before the modelled reload delay: {:?}", started.elapsed());
+    install::apply_servicemonitor(&client, ServiceMonitorVariant::Mission, timeout)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "returned before the modelled reload delay: {:?}",
+        started.elapsed()
+    );
     let jobs = install::scrape_job_names(&prom.config_yaml().await.unwrap());
     assert_eq!(jobs, ["serviceMonitor/kube-system/cadvisor/0"]);
 }
@@ -104,12 +133,38 @@ async fn defect4_waits_tolerate_transient_api_errors() {
     let c = t.cluster();
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
     let timeout = Duration::from_secs(60);
-    c.faults.inject(Some(http::Method::GET), "/apis/apps/v1/namespaces/default/deployments/prometheus-operator", 503, 3);
-    operator::install(&client, &bundle(), timeout).await.expect("the Deployment wait rides out 503s");
-    c.faults.inject(Some(http::Method::GET), "/api/v1/namespaces/kube-system/services/kubelet", 500, 2);
-    c.faults.inject(Some(http::Method::GET), "/api/v1/namespaces/kube-system/endpoints/kubelet", 503, 2);
-    operator::wait_kubelet_service(&client, timeout).await.expect("the kubelet Service wait rides out errors");
-    c.faults.inject(Some(http::Method::GET), "/apis/apps/v1/namespaces/monitoring/statefulsets/prometheus-e2e", 503, 3);
-    install::apply_prometheus(&client, timeout).await.expect("the StatefulSet wait rides out 503s");
+    c.faults.inject(
+        Some(http::Method::GET),
+        "/apis/apps/v1/namespaces/default/deployments/prometheus-operator",
+        503,
+        3,
+    );
+    operator::install(&client, &bundle(), timeout)
+        .await
+        .expect("the Deployment wait rides out 503s");
+    c.faults.inject(
+        Some(http::Method::GET),
+        "/api/v1/namespaces/kube-system/services/kubelet",
+        500,
+        2,
+    );
+    c.faults.inject(
+        Some(http::Method::GET),
+        "/api/v1/namespaces/kube-system/endpoints/kubelet",
+        503,
+        2,
+    );
+    operator::wait_kubelet_service(&client, timeout)
+        .await
+        .expect("the kubelet Service wait rides out errors");
+    c.faults.inject(
+        Some(http::Method::GET),
+        "/apis/apps/v1/namespaces/monitoring/statefulsets/prometheus-e2e",
+        503,
+        3,
+    );
+    install::apply_prometheus(&client, timeout)
+        .await
+        .expect("the StatefulSet wait rides out 503s");
     assert_eq!(c.faults.pending(), 0, "every injected fault was hit");
 }

@@ -27,14 +27,20 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(e2e::workspace_root())
-        .args(["run", "-q", "-p", "testkit", "--bin", "twin", "--"])
-        .args(["--profile", &args.profile, "--nodes", &args.nodes.to_string()])
-        .arg("--kubeconfig-out")
-        .arg(&args.kubeconfig_out)
-        .status()
-        .context("running `cargo run -p testkit --bin twin`")?;
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(e2e::workspace_root())
+            .args(["run", "-q", "-p", "testkit", "--bin", "twin", "--"])
+            .args([
+                "--profile",
+                &args.profile,
+                "--nodes",
+                &args.nodes.to_string(),
+            ])
+            .arg("--kubeconfig-out")
+            .arg(&args.kubeconfig_out)
+            .status()
+            .context("running `cargo run -p testkit --bin twin`")?;
     Ok(match status.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(c) => ExitCode::from(c as u8),

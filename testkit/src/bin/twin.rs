@@ -22,13 +22,26 @@ fn parse() -> Result<Args> {
     let mut it = std::env::args().skip(1);
     let (mut profile, mut out, mut nodes, mut name) = (None, None, 3, "twin".to_string());
     while let Some(a) = it.next() {
-        let mut val = |flag: &str| it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
+        let mut val = |flag: &str| {
+            it.next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+        };
         match a.as_str() {
-            "--profile" => profile = Some(val("--profile")?.parse::<Profile>().map_err(anyhow::Error::msg)?),
+            "--profile" => {
+                profile = Some(
+                    val("--profile")?
+                        .parse::<Profile>()
+                        .map_err(anyhow::Error::msg)?,
+                )
+            }
             "--kubeconfig-out" => out = Some(PathBuf::from(val("--kubeconfig-out")?)),
             "--nodes" => {
                 let v = val("--nodes")?;
-                nodes = v.parse().ok().filter(|n| (1..=20).contains(n)).with_context(|| format!("--nodes {v:?}: a number from 1 to 20"))?;
+                nodes = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=20).contains(n))
+                    .with_context(|| format!("--nodes {v:?}: a number from 1 to 20"))?;
             }
             "--name" => name = val("--name")?,
             "-h" | "--help" => {
@@ -45,10 +58,19 @@ fn parse() -> Result<Args> {
     }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
-            bail!("--kubeconfig-out {}: directory {} does not exist", out.display(), parent.display());
+            bail!(
+                "--kubeconfig-out {}: directory {} does not exist",
+                out.display(),
+                parent.display()
+            );
         }
     }
-    Ok(Args { profile, out, nodes, name })
+    Ok(Args {
+        profile,
+        out,
+        nodes,
+        name,
+    })
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -58,7 +80,10 @@ async fn run(args: Args) -> Result<()> {
     let twin = Twin::start(opts).await.context("starting the twin")?;
     // The API answers once start returns; prove it with one request before writing the file.
     let client = e2e::install::kube_client(&twin.kubeconfig_path()).await?;
-    client.apiserver_version().await.context("the twin's API does not answer")?;
+    client
+        .apiserver_version()
+        .await
+        .context("the twin's API does not answer")?;
     twin.write_kubeconfig(&args.out)?;
     eprintln!(
         "twin {} (Kubernetes {} stand-in) at {}\nkubeconfig: {}\n  cargo xtask e2e --kubeconfig {}\n  cargo xtask doctor --kubeconfig {}\nCtrl-C stops it.",
@@ -69,7 +94,10 @@ async fn run(args: Args) -> Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    eprintln!("stopping the twin: removing its containers and {}", args.out.display());
+    eprintln!(
+        "stopping the twin: removing its containers and {}",
+        args.out.display()
+    );
     let _ = std::fs::remove_file(&args.out);
     twin.shutdown().await;
     Ok(())

@@ -42,6 +42,22 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let hv = |h: header::HeaderName| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    c.requests.lock().unwrap().push(super::Recorded {
+        method: method.to_string(),
+        path_and_query: uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        content_type: hv(header::CONTENT_TYPE),
+        authorization: hv(header::AUTHORIZATION),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -133,6 +149,11 @@ async fn resource(
             return proxy::handle(c, method, ns, name, &sub[1..], q, headers, body).await;
         }
     }
+    if rt.plural == "pods" && sub == ["log"] && *method == Method::GET {
+        if let Some(name) = name {
+            return pod_log(c, &rt, ns, name, q).await;
+        }
+    }
     let status_sub = match sub {
         [] => false,
         ["status"] if rt.status => true,
@@ -169,6 +190,46 @@ async fn resource(
         },
         _ => st::method_not_allowed(),
     }
+}
+
+/// `pods/<name>/log`: the real container's log for pods the data path runs (Prometheus); other
+/// pods run nothing, so their log is empty. A missing pod is the usual NotFound.
+async fn pod_log(
+    c: &Cluster,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Response {
+    if c.store.get(&key(rt), ns, name).is_none() {
+        return st::not_found(rt, name);
+    }
+    let id = c
+        .pod_containers
+        .lock()
+        .unwrap()
+        .get(&format!("{ns}/{name}"))
+        .cloned();
+    let container = q
+        .get("container")
+        .map(String::as_str)
+        .unwrap_or("prometheus");
+    let text = match id {
+        Some(id) if container == "prometheus" => tokio::process::Command::new("docker")
+            .args(["logs", &id])
+            .output()
+            .await
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response()
 }
 
 /// The object as read through `rt`'s group/version.

@@ -42,7 +42,7 @@ enum PromState {
 }
 
 struct RunningProm {
-    _container: ContainerAsync<GenericImage>,
+    container: ContainerAsync<GenericImage>,
     dir: tempfile::TempDir,
     url: String,
     applied: String,
@@ -200,10 +200,17 @@ impl DataPath {
             .map(|s| token_of(c, &s))
             .unwrap_or_default();
         let me = self.clone();
+        let c2 = c.clone();
         let ip2 = ip.clone();
         tokio::spawn(async move {
             let state = match me.start_prometheus(&ip2, &config, &token).await {
-                Ok(r) => PromState::Running(Box::new(r)),
+                Ok(r) => {
+                    c2.pod_containers
+                        .lock()
+                        .unwrap()
+                        .insert(key.clone(), r.container.id().to_string());
+                    PromState::Running(Box::new(r))
+                }
                 Err(e) => {
                     eprintln!("twin: Prometheus for pod {key} did not start: {e:#}");
                     PromState::Failed(format!("{e:#}"))
@@ -264,7 +271,7 @@ impl DataPath {
             .await
             .with_context(|| format!("starting Prometheus ({image}) on {ip}:9090"))?;
         Ok(RunningProm {
-            _container: container,
+            container,
             dir,
             url: format!("http://{ip}:9090"),
             applied: config.to_string(),
@@ -428,8 +435,24 @@ impl DataPath {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
-        // The handles' own drop would try again; the containers are gone already.
-        self.0.proms.lock().unwrap().clear();
+        // The containers are gone already; the handles' own async drop would ask Docker again
+        // and needs a runtime context (absent when a sync test drops the twin; it hung at
+        // process shutdown), so they are forgotten instead.
+        let slots: Vec<PromSlot> = self
+            .0
+            .proms
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
+        for slot in slots {
+            if let PromState::Running(run) = slot.state {
+                let RunningProm { container, dir, .. } = *run;
+                std::mem::forget(container);
+                drop(dir);
+            }
+        }
     }
 }
 

@@ -140,6 +140,16 @@ impl Faults {
     }
 }
 
+/// One request as the API received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path_and_query: String,
+    pub content_type: Option<String>,
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
 /// Everything the API, the controllers and the data path share.
 pub struct Cluster {
     pub profile: Profile,
@@ -149,6 +159,10 @@ pub struct Cluster {
     pub admin_token: String,
     pub faults: Faults,
     pub http: reqwest::Client,
+    /// Every request the API answered (tests assert what the harness sent).
+    pub requests: Mutex<Vec<Recorded>>,
+    /// Docker container id per pod (`<ns>/<name>`) the data path runs, for `pods/log`.
+    pub pod_containers: Mutex<std::collections::HashMap<String, String>>,
     addr: Mutex<Option<SocketAddr>>,
     seed: u64,
     counter: std::sync::atomic::AtomicU64,
@@ -168,6 +182,8 @@ impl Cluster {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("building the proxy's HTTP client"),
+            pod_containers: Mutex::new(Default::default()),
+            requests: Mutex::new(Vec::new()),
             addr: Mutex::new(None),
             seed,
             counter: Default::default(),

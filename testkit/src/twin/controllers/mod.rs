@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod operator;
 pub mod pods;
 pub mod serviceaccounts;
+pub mod system;
 pub mod workloads;
 
 use super::datapath::DataPath;
@@ -30,6 +31,7 @@ pub fn bootstrap(c: &Arc<Cluster>) {
         );
     }
     nodes::create_nodes(c);
+    system::create(c);
 }
 
 /// Per-controller memory between ticks (first-seen instants for the delays).
@@ -50,8 +52,16 @@ impl State {
 pub fn spawn(c: Arc<Cluster>, dp: Option<DataPath>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut st = State::default();
+        let (mut seen_rv, mut last_full) = (u64::MAX, std::time::Instant::now());
         loop {
-            reconcile_once(&c, &mut st, dp.as_ref()).await;
+            // Level-triggered, but cheap when idle: a pass on every change, and one a second
+            // for the time-based steps (delays, resyncs, reloads).
+            let rv = c.store.revision();
+            if rv != seen_rv || last_full.elapsed() >= std::time::Duration::from_secs(1) {
+                reconcile_once(&c, &mut st, dp.as_ref()).await;
+                seen_rv = rv;
+                last_full = std::time::Instant::now();
+            }
             tokio::time::sleep(c.opts.timing.tick).await;
         }
     })

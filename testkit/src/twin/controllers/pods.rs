@@ -25,7 +25,7 @@ pub fn is_ready(p: &Value) -> bool {
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
-fn tolerates(pod: &Value, taint: &Value) -> bool {
+pub fn tolerates(pod: &Value, taint: &Value) -> bool {
     pod["spec"]["tolerations"]
         .as_array()
         .into_iter()
@@ -130,6 +130,8 @@ pub async fn reconcile(c: &Arc<Cluster>, st: &mut State, dp: Option<&DataPath>) 
         };
         let (pod_ip, ready) = match &runtime {
             Some(r) => (r.ip.clone(), r.ready),
+            // Host-network pods share the node's IP.
+            None if pod["spec"]["hostNetwork"] == true => (host_ip.clone(), true),
             None => {
                 let prev = pod["status"]["podIP"].as_str().map(String::from);
                 let cidr_net = node["spec"]["podCIDR"]

@@ -100,6 +100,62 @@ pub fn reconcile(c: &Arc<Cluster>, st: &mut State) {
     replicasets(c, &pods);
     statefulsets(c, &pods);
     jobs(c, &pods);
+    daemonsets(c, &pods);
+}
+
+/// One pod per node whose taints the template tolerates (k/k `pkg/controller/daemon`), bound
+/// to the node directly; status counts as the DaemonSet controller writes them.
+fn daemonsets(c: &Arc<Cluster>, pods: &[Value]) {
+    let nodes = c.objects("", "Node");
+    for ds in c.objects("apps", "DaemonSet") {
+        let (dn, dns) = (name(&ds), ns(&ds));
+        let revision = template_hash(&ds["spec"]["template"]);
+        let mine = owned_by(pods, &ds);
+        let template_pod = json!({"spec": ds["spec"]["template"]["spec"]});
+        let mut desired = 0;
+        let mut ready = 0;
+        for node in &nodes {
+            let node_name = name(node);
+            let fits = node["spec"]["taints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|t| t["effect"] != "NoSchedule" || super::pods::tolerates(&template_pod, t));
+            if !fits {
+                continue;
+            }
+            desired += 1;
+            match mine
+                .iter()
+                .find(|p| p["spec"]["nodeName"] == node_name.as_str())
+            {
+                Some(p) => {
+                    if is_ready(p) {
+                        ready += 1;
+                    }
+                }
+                None => {
+                    let mut pod = pod_from_template(
+                        &ds["spec"]["template"],
+                        &dns,
+                        &format!("{dn}-{}", c.random_suffix()),
+                        &json!({"controller-revision-hash": revision, "pod-template-generation": "1"}),
+                        owner_ref(&ds, true),
+                    );
+                    pod["spec"]["nodeName"] = json!(node_name);
+                    c.put("", "Pod", pod);
+                }
+            }
+        }
+        let status = json!({
+            "currentNumberScheduled": desired, "desiredNumberScheduled": desired, "numberMisscheduled": 0,
+            "numberReady": ready, "numberAvailable": ready, "updatedNumberScheduled": desired,
+            "observedGeneration": ds["metadata"]["generation"],
+        });
+        if ds["status"] != status {
+            c.put_status("apps", "DaemonSet", &dns, &dn, status);
+        }
+    }
 }
 
 /// Sets a Deployment condition; a changed status or reason moves it to the end (§6,
