@@ -148,7 +148,7 @@ case "$1 $2" in
     echo $! > "$STANDIN_LOG.pid"
     i=0; while [ ! -s "$kc" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
     [ -s "$kc" ] || { echo "twin did not start" >&2; cat "$STANDIN_LOG.twin" >&2; exit 1; } ;;
-  "get clusters") [ -s "$STANDIN_LOG.pid" ] && kill -0 "$(cat "$STANDIN_LOG.pid")" 2>/dev/null && echo "$STANDIN_NAME" ;;
+  "get clusters") if [ -s "$STANDIN_LOG.pid" ] && kill -0 "$(cat "$STANDIN_LOG.pid")" 2>/dev/null; then echo "$STANDIN_NAME"; fi ;;
   "export logs") mkdir -p "$3" && cp "$STANDIN_LOG.twin" "$3/twin.log" ;;
   "delete cluster")
     if [ -s "$STANDIN_LOG.pid" ]; then
