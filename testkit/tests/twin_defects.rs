@@ -3,6 +3,7 @@
 //! 2. the plain-text 404 of an unregistered group must read as "ServiceMonitor CRD missing";
 //! 3. Prometheus loads a new scrape job only after the Secret sync + reload delay;
 //! 4. every wait tolerates transient API errors until its deadline.
+//!
 //! Needs `E2E_OPERATOR_BUNDLE`; the reload test also Docker and `E2E_PROMETHEUS_IMAGE`.
 
 use e2e::install::{self, kube_client};
