@@ -69,6 +69,12 @@ pub enum Discovery {
     Kubernetes,
     /// Component tier: a file_sd file holding [`kubelet_file_sd`] target groups.
     File { path: String },
+    /// The cluster twin: `http_sd_configs` against an endpoint serving the target groups
+    /// kubernetes_sd (role endpoints) would yield, re-read every `refresh_interval`.
+    Http {
+        url: String,
+        refresh_interval: Duration,
+    },
 }
 
 /// What to put where the operator writes `$(SHARD)` (the config reloader substitutes the shard number).
@@ -104,6 +110,17 @@ pub fn scrape_job(spec: &ServiceMonitorSpec, discovery: &Discovery, shard: Shard
             // Re-read every second so tests can change targets at runtime.
             let sd = map([("files", strs(&[path])), ("refresh_interval", "1s".into())]);
             job.insert("file_sd_configs".into(), Value::Sequence(vec![sd]));
+        }
+        Discovery::Http {
+            url,
+            refresh_interval,
+        } => {
+            let refresh = format!("{}ms", refresh_interval.as_millis());
+            let sd = map([
+                ("url", url.as_str().into()),
+                ("refresh_interval", refresh.as_str().into()),
+            ]);
+            job.insert("http_sd_configs".into(), Value::Sequence(vec![sd]));
         }
     }
     job.insert("metrics_path".into(), spec.path.clone().into());

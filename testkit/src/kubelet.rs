@@ -118,6 +118,34 @@ pub struct KubeletOptions {
     pub pause: PauseStyle,
     pub labels: LabelStyle,
     pub mode: Mode,
+    /// Where to listen (default `127.0.0.1:0`); the twin binds each node's `<InternalIP>:10250`.
+    pub bind: Option<SocketAddr>,
+    /// Decides instead of `token`/`forbidden_token` (the twin's TokenReview + RBAC stand-in).
+    pub authorizer: Option<Authorizer>,
+}
+
+/// What a kubelet's webhook authentication and authorization decide for a bearer token:
+/// unknown token → 401, known but without `get` on `nodes/metrics` → 403 (k/k
+/// `pkg/kubelet/server/auth.go`, `pkg/kubelet/server/server.go` InstallAuthFilter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    Allow,
+    Unauthorized,
+    /// The kubelet's 403 body names the user, verb, resource and subresource.
+    Forbidden(String),
+}
+
+/// A token → decision hook (see [`KubeletOptions::authorizer`]).
+#[derive(Clone)]
+pub struct Authorizer(pub Arc<AuthorizeFn>);
+
+/// Bearer token (None when absent) → decision.
+pub type AuthorizeFn = dyn Fn(Option<&str>) -> AuthDecision + Send + Sync;
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authorizer(..)")
+    }
 }
 
 impl Default for KubeletOptions {
@@ -129,6 +157,8 @@ impl Default for KubeletOptions {
             pause: PauseStyle::Containerd,
             labels: LabelStyle::Modern,
             mode: Mode::Kubelet,
+            bind: None,
+            authorizer: None,
         }
     }
 }
@@ -179,19 +209,23 @@ impl FixtureKubelet {
 
     async fn start_with(opts: KubeletOptions, pods: Vec<FixturePod>, raw: String) -> Result<Self> {
         install_crypto_provider();
-        let cert = rcgen::generate_simple_self_signed(vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-        ])
-        .context("generating the fixture kubelet's self-signed certificate")?;
+        let bind = opts
+            .bind
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        if !bind.ip().is_unspecified() && bind.ip().to_string() != "127.0.0.1" {
+            sans.push(bind.ip().to_string());
+        }
+        let cert = rcgen::generate_simple_self_signed(sans)
+            .context("generating the fixture kubelet's self-signed certificate")?;
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
             cert.cert.pem().into_bytes(),
             cert.signing_key.serialize_pem().into_bytes(),
         )
         .await
         .context("loading the fixture kubelet's certificate into rustls")?;
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .context("binding the fixture kubelet to 127.0.0.1:0")?;
+        let listener = TcpListener::bind(bind)
+            .with_context(|| format!("binding the fixture kubelet to {bind}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let series = Arc::new(build_series(&opts, &pods));
@@ -334,6 +368,16 @@ fn authorise(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
         shared.rejected.fetch_add(1, Ordering::Relaxed);
         Some((status, body).into_response())
     };
+    if let Some(auth) = &shared.opts.authorizer {
+        return match (auth.0)(given) {
+            AuthDecision::Allow => None,
+            AuthDecision::Unauthorized => reject(StatusCode::UNAUTHORIZED, "Unauthorized"),
+            AuthDecision::Forbidden(body) => {
+                shared.rejected.fetch_add(1, Ordering::Relaxed);
+                Some((StatusCode::FORBIDDEN, body).into_response())
+            }
+        };
+    }
     match given {
         Some(t) if t == shared.opts.token => None,
         Some(t) if shared.opts.forbidden_token.as_deref() == Some(t) => reject(

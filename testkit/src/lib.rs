@@ -21,6 +21,7 @@
 pub mod exposition;
 pub mod kubelet;
 pub mod prometheus;
+pub mod twin;
 
 pub use exposition::{parse_sample, strip_sample_timestamps, without_samples, Sample};
 pub use kubelet::*;

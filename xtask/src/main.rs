@@ -11,6 +11,7 @@ mod image;
 mod ls;
 mod matrix;
 mod test;
+mod twin;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ enum Cmd {
     Doctor(doctor::Args),
     /// Coverage check + Prometheus-side diagnosis against a Prometheus URL and a `kubectl get pods -A -o json` file.
     Check(check::Args),
+    /// Start the cluster twin (a stand-in API server for developing the harness, never a proof about a real cluster).
+    Twin(twin::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Cmd::Ls(args) => ls::run(args),
         Cmd::Doctor(args) => doctor::run(args),
         Cmd::Check(args) => check::run(args),
+        Cmd::Twin(args) => twin::run(args),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,7 @@ if [ -n "$STANDIN_KIND_FAIL" ]; then
   case "$*" in "$STANDIN_KIND_FAIL"*) echo "stand-in kind: failing '$*' on demand" >&2; exit 1;; esac
 fi
 kubeconfig() {
+  if [ -n "$STANDIN_KUBECONFIG" ]; then cat "$STANDIN_KUBECONFIG"; return; fi
   cat <<EOF
 apiVersion: v1
 kind: Config
@@ -905,250 +906,56 @@ fn an_operator_bundle_with_the_wrong_sha256_is_refused_in_preflight() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The whole lifecycle, success included, against a fake API server: every object applied is
-// stored and reported healthy, the objects the operator would create (kubelet Service and
-// Endpoints, the Prometheus StatefulSet) are made up, and a stand-in `cargo` plays the cluster
-// test. Needs the real operator bundle (E2E_OPERATOR_BUNDLE), which phase 3 verifies and applies.
+// The whole lifecycle, success included, against the cluster twin (testkit, in-process, with its
+// data path): every object applied is really stored and reconciled, the operator's objects come
+// from its v0.48.1 emulation, and a stand-in `cargo` plays the cluster test. Needs the real
+// operator bundle (E2E_OPERATOR_BUNDLE), which phase 3 verifies and applies, and Docker.
 
-mod fake_api {
-    use axum::body::Bytes;
-    use axum::http::{Method, StatusCode, Uri};
-    use axum::response::{IntoResponse, Response};
-    use serde_json::{json, Value};
-    use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
+/// A running twin and the runtime serving it; both stop when dropped.
+struct TwinHandle {
+    twin: Option<testkit::twin::Twin>,
+    rt: tokio::runtime::Runtime,
+}
 
-    pub const NODES: [&str; 3] = ["n-control-plane", "n-worker", "n-worker2"];
-
-    /// (kind, plural, namespaced): what discovery answers for every group/version.
-    const KINDS: &[(&str, &str, bool)] = &[
-        ("Namespace", "namespaces", false),
-        ("Node", "nodes", false),
-        ("ServiceAccount", "serviceaccounts", true),
-        ("Service", "services", true),
-        ("Endpoints", "endpoints", true),
-        ("Pod", "pods", true),
-        ("ConfigMap", "configmaps", true),
-        ("Secret", "secrets", true),
-        ("Deployment", "deployments", true),
-        ("StatefulSet", "statefulsets", true),
-        ("DaemonSet", "daemonsets", true),
-        ("Job", "jobs", true),
-        ("ClusterRole", "clusterroles", false),
-        ("ClusterRoleBinding", "clusterrolebindings", false),
-        ("Role", "roles", true),
-        ("RoleBinding", "rolebindings", true),
-        (
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-            false,
-        ),
-        ("Prometheus", "prometheuses", true),
-        ("ServiceMonitor", "servicemonitors", true),
-        ("PodMonitor", "podmonitors", true),
-    ];
-
-    type Store = Arc<Mutex<BTreeMap<String, Value>>>;
-
-    /// Serves on 127.0.0.1 from a thread of its own; returns the base URL.
-    pub fn start() -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let store: Store = Arc::default();
-                let app =
-                    axum::Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
-                        let store = store.clone();
-                        async move { handle(&store, method, uri, body).await }
-                    });
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        format!("http://{addr}")
-    }
-
-    async fn handle(store: &Store, method: Method, uri: Uri, body: Bytes) -> Response {
-        let path = uri.path();
-        let query = uri.query().unwrap_or("");
-        if path.ends_with("/services/prometheus-operated:web/proxy/api/v1/status/config") {
-            // What Prometheus answers once it has loaded the operator's job.
-            return ok(json!({"status": "success", "data": {"yaml":
-                "scrape_configs:\n- job_name: serviceMonitor/kube-system/cadvisor/0\n"}}));
-        }
-        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let (gv, rest): (String, &[&str]) = match segs.as_slice() {
-            ["api"] => return ok(json!({"kind": "APIVersions", "versions": ["v1"]})),
-            ["api", "v1"] => return ok(discovery("v1")),
-            ["apis", g, v] => return ok(discovery(&format!("{g}/{v}"))),
-            ["api", "v1", rest @ ..] => ("v1".to_string(), rest),
-            ["apis", g, v, rest @ ..] => (format!("{g}/{v}"), rest),
-            _ => return not_found(path),
-        };
-        let (ns, plural, name) = match rest {
-            ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
-            ["namespaces", ns, plural] => (Some(*ns), *plural, None),
-            [plural, name] => (None, *plural, Some(*name)),
-            [plural] => (None, *plural, None),
-            _ => return not_found(path),
-        };
-        if query.contains("watch=true") || query.contains("watch=1") {
-            // Nothing ever changes here; hold the watch open a while.
-            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            return (StatusCode::OK, "").into_response();
-        }
-        let key = format!("{plural}/{}/{}", ns.unwrap_or(""), name.unwrap_or(""));
-        match (method, name) {
-            (Method::PATCH, Some(_)) => {
-                let Ok(mut obj) = serde_json::from_slice::<Value>(&body) else {
-                    return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
-                };
-                obj["metadata"]["generation"] = json!(1);
-                obj["metadata"]["resourceVersion"] = json!("1");
-                obj["metadata"]["uid"] = json!(key.clone());
-                store.lock().unwrap().insert(key, obj.clone());
-                ok(healthy(obj))
-            }
-            (Method::GET, Some(name)) => {
-                let stored = store.lock().unwrap().get(&key).cloned();
-                match stored.or_else(|| made_up(plural, ns.unwrap_or(""), name)) {
-                    Some(obj) => ok(healthy(obj)),
-                    None => not_found(path),
-                }
-            }
-            (Method::GET, None) => {
-                let items: Vec<Value> = if plural == "nodes" {
-                    NODES.iter().map(|n| node(n)).collect()
-                } else {
-                    let prefix = match ns {
-                        Some(ns) => format!("{plural}/{ns}/"),
-                        None => format!("{plural}/"),
-                    };
-                    let wanted = field_name(query);
-                    store
-                        .lock()
-                        .unwrap()
-                        .iter()
-                        .filter(|(k, _)| k.starts_with(&prefix))
-                        .map(|(_, v)| healthy(v.clone()))
-                        .filter(|v| wanted.as_ref().is_none_or(|w| v["metadata"]["name"] == *w))
-                        .collect()
-                };
-                let kind = KINDS
-                    .iter()
-                    .find(|k| k.1 == plural)
-                    .map(|k| k.0)
-                    .unwrap_or("Unknown");
-                ok(json!({"apiVersion": gv, "kind": format!("{kind}List"),
-                          "metadata": {"resourceVersion": "1"}, "items": items}))
-            }
-            _ => (StatusCode::METHOD_NOT_ALLOWED, "").into_response(),
+impl TwinHandle {
+    fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let twin = rt
+            .block_on(testkit::twin::Twin::start(testkit::twin::TwinOptions::new(
+                testkit::twin::Profile::V1_21,
+            )))
+            .expect("starting the twin");
+        TwinHandle {
+            twin: Some(twin),
+            rt,
         }
     }
 
-    /// `fieldSelector=metadata.name=<x>` (URL-encoded), as watchers send it.
-    fn field_name(query: &str) -> Option<String> {
-        let q = query.replace("%3D", "=").replace("%3d", "=");
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("fieldSelector=metadata.name="))
-            .map(String::from)
-    }
-
-    fn discovery(gv: &str) -> Value {
-        let resources: Vec<Value> = KINDS
-            .iter()
-            .map(|(kind, plural, namespaced)| {
-                json!({"name": plural, "singularName": kind.to_lowercase(), "namespaced": namespaced,
-                       "kind": kind, "verbs": ["get", "list", "watch", "create", "patch", "delete"]})
-            })
-            .collect();
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
-    }
-
-    /// What prometheus-operator would have created by now.
-    fn made_up(plural: &str, ns: &str, name: &str) -> Option<Value> {
-        let meta = json!({"name": name, "namespace": ns, "generation": 1, "resourceVersion": "1"});
-        match (plural, ns) {
-            ("services", "kube-system") if name == "kubelet" => Some(json!({
-                "apiVersion": "v1", "kind": "Service", "metadata": meta,
-                "spec": {"clusterIP": "None", "ports": [{"name": "https-metrics", "port": 10250}]}})),
-            ("endpoints", "kube-system") if name == "kubelet" => Some(json!({
-                "apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
-                "subsets": [{"ports": [{"name": "https-metrics", "port": 10250}],
-                    "addresses": NODES.iter().enumerate().map(|(i, n)| json!({
-                        "ip": format!("172.18.0.{}", i + 2), "targetRef": {"kind": "Node", "name": n}}))
-                        .collect::<Vec<_>>()}]})),
-            ("statefulsets", _) => Some(json!({
-                "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta,
-                "spec": {"replicas": 1, "serviceName": "prometheus-operated",
-                         "selector": {"matchLabels": {"app": name}}, "template": {}},
-                "status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": 1}})),
-            _ => None,
-        }
-    }
-
-    fn node(name: &str) -> Value {
-        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-               "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
-    }
-
-    /// The status a healthy cluster would report for an applied object.
-    fn healthy(mut obj: Value) -> Value {
-        match obj["kind"].as_str() {
-            Some("CustomResourceDefinition") => {
-                obj["status"] = json!({"conditions": [
-                    {"type": "NamesAccepted", "status": "True"}, {"type": "Established", "status": "True"}]});
-            }
-            Some("Deployment") => {
-                let n = obj["spec"]["replicas"].as_i64().unwrap_or(1);
-                obj["status"] = json!({"observedGeneration": 1, "replicas": n, "updatedReplicas": n,
-                    "readyReplicas": n, "availableReplicas": n,
-                    "conditions": [{"type": "Available", "status": "True"}]});
-            }
-            _ => {}
-        }
-        obj
-    }
-
-    fn ok(v: Value) -> Response {
-        (
-            StatusCode::OK,
-            [("content-type", "application/json")],
-            v.to_string(),
-        )
-            .into_response()
-    }
-
-    fn not_found(path: &str) -> Response {
-        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": format!("{path} not found"), "reason": "NotFound", "code": 404});
-        (
-            StatusCode::NOT_FOUND,
-            [("content-type", "application/json")],
-            status.to_string(),
-        )
-            .into_response()
+    fn kubeconfig(&self) -> PathBuf {
+        self.twin.as_ref().unwrap().kubeconfig_path()
     }
 }
 
-/// A sandbox whose kind points at a fake API server and whose `cargo` is the stand-in; `None`
-/// (after saying why) when the operator bundle is not available.
-fn full_lifecycle_sandbox() -> Option<(Sandbox, String)> {
-    let Some(bundle) = std::env::var("E2E_OPERATOR_BUNDLE").ok() else {
-        eprintln!(
-            "SKIPPED: E2E_OPERATOR_BUNDLE is unset (point it at prometheus-operator v0.48.1's bundle.yaml \
-             to run the whole lifecycle against a fake API server)"
-        );
-        return None;
-    };
-    let sb = Sandbox::new().env("STANDIN_API", &fake_api::start());
+impl Drop for TwinHandle {
+    fn drop(&mut self) {
+        let _guard = self.rt.enter();
+        self.twin.take();
+    }
+}
+
+/// A sandbox whose kind writes the twin's kubeconfig and whose `cargo` is the stand-in.
+fn full_lifecycle_sandbox() -> (Sandbox, String, TwinHandle) {
+    let bundle = std::env::var("E2E_OPERATOR_BUNDLE").unwrap_or_else(|_| {
+        panic!(
+            "E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml \
+             (sha256 2e0642d4…) to run the whole lifecycle against the cluster twin"
+        )
+    });
+    let twin = TwinHandle::start();
+    let sb = Sandbox::new().env("STANDIN_KUBECONFIG", twin.kubeconfig().to_str().unwrap());
     write_script(&sb.bin.join("cargo"), STANDIN_CARGO);
     // A coverage report as the cluster test would write it.
     let pods = [e2e::pods::RunningPod::new("pme2e-apps", "web-0", &["app"])];
@@ -1160,14 +967,12 @@ fn full_lifecycle_sandbox() -> Option<(Sandbox, String)> {
     let report = e2e::coverage::evaluate(&pods, &series);
     let coverage = sb.write("coverage.json", &serde_json::to_string(&report).unwrap());
     let sb = sb.env("STANDIN_COVERAGE", coverage.to_str().unwrap());
-    Some((sb, bundle))
+    (sb, bundle, twin)
 }
 
 #[test]
 fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
-    let Some((sb, bundle)) = full_lifecycle_sandbox() else {
-        return;
-    };
+    let (sb, bundle, _twin) = full_lifecycle_sandbox();
     let out = sb.run(&["e2e", "--operator-bundle", &bundle, "--timeout", "20s"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -1226,9 +1031,7 @@ fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
 
 #[test]
 fn a_failing_cluster_test_collects_artifacts_then_deletes() {
-    let Some((sb, bundle)) = full_lifecycle_sandbox() else {
-        return;
-    };
+    let (sb, bundle, _twin) = full_lifecycle_sandbox();
     let sb = sb.env("STANDIN_CARGO_EXIT", "100");
     let out = sb.run(&["e2e", "--operator-bundle", &bundle, "--timeout", "20s"]);
     let err = stderr(&out);
@@ -1253,22 +1056,10 @@ fn a_failing_cluster_test_collects_artifacts_then_deletes() {
 
 #[test]
 fn an_external_kubeconfig_runs_phases_3_to_8_and_touches_no_kind() {
-    let Some((sb, bundle)) = full_lifecycle_sandbox() else {
-        return;
-    };
-    let api = sb
-        .env
-        .iter()
-        .find(|(k, _)| k == "STANDIN_API")
-        .unwrap()
-        .1
-        .clone();
+    let (sb, bundle, twin) = full_lifecycle_sandbox();
     let kc = sb.write(
         "real-cluster.kubeconfig",
-        &format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {api}\n\
-             contexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
-        ),
+        &std::fs::read_to_string(twin.kubeconfig()).unwrap(),
     );
     let out = sb.run(&[
         "e2e",
@@ -1296,9 +1087,7 @@ fn an_external_kubeconfig_runs_phases_3_to_8_and_touches_no_kind() {
 
 #[test]
 fn a_reused_cluster_survives_a_passing_run() {
-    let Some((sb, bundle)) = full_lifecycle_sandbox() else {
-        return;
-    };
+    let (sb, bundle, _twin) = full_lifecycle_sandbox();
     let sb = sb.env("STANDIN_CLUSTERS", &default_name());
     let out = sb.run(&[
         "e2e",

@@ -1,0 +1,79 @@
+//! `diagnose::cluster` (what `cargo xtask doctor` runs) against a cluster twin broken on purpose:
+//! a job never loaded (the reload never comes) and a nil selector. The other breakages are in
+//! `xtask/tests/twin.rs` (doctor). Needs Docker and `E2E_OPERATOR_BUNDLE`.
+
+use e2e::diagnose::{self, Finding};
+use e2e::install::{self, kube_client, read_manifest_file, Applier};
+use e2e::matrix::ServiceMonitorVariant;
+use e2e::operator::{self, Bundle};
+use std::time::Duration;
+use testkit::twin::{Profile, Twin, TwinOptions};
+
+fn bundle() -> Bundle {
+    let path = std::env::var_os("E2E_OPERATOR_BUNDLE").unwrap_or_else(|| {
+        panic!("E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml (sha256 2e0642d4…)")
+    });
+    Bundle::parse(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {path:?}: {e}")),
+    )
+    .unwrap()
+}
+
+async fn diagnose(client: &kube::Client) -> Vec<Finding> {
+    let pods = diagnose::list_running_pods(client).await.unwrap();
+    let prom = e2e::kubeproxy::prometheus_client(client.clone())
+        .with_retry_deadline(Duration::from_secs(2));
+    diagnose::cluster(client, &prom, &pods).await.unwrap()
+}
+
+fn ids(f: &[Finding]) -> Vec<&str> {
+    f.iter().map(|f| f.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_broken_link_is_the_finding() {
+    let mut opts = TwinOptions::new(Profile::V1_27);
+    opts.timing.config_reload = Duration::from_secs(3600);
+    let t = Twin::start(opts).await.unwrap();
+    let c = t.cluster().clone();
+    let client = kube_client(&t.kubeconfig_path()).await.unwrap();
+    let timeout = Duration::from_secs(120);
+    operator::install(&client, &bundle(), timeout)
+        .await
+        .unwrap();
+    operator::wait_kubelet_service(&client, timeout)
+        .await
+        .unwrap();
+    install::apply_prometheus(&client, timeout).await.unwrap();
+    // Applied after Prometheus started, and the reload never comes: the job is not loaded.
+    let sm =
+        read_manifest_file(&e2e::workspace_root().join(ServiceMonitorVariant::Mission.manifest()))
+            .unwrap();
+    Applier::new(client.clone(), timeout)
+        .apply_all(&[&sm[0]])
+        .await
+        .unwrap();
+    let f = diagnose(&client).await;
+    assert_eq!(ids(&f), ["no-scrape-job"], "{f:#?}");
+    assert!(
+        f[0].observed
+            .contains("serviceMonitor/kube-system/cadvisor/"),
+        "{}",
+        f[0].observed
+    );
+
+    // A nil serviceMonitorSelector selects nothing.
+    let mon = "monitoring.coreos.com";
+    let prom = c.get(mon, "Prometheus", "monitoring", "e2e").unwrap();
+    let mut nil = prom.clone();
+    nil["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("serviceMonitorSelector");
+    c.put(mon, "Prometheus", nil);
+    assert_eq!(
+        ids(&diagnose(&client).await),
+        ["servicemonitor-not-selected"]
+    );
+    c.put(mon, "Prometheus", prom);
+}

@@ -1,0 +1,381 @@
+//! prometheus-operator v0.48.1, emulated once its Deployment is available (FACTS.md,
+//! TWIN-FACTS §7; prometheus-operator@v0.48.1 `pkg/prometheus/{operator,statefulset,promcfg}.go`,
+//! `pkg/k8sutil/k8sutil.go`):
+//! - with `--kubelet-service=<ns>/<name>`: that headless Service and its Endpoints (one address
+//!   per node, first InternalIP, `targetRef` Node), rewritten every `Timing::kubelet_resync`;
+//! - per Prometheus CR: rule ConfigMap, config Secret (gzip of the generated config with
+//!   `kubernetes_sd_configs`, as the real operator writes it), TLS Secret, Service
+//!   `prometheus-operated`, StatefulSet `prometheus-<name>`.
+
+use super::super::selector::label_selector_matches;
+use super::super::Cluster;
+use super::nodes::internal_ip;
+use super::workloads::owner_ref;
+use super::State;
+use base64::Engine;
+use e2e::scrape_config::{scrape_job, Discovery, ServiceMonitorSpec, Shard};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct OperatorState {
+    last_kubelet_sync: Option<Instant>,
+}
+
+/// The operator's Deployment if it is available, and its args.
+pub fn running_operator(c: &Cluster) -> Option<Vec<String>> {
+    c.objects("apps", "Deployment").into_iter().find_map(|d| {
+        let container = d["spec"]["template"]["spec"]["containers"]
+            .as_array()?
+            .iter()
+            .find(|c| {
+                c["image"].as_str().is_some_and(|i| {
+                    i.starts_with("quay.io/prometheus-operator/prometheus-operator:")
+                })
+            })?
+            .clone();
+        if d["status"]["availableReplicas"].as_i64().unwrap_or(0) < 1 {
+            return None;
+        }
+        Some(
+            container["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect(),
+        )
+    })
+}
+
+const KUBELET_LABELS: [(&str, &str); 3] = [
+    ("k8s-app", "kubelet"),
+    ("app.kubernetes.io/name", "kubelet"),
+    ("app.kubernetes.io/managed-by", "prometheus-operator"),
+];
+
+fn sync_kubelet_service(c: &Cluster, ns: &str, name: &str) {
+    let labels: serde_json::Map<String, Value> = KUBELET_LABELS
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let ports = [
+        ("https-metrics", 10250),
+        ("http-metrics", 10255),
+        ("cadvisor", 4194),
+    ];
+    // Ports sent without protocol; the API server defaults them (TWIN-FACTS §7).
+    c.put("", "Service", json!({
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"type": "ClusterIP", "clusterIP": "None",
+                 "ports": ports.iter().map(|(n, p)| json!({"name": n, "port": p})).collect::<Vec<_>>()},
+    }));
+    let addresses: Vec<Value> = c
+        .objects("", "Node")
+        .iter()
+        .filter_map(|n| {
+            let ip = internal_ip(n)?;
+            Some(json!({"ip": ip, "targetRef": {"kind": "Node", "name": n["metadata"]["name"], "uid": n["metadata"]["uid"]}}))
+        })
+        .collect();
+    let mut ep = json!({"metadata": {"name": name, "namespace": ns, "labels": labels}});
+    if !addresses.is_empty() {
+        ep["subsets"] = json!([{"addresses": addresses,
+            "ports": ports.iter().map(|(n, p)| json!({"name": n, "port": p, "protocol": "TCP"})).collect::<Vec<_>>()}]);
+    }
+    c.put("", "Endpoints", ep);
+}
+
+/// The ServiceMonitors a Prometheus selects (FACTS.md: nil selector → none, `{}` → all; nil
+/// namespace selector → the Prometheus's own namespace).
+pub fn selected_service_monitors(c: &Cluster, prom: &Value) -> Vec<Value> {
+    let spec = &prom["spec"];
+    let Some(sel) = spec.get("serviceMonitorSelector").filter(|v| !v.is_null()) else {
+        return Vec::new();
+    };
+    let own_ns = prom["metadata"]["namespace"].as_str().unwrap_or_default();
+    let ns_sel = spec
+        .get("serviceMonitorNamespaceSelector")
+        .filter(|v| !v.is_null());
+    let namespaces = c.objects("", "Namespace");
+    let mut out: Vec<Value> = c
+        .objects("monitoring.coreos.com", "ServiceMonitor")
+        .into_iter()
+        .filter(|sm| {
+            let ns = sm["metadata"]["namespace"].as_str().unwrap_or_default();
+            let ns_ok = match ns_sel {
+                None => ns == own_ns,
+                Some(s) => namespaces
+                    .iter()
+                    .find(|n| n["metadata"]["name"] == ns)
+                    .is_some_and(|n| label_selector_matches(s, &n["metadata"]["labels"])),
+            };
+            ns_ok && label_selector_matches(sel, &sm["metadata"]["labels"])
+        })
+        .collect();
+    out.sort_by_key(|sm| {
+        (
+            sm["metadata"]["namespace"].to_string(),
+            sm["metadata"]["name"].to_string(),
+        )
+    });
+    out
+}
+
+/// One [`ServiceMonitorSpec`] per endpoint of a ServiceMonitor (the fields the project's
+/// generator models; the first `matchLabels` pair is the selector it keeps on).
+pub fn endpoint_specs(sm: &Value) -> Vec<ServiceMonitorSpec> {
+    let ns = sm["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let spec = &sm["spec"];
+    let selector_label = spec["selector"]["matchLabels"]
+        .as_object()
+        .and_then(|m| m.iter().next())
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .unwrap_or_default();
+    let namespaces: Vec<String> = if spec["namespaceSelector"]["any"] == true {
+        Vec::new()
+    } else {
+        match spec["namespaceSelector"]["matchNames"].as_array() {
+            Some(names) if !names.is_empty() => names
+                .iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect(),
+            _ => vec![ns.clone()],
+        }
+    };
+    spec["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, ep)| ServiceMonitorSpec {
+            namespace: ns.clone(),
+            name: sm["metadata"]["name"].as_str().unwrap_or_default().into(),
+            endpoint_index: i,
+            port: ep["port"].as_str().unwrap_or_default().into(),
+            path: ep["path"].as_str().unwrap_or("/metrics").into(),
+            scheme: ep["scheme"].as_str().unwrap_or("http").into(),
+            honor_labels: ep["honorLabels"].as_bool().unwrap_or(false),
+            bearer_token_file: ep["bearerTokenFile"].as_str().map(String::from),
+            insecure_skip_verify: ep["tlsConfig"]["insecureSkipVerify"]
+                .as_bool()
+                .unwrap_or(false),
+            selector_label: selector_label.clone(),
+            namespaces: namespaces.clone(),
+        })
+        .collect()
+}
+
+/// The Prometheus configuration for a CR: the operator's global section and one job per
+/// selected ServiceMonitor endpoint from the project's generator, with `discovery` per job.
+pub fn prometheus_config(
+    c: &Cluster,
+    prom: &Value,
+    discovery: &dyn Fn(&ServiceMonitorSpec) -> Discovery,
+    shard: Shard,
+    replica: &str,
+) -> String {
+    let spec = &prom["spec"];
+    let interval = spec["scrapeInterval"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| format!("{}s", c.opts.timing.default_scrape_interval.as_secs()));
+    let eval = spec["evaluationInterval"].as_str().unwrap_or("30s");
+    let name = format!(
+        "{}/{}",
+        prom["metadata"]["namespace"].as_str().unwrap_or_default(),
+        prom["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    let jobs: Vec<serde_yaml::Value> = selected_service_monitors(c, prom)
+        .iter()
+        .flat_map(endpoint_specs)
+        .map(|s| scrape_job(&s, &discovery(&s), shard))
+        .collect();
+    let mut root = serde_yaml::Mapping::new();
+    let global: serde_yaml::Value = serde_yaml::to_value(json!({
+        "evaluation_interval": eval, "scrape_interval": interval,
+        "external_labels": {"prometheus": name, "prometheus_replica": replica},
+    }))
+    .unwrap();
+    root.insert("global".into(), global);
+    root.insert(
+        "rule_files".into(),
+        serde_yaml::to_value(json!([format!(
+            "/etc/prometheus/rules/prometheus-{}-rulefiles-0/*.yaml",
+            prom["metadata"]["name"].as_str().unwrap_or_default()
+        )]))
+        .unwrap(),
+    );
+    root.insert("scrape_configs".into(), serde_yaml::Value::Sequence(jobs));
+    serde_yaml::to_string(&serde_yaml::Value::Mapping(root)).unwrap()
+}
+
+fn gzip_b64(text: &str) -> String {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(text.as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap())
+}
+
+fn sync_prometheus(c: &Cluster, prom: &Value) {
+    let name = prom["metadata"]["name"].as_str().unwrap_or_default();
+    let ns = prom["metadata"]["namespace"].as_str().unwrap_or_default();
+    let owner = owner_ref(prom, true);
+    let managed = json!({"managed-by": "prometheus-operator"});
+    c.put("", "ConfigMap", json!({
+        "metadata": {"name": format!("prometheus-{name}-rulefiles-0"), "namespace": ns,
+                     "labels": {"prometheus-name": name, "managed-by": "prometheus-operator"}, "ownerReferences": [owner]},
+        "data": {},
+    }));
+    let spec = &prom["spec"];
+    let all_nil = [
+        "serviceMonitorSelector",
+        "podMonitorSelector",
+        "probeSelector",
+    ]
+    .iter()
+    .all(|k| spec.get(*k).is_none_or(Value::is_null));
+    let config = prometheus_config(
+        c,
+        prom,
+        &|_| Discovery::Kubernetes,
+        Shard::Placeholder,
+        "$(POD_NAME)",
+    );
+    let (annotations, data) = if all_nil {
+        (json!({"empty": "true"}), json!({}))
+    } else {
+        (
+            json!({"generated": "true"}),
+            json!({"prometheus.yaml.gz": gzip_b64(&config)}),
+        )
+    };
+    c.put(
+        "",
+        "Secret",
+        json!({
+            "metadata": {"name": format!("prometheus-{name}"), "namespace": ns, "labels": managed,
+                         "annotations": annotations, "ownerReferences": [owner]},
+            "data": data,
+        }),
+    );
+    c.put("", "Secret", json!({
+        "metadata": {"name": format!("prometheus-{name}-tls-assets"), "namespace": ns, "labels": managed, "ownerReferences": [owner]},
+        "data": {},
+    }));
+    let mut svc_owner = owner_ref(prom, false);
+    svc_owner
+        .as_object_mut()
+        .unwrap()
+        .remove("blockOwnerDeletion");
+    c.put("", "Service", json!({
+        "metadata": {"name": "prometheus-operated", "namespace": ns, "labels": {"operated-prometheus": "true"}, "ownerReferences": [svc_owner]},
+        "spec": {"clusterIP": "None", "ports": [{"name": "web", "port": 9090, "targetPort": "web"}],
+                 "selector": {"app.kubernetes.io/name": "prometheus"}},
+    }));
+    let version = spec["version"].as_str().unwrap_or("v2.26.0");
+    let image = spec["image"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| format!("quay.io/prometheus/prometheus:{version}"));
+    let pod_labels = json!({
+        "app": "prometheus", "app.kubernetes.io/name": "prometheus", "app.kubernetes.io/version": version.trim_start_matches('v'),
+        "app.kubernetes.io/managed-by": "prometheus-operator", "app.kubernetes.io/instance": name, "prometheus": name,
+        "operator.prometheus.io/shard": "0", "operator.prometheus.io/name": name,
+    });
+    let mut labels = prom["metadata"]["labels"].clone();
+    if !labels.is_object() {
+        labels = json!({});
+    }
+    labels["operator.prometheus.io/shard"] = json!("0");
+    labels["operator.prometheus.io/name"] = json!(name);
+    let reloader = running_operator(c)
+        .and_then(|args| {
+            args.iter().find_map(|a| {
+                a.strip_prefix("--prometheus-config-reloader=")
+                    .map(String::from)
+            })
+        })
+        .unwrap_or_else(|| "quay.io/prometheus-operator/prometheus-config-reloader:v0.48.1".into());
+    let mut pod_spec = json!({
+        "containers": [
+            {"name": "prometheus", "image": image,
+             "args": ["--web.console.templates=/etc/prometheus/consoles", "--web.console.libraries=/etc/prometheus/console_libraries",
+                      "--config.file=/etc/prometheus/config_out/prometheus.env.yaml", "--storage.tsdb.path=/prometheus",
+                      "--storage.tsdb.retention.time=24h", "--web.enable-lifecycle", "--storage.tsdb.no-lockfile", "--web.route-prefix=/"],
+             "ports": [{"name": "web", "containerPort": 9090, "protocol": "TCP"}],
+             "readinessProbe": {"httpGet": {"path": "/-/ready", "port": "web"}, "timeoutSeconds": 3, "periodSeconds": 5, "failureThreshold": 120},
+             "volumeMounts": [{"name": "config-out", "mountPath": "/etc/prometheus/config_out", "readOnly": true},
+                              {"name": "tls-assets", "mountPath": "/etc/prometheus/certs", "readOnly": true},
+                              {"name": format!("prometheus-{name}-db"), "mountPath": "/prometheus"},
+                              {"name": format!("prometheus-{name}-rulefiles-0"), "mountPath": format!("/etc/prometheus/rules/prometheus-{name}-rulefiles-0")}]},
+            {"name": "config-reloader", "image": reloader, "command": ["/bin/prometheus-config-reloader"],
+             "args": ["--listen-address=:8080", "--reload-url=http://localhost:9090/-/reload",
+                      "--config-file=/etc/prometheus/config/prometheus.yaml.gz", "--config-envsubst-file=/etc/prometheus/config_out/prometheus.env.yaml",
+                      format!("--watched-dir=/etc/prometheus/rules/prometheus-{name}-rulefiles-0")],
+             "ports": [{"name": "reloader-web", "containerPort": 8080, "protocol": "TCP"}],
+             "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, {"name": "SHARD", "value": "0"}],
+             "resources": {"limits": {"cpu": "100m", "memory": "50Mi"}, "requests": {"cpu": "100m", "memory": "50Mi"}}},
+        ],
+        "serviceAccountName": spec["serviceAccountName"].as_str().unwrap_or("default"),
+        "terminationGracePeriodSeconds": 600,
+        "volumes": [{"name": "config", "secret": {"secretName": format!("prometheus-{name}")}},
+                    {"name": "tls-assets", "secret": {"secretName": format!("prometheus-{name}-tls-assets")}},
+                    {"name": "config-out", "emptyDir": {}},
+                    {"name": format!("prometheus-{name}-rulefiles-0"), "configMap": {"name": format!("prometheus-{name}-rulefiles-0")}},
+                    {"name": format!("prometheus-{name}-db"), "emptyDir": {}}],
+    });
+    for k in ["securityContext", "nodeSelector", "tolerations", "affinity"] {
+        if let Some(v) = spec.get(k) {
+            pod_spec[k] = v.clone();
+        }
+    }
+    c.put("apps", "StatefulSet", json!({
+        "metadata": {"name": format!("prometheus-{name}"), "namespace": ns, "labels": labels,
+                     "annotations": {"prometheus-operator-input-hash": super::workloads::template_hash(spec)},
+                     "ownerReferences": [owner]},
+        "spec": {"replicas": spec["replicas"].as_i64().unwrap_or(1), "serviceName": "prometheus-operated",
+                 "podManagementPolicy": "Parallel", "updateStrategy": {"type": "RollingUpdate"},
+                 "selector": {"matchLabels": pod_labels},
+                 "template": {"metadata": {"labels": pod_labels, "annotations": {"kubectl.kubernetes.io/default-container": "prometheus"}},
+                              "spec": pod_spec}},
+    }));
+}
+
+pub async fn reconcile(
+    c: &Arc<Cluster>,
+    st: &mut State,
+    _dp: Option<&super::super::datapath::DataPath>,
+) {
+    let Some(args) = running_operator(c) else {
+        return;
+    };
+    if let Some(svc) = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--kubelet-service="))
+    {
+        let due = st
+            .operator
+            .last_kubelet_sync
+            .is_none_or(|t| t.elapsed() >= c.opts.timing.kubelet_resync);
+        if due {
+            if let Some((ns, name)) = svc.split_once('/') {
+                sync_kubelet_service(c, ns, name);
+            }
+            st.operator.last_kubelet_sync = Some(Instant::now());
+        }
+    }
+    if c.registry
+        .by_kind("monitoring.coreos.com", "Prometheus")
+        .is_none()
+    {
+        return;
+    }
+    for prom in c.objects("monitoring.coreos.com", "Prometheus") {
+        sync_prometheus(c, &prom);
+    }
+}

@@ -1,0 +1,684 @@
+//! The twin's data path: a fixture kubelet per Node on `<InternalIP>:10250` serving
+//! `/metrics/cadvisor` for the Running pods on that node (401/403 decided from the twin's
+//! ServiceAccounts and RBAC), a plain-HTTP `http_sd` endpoint emitting the target groups
+//! kubernetes_sd (role endpoints) would (TWIN-FACTS §8), and a REAL Prometheus per
+//! operator-made Prometheus pod, configured by the project's generator from the ServiceMonitors
+//! applied to the twin and reloaded `Timing::config_reload` after they change (§9).
+//! Debian's Prometheus 2.42 has no `kubernetes_sd_configs` (FACTS.md), so only the discovery
+//! mechanism differs from the cluster: the relabel rules are the operator's.
+
+use super::controllers::nodes::internal_ip;
+use super::controllers::operator::prometheus_config;
+use super::controllers::serviceaccounts::{authenticate, token_of};
+use super::{random_loopback, Cluster};
+use crate::kubelet::{AuthDecision, Authorizer, FixtureKubelet, FixturePod, KubeletOptions};
+use crate::prometheus::{ensure_image_present, prometheus_image};
+use crate::{CONTAINER_LABEL, RUN_LABEL};
+use anyhow::{Context, Result};
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use e2e::scrape_config::{Discovery, Shard, SERVICE_ACCOUNT_TOKEN};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+use testcontainers::core::{Mount, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+/// What the kubelet stand-in reports for a pod the data path runs.
+#[derive(Debug, Clone)]
+pub struct PodRuntime {
+    pub ip: String,
+    pub ready: bool,
+}
+
+enum PromState {
+    Starting,
+    Running(Box<RunningProm>),
+    Failed(String),
+}
+
+struct RunningProm {
+    container: ContainerAsync<GenericImage>,
+    dir: tempfile::TempDir,
+    url: String,
+    applied: String,
+    pending: Option<(String, Instant)>,
+}
+
+struct PromSlot {
+    ip: String,
+    uid: String,
+    state: PromState,
+}
+
+struct Inner {
+    run_id: String,
+    sd_addr: SocketAddr,
+    sd_handle: axum_server::Handle,
+    kubelets: Mutex<HashMap<String, FixtureKubelet>>,
+    proms: Mutex<HashMap<String, PromSlot>>,
+    reloads: Mutex<Vec<(String, Instant)>>,
+}
+
+/// Handle to the data path; clones share it.
+#[derive(Clone)]
+pub struct DataPath(Arc<Inner>);
+
+impl DataPath {
+    /// Starts the http_sd server (kubelets and Prometheus come with Nodes and pods).
+    ///
+    /// # Errors
+    /// When the http_sd listener cannot bind.
+    pub async fn start(c: Arc<Cluster>) -> Result<DataPath> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .context("binding the twin's http_sd endpoint")?;
+        listener.set_nonblocking(true)?;
+        let sd_addr = listener.local_addr()?;
+        let handle = axum_server::Handle::new();
+        let app = axum::Router::new()
+            .route("/sd", axum::routing::get(sd))
+            .with_state(Arc::downgrade(&c));
+        let server = axum_server::from_tcp(listener).handle(handle.clone());
+        tokio::spawn(async move {
+            let _ = server.serve(app.into_make_service()).await;
+        });
+        Ok(DataPath(Arc::new(Inner {
+            run_id: format!(
+                "twin-{}-{:x}",
+                std::process::id(),
+                random_loopback().to_bits()
+            ),
+            sd_addr,
+            sd_handle: handle,
+            kubelets: Mutex::new(HashMap::new()),
+            proms: Mutex::new(HashMap::new()),
+            reloads: Mutex::new(Vec::new()),
+        })))
+    }
+
+    /// The `RUN_LABEL` value on this twin's containers.
+    pub fn run_id(&self) -> &str {
+        &self.0.run_id
+    }
+
+    /// Base URL of the http_sd endpoint.
+    pub fn sd_url(&self) -> String {
+        format!("http://{}/sd", self.0.sd_addr)
+    }
+
+    /// `(pod, when)` of every `/-/reload` the twin has POSTed.
+    pub fn reloads(&self) -> Vec<(String, Instant)> {
+        self.0.reloads.lock().unwrap().clone()
+    }
+
+    /// Address of the fixture kubelet of `node`.
+    pub fn kubelet_addr(&self, node: &str) -> Option<SocketAddr> {
+        self.0.kubelets.lock().unwrap().get(node).map(|k| k.addr())
+    }
+
+    /// The config a running Prometheus pod last loaded.
+    pub fn loaded_config(&self, pod_key: &str) -> Option<String> {
+        match &self.0.proms.lock().unwrap().get(pod_key)?.state {
+            PromState::Running(r) => Some(r.applied.clone()),
+            _ => None,
+        }
+    }
+
+    /// Why the Prometheus of a pod (`<ns>/<name>`) did not start, if it did not.
+    pub fn prometheus_error(&self, pod_key: &str) -> Option<String> {
+        match &self.0.proms.lock().unwrap().get(pod_key)?.state {
+            PromState::Failed(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    fn is_prometheus_pod(pod: &Value) -> bool {
+        let l = &pod["metadata"]["labels"];
+        l["app.kubernetes.io/managed-by"] == "prometheus-operator" && l["prometheus"].is_string()
+    }
+
+    fn owning_prometheus(c: &Cluster, pod: &Value) -> Option<Value> {
+        let ns = pod["metadata"]["namespace"].as_str()?;
+        let name = pod["metadata"]["labels"]["prometheus"].as_str()?;
+        c.get("monitoring.coreos.com", "Prometheus", ns, name)
+    }
+
+    fn desired_config(&self, c: &Cluster, prom: &Value, pod_name: &str) -> String {
+        let base = self.sd_url();
+        let refresh = c.opts.timing.sd_refresh;
+        prometheus_config(
+            c,
+            prom,
+            &|s| Discovery::Http {
+                url: format!("{base}?namespaces={}", s.namespaces.join(",")),
+                refresh_interval: refresh,
+            },
+            // The config reloader substitutes $(SHARD) and $(POD_NAME) (TWIN-FACTS §9).
+            Shard::Number(0),
+            pod_name,
+        )
+    }
+
+    /// IP and readiness of a pod the data path runs (None for other pods): starts a real
+    /// Prometheus for an operator-made Prometheus pod on first sight.
+    pub async fn pod_runtime(&self, c: &Arc<Cluster>, pod: &Value) -> Option<PodRuntime> {
+        if !Self::is_prometheus_pod(pod) {
+            return None;
+        }
+        let ns = pod["metadata"]["namespace"].as_str()?.to_string();
+        let name = pod["metadata"]["name"].as_str()?.to_string();
+        let uid = pod["metadata"]["uid"].as_str()?.to_string();
+        let key = format!("{ns}/{name}");
+        let mut proms = self.0.proms.lock().unwrap();
+        if let Some(slot) = proms.get(&key).filter(|s| s.uid == uid) {
+            return Some(PodRuntime {
+                ip: slot.ip.clone(),
+                ready: matches!(slot.state, PromState::Running(_)),
+            });
+        }
+        let prom = Self::owning_prometheus(c, pod)?;
+        let ip = random_loopback().to_string();
+        proms.insert(
+            key.clone(),
+            PromSlot {
+                ip: ip.clone(),
+                uid: uid.clone(),
+                state: PromState::Starting,
+            },
+        );
+        drop(proms);
+        let config = self.desired_config(c, &prom, &name);
+        let sa = pod["spec"]["serviceAccountName"]
+            .as_str()
+            .unwrap_or("default");
+        let token = c
+            .get("", "ServiceAccount", &ns, sa)
+            .map(|s| token_of(c, &s))
+            .unwrap_or_default();
+        let me = self.clone();
+        let c2 = c.clone();
+        let ip2 = ip.clone();
+        tokio::spawn(async move {
+            let state = match me.start_prometheus(&ip2, &config, &token).await {
+                Ok(r) => {
+                    c2.pod_containers
+                        .lock()
+                        .unwrap()
+                        .insert(key.clone(), r.container.id().to_string());
+                    PromState::Running(Box::new(r))
+                }
+                Err(e) => {
+                    eprintln!("twin: Prometheus for pod {key} did not start: {e:#}");
+                    PromState::Failed(format!("{e:#}"))
+                }
+            };
+            if let Some(slot) =
+                me.0.proms
+                    .lock()
+                    .unwrap()
+                    .get_mut(&key)
+                    .filter(|s| s.uid == uid)
+            {
+                slot.state = state;
+            }
+        });
+        Some(PodRuntime { ip, ready: false })
+    }
+
+    async fn start_prometheus(&self, ip: &str, config: &str, token: &str) -> Result<RunningProm> {
+        let image = prometheus_image();
+        ensure_image_present(&image)?;
+        let dir = tempfile::tempdir()?;
+        let conf = dir.path().join("config_out");
+        std::fs::create_dir(&conf)?;
+        write_world_readable(&conf, true, None)?;
+        write_world_readable(&conf.join("prometheus.env.yaml"), false, Some(config))?;
+        let token_file = dir.path().join("token");
+        write_world_readable(&token_file, false, Some(token))?;
+        let (repo, tag) = match image.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+            _ => (image.clone(), "latest".to_string()),
+        };
+        let container = GenericImage::new(repo, tag)
+            .with_wait_for(WaitFor::message_on_stderr(
+                "Server is ready to receive web requests.",
+            ))
+            .with_network("host")
+            .with_label(CONTAINER_LABEL, "twin")
+            .with_label(RUN_LABEL, self.0.run_id.clone())
+            .with_mount(Mount::bind_mount(
+                conf.to_string_lossy(),
+                "/etc/prometheus/config_out",
+            ))
+            .with_mount(Mount::bind_mount(
+                token_file.to_string_lossy(),
+                SERVICE_ACCOUNT_TOKEN,
+            ))
+            .with_mount(Mount::tmpfs_mount("/prometheus"))
+            .with_startup_timeout(std::time::Duration::from_secs(90))
+            .with_cmd([
+                "--config.file=/etc/prometheus/config_out/prometheus.env.yaml".to_string(),
+                "--storage.tsdb.path=/prometheus".to_string(),
+                "--web.enable-lifecycle".to_string(),
+                "--web.route-prefix=/".to_string(),
+                format!("--web.listen-address={ip}:9090"),
+            ])
+            .start()
+            .await
+            .with_context(|| format!("starting Prometheus ({image}) on {ip}:9090"))?;
+        Ok(RunningProm {
+            container,
+            dir,
+            url: format!("http://{ip}:9090"),
+            applied: config.to_string(),
+            pending: None,
+        })
+    }
+
+    /// Each tick: kubelets for Nodes (with the node's Running pods), Prometheus containers for
+    /// live pods only, config reloads after the modelled delay.
+    pub async fn reconcile(&self, c: &Arc<Cluster>) {
+        self.reconcile_kubelets(c).await;
+        let pods = c.objects("", "Pod");
+        let live: HashMap<String, &Value> = pods
+            .iter()
+            .map(|p| {
+                (
+                    format!(
+                        "{}/{}",
+                        p["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        p["metadata"]["name"].as_str().unwrap_or_default()
+                    ),
+                    p,
+                )
+            })
+            .collect();
+        let mut reloads = Vec::new();
+        {
+            let mut proms = self.0.proms.lock().unwrap();
+            proms.retain(|k, slot| {
+                live.get(k)
+                    .is_some_and(|p| p["metadata"]["uid"] == slot.uid.as_str())
+            });
+            for (key, slot) in proms.iter_mut() {
+                let PromState::Running(run) = &mut slot.state else {
+                    continue;
+                };
+                let pod = live[key];
+                let Some(prom) = Self::owning_prometheus(c, pod) else {
+                    continue;
+                };
+                let want = self.desired_config(
+                    c,
+                    &prom,
+                    pod["metadata"]["name"].as_str().unwrap_or_default(),
+                );
+                if want == run.applied {
+                    run.pending = None;
+                    continue;
+                }
+                match &run.pending {
+                    Some((p, since)) if *p == want => {
+                        if since.elapsed() >= c.opts.timing.config_reload {
+                            let path = run
+                                .dir
+                                .path()
+                                .join("config_out")
+                                .join("prometheus.env.yaml");
+                            if write_world_readable(&path, false, Some(&want)).is_ok() {
+                                run.applied = want;
+                                run.pending = None;
+                                reloads.push((key.clone(), format!("{}/-/reload", run.url)));
+                            }
+                        }
+                    }
+                    _ => run.pending = Some((want, Instant::now())),
+                }
+            }
+        }
+        for (key, url) in reloads {
+            // The config-reloader's POST (TWIN-FACTS §9).
+            match c.http.post(&url).send().await {
+                Ok(r) if r.status().is_success() => {
+                    self.0.reloads.lock().unwrap().push((key, Instant::now()))
+                }
+                Ok(r) => eprintln!("twin: reload of {key} answered {}", r.status()),
+                Err(e) => eprintln!("twin: reload of {key} failed: {e}"),
+            }
+        }
+    }
+
+    async fn reconcile_kubelets(&self, c: &Arc<Cluster>) {
+        let nodes = c.objects("", "Node");
+        let pods = c.objects("", "Pod");
+        for node in &nodes {
+            let name = node["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let Some(ip) = internal_ip(node) else {
+                continue;
+            };
+            let served: Vec<FixturePod> = pods
+                .iter()
+                .filter(|p| {
+                    p["spec"]["nodeName"] == name.as_str() && p["status"]["phase"] == "Running"
+                })
+                .map(|p| {
+                    let containers: Vec<&str> = p["status"]["containerStatuses"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|s| s["state"]["running"].is_object())
+                        .filter_map(|s| s["name"].as_str())
+                        .collect();
+                    FixturePod::new(
+                        p["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        p["metadata"]["name"].as_str().unwrap_or_default(),
+                        &containers,
+                    )
+                })
+                .collect();
+            let exists = self.0.kubelets.lock().unwrap().contains_key(&name);
+            if !exists {
+                let weak = Arc::downgrade(c);
+                let opts = KubeletOptions {
+                    node: name.clone(),
+                    bind: Some(SocketAddr::new(ip.parse().unwrap(), 10250)),
+                    authorizer: Some(Authorizer(Arc::new(move |token| authorize(&weak, token)))),
+                    ..Default::default()
+                };
+                match FixtureKubelet::start(opts, served).await {
+                    Ok(k) => {
+                        self.0.kubelets.lock().unwrap().insert(name, k);
+                    }
+                    Err(e) => eprintln!("twin: kubelet for node {name} did not start: {e:#}"),
+                }
+                continue;
+            }
+            let kubelets = self.0.kubelets.lock().unwrap();
+            let k = &kubelets[&name];
+            let key = |ps: &[FixturePod]| {
+                let mut v: Vec<(String, String, Vec<String>)> = ps
+                    .iter()
+                    .map(|p| (p.namespace.clone(), p.name.clone(), p.containers.clone()))
+                    .collect();
+                v.sort();
+                v
+            };
+            if key(&k.pods()) != key(&served) {
+                k.set_pods(served);
+            }
+        }
+    }
+
+    /// Stops serving and removes this twin's containers.
+    pub async fn shutdown(self) {
+        self.remove_containers_blocking();
+    }
+
+    /// Removes every container with this twin's run label (`docker rm -f`), synchronously, so
+    /// nothing is left behind even when the runtime is shutting down.
+    pub fn remove_containers_blocking(&self) {
+        self.0.sd_handle.shutdown();
+        self.0.kubelets.lock().unwrap().clear();
+        let ids = crate::prometheus::containers_with_run_label(&self.0.run_id).unwrap_or_default();
+        if !ids.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", "-v"])
+                .args(&ids)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        // The containers are gone already; the handles' own async drop would ask Docker again
+        // and needs a runtime context (absent when a sync test drops the twin; it hung at
+        // process shutdown), so they are forgotten instead.
+        let slots: Vec<PromSlot> = self
+            .0
+            .proms
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
+        for slot in slots {
+            if let PromState::Running(run) = slot.state {
+                let RunningProm { container, dir, .. } = *run;
+                std::mem::forget(container);
+                drop(dir);
+            }
+        }
+    }
+}
+
+fn write_world_readable(path: &std::path::Path, dir: bool, text: Option<&str>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(t) = text {
+        // Replace atomically: Prometheus must never read half a file.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, t)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&tmp, path)?;
+    }
+    if dir {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+/// The kubelet's webhook authn (TokenReview) and authz (SubjectAccessReview against RBAC):
+/// `get` on `nodes/metrics` for the token's ServiceAccount (k/k `pkg/kubelet/server/auth.go`,
+/// `plugin/pkg/auth/authorizer/rbac/rbac.go`).
+fn authorize(c: &Weak<Cluster>, token: Option<&str>) -> AuthDecision {
+    let Some(c) = c.upgrade() else {
+        return AuthDecision::Unauthorized;
+    };
+    let Some((ns, sa)) = token.and_then(|t| authenticate(&c, t)) else {
+        return AuthDecision::Unauthorized;
+    };
+    let user = format!("system:serviceaccount:{ns}:{sa}");
+    let groups = [
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{ns}"),
+        "system:authenticated".to_string(),
+    ];
+    let roles = c.objects("rbac.authorization.k8s.io", "ClusterRole");
+    let allowed =
+        c.objects("rbac.authorization.k8s.io", "ClusterRoleBinding")
+            .iter()
+            .any(|b| {
+                let subject = b["subjects"].as_array().into_iter().flatten().any(|s| {
+                    match s["kind"].as_str() {
+                        Some("ServiceAccount") => {
+                            s["name"] == sa.as_str() && s["namespace"] == ns.as_str()
+                        }
+                        Some("User") => s["name"] == user.as_str(),
+                        Some("Group") => groups.iter().any(|g| s["name"] == g.as_str()),
+                        _ => false,
+                    }
+                });
+                subject
+                    && b["roleRef"]["kind"] == "ClusterRole"
+                    && roles
+                        .iter()
+                        .filter(|r| r["metadata"]["name"] == b["roleRef"]["name"])
+                        .any(|r| {
+                            r["rules"].as_array().into_iter().flatten().any(|rule| {
+                                let has = |k: &str, want: &[&str]| {
+                                    rule[k]
+                                        .as_array()
+                                        .into_iter()
+                                        .flatten()
+                                        .any(|v| want.iter().any(|w| v == *w))
+                                };
+                                has("apiGroups", &["", "*"])
+                                    && has("resources", &["nodes/metrics", "*", "*/metrics"])
+                                    && has("verbs", &["get", "*"])
+                            })
+                        })
+            });
+    if allowed {
+        AuthDecision::Allow
+    } else {
+        AuthDecision::Forbidden(format!(
+            "Forbidden (user={user}, verb=get, resource=nodes, subresource=metrics)"
+        ))
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn add_labels(out: &mut Map<String, Value>, prefix: &str, labels: &Value, present: bool) {
+    for (k, v) in labels.as_object().into_iter().flatten() {
+        let k = sanitize(k);
+        out.insert(format!("{prefix}_{k}"), v.clone());
+        if present {
+            let (base, kind) = prefix.rsplit_once('_').unwrap();
+            out.insert(format!("{base}_{kind}present_{k}"), json!("true"));
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SdQuery {
+    #[serde(default)]
+    namespaces: String,
+}
+
+/// http_sd: one target group per (Endpoints subset address × port), labelled as kubernetes_sd
+/// role endpoints labels it (TWIN-FACTS §8; prometheus@v2.42.0 `discovery/kubernetes/endpoints.go`).
+async fn sd(State(c): State<Weak<Cluster>>, Query(q): Query<SdQuery>) -> axum::response::Response {
+    let Some(c) = c.upgrade() else {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "twin stopped").into_response();
+    };
+    let wanted: Vec<&str> = q.namespaces.split(',').filter(|s| !s.is_empty()).collect();
+    let services = c.objects("", "Service");
+    let pods = c.objects("", "Pod");
+    let mut groups = Vec::new();
+    for ep in c.objects("", "Endpoints") {
+        let ns = ep["metadata"]["namespace"].as_str().unwrap_or_default();
+        if !wanted.is_empty() && !wanted.contains(&ns) {
+            continue;
+        }
+        let name = ep["metadata"]["name"].as_str().unwrap_or_default();
+        let mut base = Map::new();
+        base.insert("__meta_kubernetes_namespace".into(), json!(ns));
+        base.insert("__meta_kubernetes_endpoints_name".into(), json!(name));
+        add_labels(
+            &mut base,
+            "__meta_kubernetes_endpoints_label",
+            &ep["metadata"]["labels"],
+            true,
+        );
+        if let Some(svc) = services
+            .iter()
+            .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name)
+        {
+            base.insert("__meta_kubernetes_service_name".into(), json!(name));
+            add_labels(
+                &mut base,
+                "__meta_kubernetes_service_label",
+                &svc["metadata"]["labels"],
+                true,
+            );
+            add_labels(
+                &mut base,
+                "__meta_kubernetes_service_annotation",
+                &svc["metadata"]["annotations"],
+                true,
+            );
+        }
+        for subset in ep["subsets"].as_array().into_iter().flatten() {
+            for (key, ready) in [("addresses", "true"), ("notReadyAddresses", "false")] {
+                for addr in subset[key].as_array().into_iter().flatten() {
+                    for port in subset["ports"].as_array().into_iter().flatten() {
+                        let mut labels = base.clone();
+                        let ip = addr["ip"].as_str().unwrap_or_default();
+                        if let Some(n) = port["name"].as_str() {
+                            labels.insert("__meta_kubernetes_endpoint_port_name".into(), json!(n));
+                        }
+                        labels.insert(
+                            "__meta_kubernetes_endpoint_port_protocol".into(),
+                            port["protocol"].clone(),
+                        );
+                        labels.insert("__meta_kubernetes_endpoint_ready".into(), json!(ready));
+                        if let Some(kind) = addr["targetRef"]["kind"].as_str() {
+                            labels.insert(
+                                "__meta_kubernetes_endpoint_address_target_kind".into(),
+                                json!(kind),
+                            );
+                            labels.insert(
+                                "__meta_kubernetes_endpoint_address_target_name".into(),
+                                addr["targetRef"]["name"].clone(),
+                            );
+                        }
+                        if let Some(n) = addr["nodeName"].as_str() {
+                            labels.insert("__meta_kubernetes_endpoint_node_name".into(), json!(n));
+                        }
+                        if let Some(h) = addr["hostname"].as_str() {
+                            labels.insert("__meta_kubernetes_endpoint_hostname".into(), json!(h));
+                        }
+                        // Pod targets also carry pod metadata (a subset of what kubernetes_sd adds).
+                        if addr["targetRef"]["kind"] == "Pod" {
+                            if let Some(p) = pods.iter().find(|p| {
+                                p["metadata"]["namespace"] == ns
+                                    && p["metadata"]["name"] == addr["targetRef"]["name"]
+                            }) {
+                                labels.insert(
+                                    "__meta_kubernetes_pod_name".into(),
+                                    p["metadata"]["name"].clone(),
+                                );
+                                labels.insert("__meta_kubernetes_pod_ip".into(), json!(ip));
+                                labels.insert(
+                                    "__meta_kubernetes_pod_node_name".into(),
+                                    p["spec"]["nodeName"].clone(),
+                                );
+                                add_labels(
+                                    &mut labels,
+                                    "__meta_kubernetes_pod_label",
+                                    &p["metadata"]["labels"],
+                                    true,
+                                );
+                                for ctr in p["spec"]["containers"].as_array().into_iter().flatten()
+                                {
+                                    if ctr["ports"]
+                                        .as_array()
+                                        .into_iter()
+                                        .flatten()
+                                        .any(|cp| cp["containerPort"] == port["port"])
+                                    {
+                                        labels.insert(
+                                            "__meta_kubernetes_pod_container_name".into(),
+                                            ctr["name"].clone(),
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                        groups.push(json!({"targets": [format!("{ip}:{}", port["port"])], "labels": labels}));
+                    }
+                }
+            }
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Value::Array(groups).to_string(),
+    )
+        .into_response()
+}

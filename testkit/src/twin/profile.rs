@@ -1,0 +1,141 @@
+//! Version profiles: every behaviour of the twin that differs between Kubernetes 1.19, 1.21
+//! and 1.27 is a method here, each citing its upstream source.
+
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+/// The Kubernetes minor version the twin behaves like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Profile {
+    V1_19,
+    V1_21,
+    V1_27,
+}
+
+impl FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim_start_matches('v') {
+            "1.19" => Ok(Profile::V1_19),
+            "1.21" => Ok(Profile::V1_21),
+            "1.27" => Ok(Profile::V1_27),
+            other => Err(format!(
+                "unknown twin profile {other:?}: use 1.19, 1.21 or 1.27"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Profile::V1_19 => "1.19",
+            Profile::V1_21 => "1.21",
+            Profile::V1_27 => "1.27",
+        })
+    }
+}
+
+impl Profile {
+    pub const ALL: [Profile; 3] = [Profile::V1_19, Profile::V1_21, Profile::V1_27];
+
+    /// `gitVersion` of `/version` (the kind node images of FACTS.md).
+    pub fn git_version(self) -> &'static str {
+        match self {
+            Profile::V1_19 => "v1.19.11",
+            Profile::V1_21 => "v1.21.1",
+            Profile::V1_27 => "v1.27.3",
+        }
+    }
+
+    /// SSA type-checks list-map keys without defaults: 1.19 has no default for
+    /// `ContainerPort.protocol` nor `ServicePort.protocol` in the SSA schema (TWIN-FACTS §4;
+    /// k/api@kubernetes-1.19.11 core/v1/types.go, structured-merge-diff#130, kubernetes#100713).
+    /// 1.21+ carry both defaults (kubernetes#98576), so nothing is rejected there.
+    /// Returns the HTTP 500 message of the first offending element.
+    pub fn apply_missing_key_error(self, obj: &Value) -> Option<String> {
+        if self != Profile::V1_19 {
+            return None;
+        }
+        let missing = |ports: &Value| -> Option<usize> {
+            ports
+                .as_array()?
+                .iter()
+                .position(|p| p.is_object() && p.get("protocol").is_none())
+        };
+        let prefix = "failed to create typed patch object: ";
+        let suffix = "associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)";
+        let pod_spec = |spec: &Value, path: &str| -> Option<String> {
+            for key in ["initContainers", "containers"] {
+                for c in spec[key].as_array().into_iter().flatten() {
+                    if let Some(i) = missing(&c["ports"]) {
+                        let name = c["name"].as_str().unwrap_or_default();
+                        return Some(format!(
+                            "{prefix}{path}.{key}[name=\"{name}\"].ports: element {i}: {suffix}"
+                        ));
+                    }
+                }
+            }
+            None
+        };
+        match obj["kind"].as_str()? {
+            "Service" => missing(&obj["spec"]["ports"])
+                .map(|i| format!("{prefix}.spec.ports: element {i}: {suffix}")),
+            "Pod" => pod_spec(&obj["spec"], ".spec"),
+            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+                pod_spec(&obj["spec"]["template"]["spec"], ".spec.template.spec")
+            }
+            _ => None,
+        }
+    }
+
+    /// A refused connection through the service proxy: 1.19 answers 500 without a reason,
+    /// 1.21+ 503 ServiceUnavailable (TWIN-FACTS §2e; apimachinery commit 1174cb82,
+    /// k/apimachinery `pkg/util/proxy/transport.go` @1.19.11 vs @1.21.1).
+    pub fn proxy_dial_error(self) -> (u16, Option<&'static str>) {
+        match self {
+            Profile::V1_19 => (500, None),
+            Profile::V1_21 | Profile::V1_27 => (503, Some("ServiceUnavailable")),
+        }
+    }
+
+    /// Namespaces get the immutable label `kubernetes.io/metadata.name` from 1.21 on
+    /// (NamespaceDefaultLabelName, beta in 1.21: k/k `pkg/registry/core/namespace/strategy.go`).
+    pub fn namespace_name_label(self) -> bool {
+        self >= Profile::V1_21
+    }
+
+    /// StatefulSet `status.availableReplicas` exists from 1.22 and is always serialised in 1.27
+    /// (TWIN-FACTS §6; k/api@kubernetes-1.22.0 and @1.27.3 `apps/v1/types.go`).
+    pub fn statefulset_available_replicas(self) -> bool {
+        self >= Profile::V1_27
+    }
+
+    /// Job pods carry `batch.kubernetes.io/controller-uid` and `batch.kubernetes.io/job-name`
+    /// next to the old labels in 1.27 (TWIN-FACTS §6).
+    pub fn job_batch_labels(self) -> bool {
+        self >= Profile::V1_27
+    }
+
+    /// Service accounts get a token Secret from the token controller up to 1.23 (removed by
+    /// LegacyServiceAccountTokenNoAutoGeneration, on by default in 1.24: k/k
+    /// `pkg/controller/serviceaccount/tokens_controller.go`, KEP-2799).
+    pub fn service_account_token_secrets(self) -> bool {
+        self < Profile::V1_27
+    }
+
+    /// Control-plane node role labels: kubeadm 1.19 sets only `node-role.kubernetes.io/master`;
+    /// 1.20–1.23 set `master` and `control-plane`; 1.24+ only `control-plane` (kubeadm KEP-2067,
+    /// k/k `cmd/kubeadm/app/constants/constants.go`).
+    pub fn control_plane_labels(self) -> &'static [&'static str] {
+        match self {
+            Profile::V1_19 => &["node-role.kubernetes.io/master"],
+            Profile::V1_21 => &[
+                "node-role.kubernetes.io/control-plane",
+                "node-role.kubernetes.io/master",
+            ],
+            Profile::V1_27 => &["node-role.kubernetes.io/control-plane"],
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The service proxy `/api/v1/namespaces/<ns>/services/<[scheme:]svc[:port]>/proxy/<path>`
+//! (k/k `pkg/registry/core/service/storage/rest.go` ResourceLocation; TWIN-FACTS §2e): picks a
+//! ready address of the Service's Endpoints carrying the port, checks it against its Pod, and
+//! forwards over plain HTTP; a refused connection answers per profile.
+
+use super::status::{self as st, status};
+use super::Cluster;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[allow(clippy::too_many_arguments)]
+pub async fn handle(
+    c: &Arc<Cluster>,
+    method: &Method,
+    ns: &str,
+    id: &str,
+    path: &[&str],
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parts: Vec<&str> = id.split(':').collect();
+    let (svc, port) = match parts.as_slice() {
+        [svc] => (*svc, ""),
+        [svc, port] => (*svc, *port),
+        [_, svc, port] => (*svc, *port),
+        _ => return st::bad_request(&format!("invalid service request {id:?}")),
+    };
+    let ep_rt = c.rt("", "Endpoints");
+    let Some(ep) = c.store.get(&super::store::key(&ep_rt), ns, svc) else {
+        // A named port skips the Service GET, so the missing Endpoints is what is reported (§2e).
+        return st::not_found(&ep_rt, svc);
+    };
+    let subsets = ep["subsets"].as_array().cloned().unwrap_or_default();
+    if subsets.is_empty() {
+        return status(
+            503,
+            Some("ServiceUnavailable"),
+            &format!("no endpoints available for service \"{svc}\""),
+            None,
+        );
+    }
+    let pod_rt = c.rt("", "Pod");
+    let mut target = None;
+    'outer: for s in &subsets {
+        let Some(p) = s["ports"].as_array().into_iter().flatten().find(|p| {
+            port.is_empty()
+                || p["name"].as_str() == Some(port)
+                || p["port"].as_i64().map(|n| n.to_string()).as_deref() == Some(port)
+        }) else {
+            continue;
+        };
+        for a in s["addresses"].as_array().into_iter().flatten() {
+            let ip = a["ip"].as_str().unwrap_or_default();
+            // isValidAddress: the targetRef Pod must be in this namespace and have the IP (§2e).
+            let valid = a["targetRef"]["kind"] == "Pod"
+                && c.store
+                    .get(
+                        &super::store::key(&pod_rt),
+                        ns,
+                        a["targetRef"]["name"].as_str().unwrap_or_default(),
+                    )
+                    .is_some_and(|pod| {
+                        pod["status"]["podIPs"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|i| i["ip"].as_str() == Some(ip))
+                    });
+            if valid {
+                target = Some(format!("{ip}:{}", p["port"]));
+                break 'outer;
+            }
+        }
+    }
+    let Some(addr) = target else {
+        return status(
+            503,
+            Some("ServiceUnavailable"),
+            &format!("no endpoints available for service \"{id}\""),
+            None,
+        );
+    };
+    let mut url = format!("http://{addr}/{}", path.join("/"));
+    if !q.is_empty() {
+        let qs: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(q.iter())
+            .finish();
+        url = format!("{url}?{qs}");
+    }
+    let mut req = c.http.request(method.clone(), &url).body(body);
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        req = req.header(header::CONTENT_TYPE, ct);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let code = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+            let ct = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("text/plain")
+                .to_string();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            (code, [(header::CONTENT_TYPE, ct)], bytes).into_response()
+        }
+        Err(e) => {
+            let (code, reason) = c.profile.proxy_dial_error();
+            let why = if e.is_connect() {
+                "connect: connection refused".to_string()
+            } else {
+                e.to_string()
+            };
+            status(
+                code,
+                reason,
+                &format!("error trying to reach service: dial tcp {addr}: {why}"),
+                None,
+            )
+        }
+    }
+}

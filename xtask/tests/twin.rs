@@ -1,0 +1,357 @@
+//! The main job and the doctor against the cluster twin (testkit), started in-process:
+//! `cargo xtask e2e --kubeconfig <twin>` runs phases 3–8 unchanged — the real v0.48.1 bundle
+//! (`E2E_OPERATOR_BUNDLE`), `manifests/prometheus/`, the ServiceMonitor of the cell's variant,
+//! the workloads, the cluster test binary through nested `cargo nextest` and the service proxy,
+//! artifacts and `summary.md` — for each profile and both variants; the default (kind) path
+//! with a stand-in `kind` whose `create cluster` starts a twin (the `twin` binary); and
+//! `cargo xtask doctor` on a healthy twin and on twins broken on purpose.
+//! Needs Docker, `E2E_OPERATOR_BUNDLE` and `E2E_PROMETHEUS_IMAGE` (or the upstream image).
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use testkit::twin::{Profile, Twin, TwinOptions};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+fn bundle() -> String {
+    std::env::var("E2E_OPERATOR_BUNDLE").unwrap_or_else(|_| {
+        panic!("E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml (sha256 2e0642d4…)")
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// xtask with a clean environment: its own work dir, no kubeconfig in reach, no outer nextest.
+fn xtask(work: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(XTASK);
+    cmd.args(args)
+        .env("E2E_WORK_DIR", work)
+        .env_remove("KUBECONFIG")
+        .env_remove("E2E_KUBECONFIG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("NEXTEST") || k == "RUST_TEST_THREADS" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(e2e::workspace_root()).stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("xtask runs");
+    eprintln!(
+        "--- stdout\n{}--- stderr\n{}---",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn main_job(profile: Profile, cell: &str) {
+    let rt = runtime();
+    let twin = rt.block_on(Twin::start(TwinOptions::new(profile))).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let kc = twin.kubeconfig_path();
+    let out = run(&mut xtask(
+        work.path(),
+        &[
+            "e2e",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--cell",
+            cell,
+            "--operator-bundle",
+            &bundle(),
+            "--timeout",
+            "120s",
+        ],
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{profile} {cell}: {err}");
+    for phase in [
+        "[3/8] operator ok",
+        "[4/8] prometheus ok",
+        "[5/8] servicemonitor ok",
+        "[6/8] workloads ok",
+        "[7/8] assert ok",
+    ] {
+        assert!(err.contains(phase), "no `{phase}`: {err}");
+    }
+    let run_dir = std::fs::read_dir(work.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().join("summary.md").exists())
+        .expect("a run dir with summary.md")
+        .path();
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains(": passed") && summary.contains("### Coverage"),
+        "{summary}"
+    );
+    let coverage: Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("artifacts/coverage.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(coverage["missing"], json!([]), "{coverage}");
+    let label = if cell.ends_with("honorlabels") {
+        "namespace"
+    } else {
+        "exported_namespace"
+    };
+    assert!(coverage.to_string().contains(label), "{coverage}");
+    // Ours: the twin's kubeconfig is never deleted by an --kubeconfig run.
+    assert!(kc.exists());
+}
+
+#[test]
+fn main_job_1_19_mission() {
+    main_job(Profile::V1_19, "kind0.11-k8s1.21");
+}
+#[test]
+fn main_job_1_19_honorlabels() {
+    main_job(Profile::V1_19, "kind0.11-k8s1.21-honorlabels");
+}
+#[test]
+fn main_job_1_21_mission() {
+    main_job(Profile::V1_21, "kind0.11-k8s1.21");
+}
+#[test]
+fn main_job_1_21_honorlabels() {
+    main_job(Profile::V1_21, "kind0.11-k8s1.21-honorlabels");
+}
+#[test]
+fn main_job_1_27_mission() {
+    main_job(Profile::V1_27, "kind0.11-k8s1.21");
+}
+#[test]
+fn main_job_1_27_honorlabels() {
+    main_job(Profile::V1_27, "kind0.11-k8s1.21-honorlabels");
+}
+
+/// A stand-in `kind` whose `create cluster` starts the `twin` binary and waits for its
+/// kubeconfig; `delete cluster` stops it (SIGTERM: it removes its containers and kubeconfig).
+const TWIN_KIND: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$STANDIN_LOG"
+case "$1" in version) echo "kind v0.11.1 go1.16.4 linux/amd64"; exit 0;; esac
+case "$1 $2" in
+  "create cluster")
+    prev=; kc=
+    for a in "$@"; do [ "$prev" = --kubeconfig ] && kc=$a; prev=$a; done
+    "$TWIN_BIN" --profile "$TWIN_PROFILE" --kubeconfig-out "$kc" > "$STANDIN_LOG.twin" 2>&1 &
+    echo $! > "$STANDIN_LOG.pid"
+    i=0; while [ ! -s "$kc" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    [ -s "$kc" ] || { echo "twin did not start" >&2; cat "$STANDIN_LOG.twin" >&2; exit 1; } ;;
+  "get clusters") if [ -s "$STANDIN_LOG.pid" ] && kill -0 "$(cat "$STANDIN_LOG.pid")" 2>/dev/null; then echo "$STANDIN_NAME"; fi ;;
+  "export logs") mkdir -p "$3" && cp "$STANDIN_LOG.twin" "$3/twin.log" ;;
+  "delete cluster")
+    if [ -s "$STANDIN_LOG.pid" ]; then
+      pid=$(cat "$STANDIN_LOG.pid"); kill -TERM "$pid" 2>/dev/null
+      i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+      : > "$STANDIN_LOG.pid"
+    fi ;;
+  *) echo "stand-in kind: unexpected '$*'" >&2; exit 2 ;;
+esac
+"#;
+
+fn twin_bin() -> PathBuf {
+    // The twin binary of this workspace (built by `cargo build -p testkit --bin twin`).
+    let path = e2e::workspace_root().join("target/debug/twin");
+    if !path.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(e2e::workspace_root())
+            .args(["build", "-q", "-p", "testkit", "--bin", "twin"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the twin binary");
+    }
+    path
+}
+
+#[test]
+fn the_default_kind_path_runs_end_to_end_on_a_twin_and_tears_it_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let kind = bin.join("kind");
+    std::fs::write(&kind, TWIN_KIND).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let log = tmp.path().join("kind.log");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = run(xtask(
+        &work,
+        &["e2e", "--operator-bundle", &bundle(), "--timeout", "120s"],
+    )
+    .env("PATH", path)
+    .env("E2E_KIND_PLATFORM", "linux-amd64")
+    .env("STANDIN_LOG", &log)
+    .env("STANDIN_NAME", "pme2e-kind0-11-k8s1-21")
+    .env("TWIN_BIN", twin_bin())
+    .env("TWIN_PROFILE", "1.21"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for phase in e2e::plan::PhaseId::ALL {
+        assert!(
+            err.contains(&format!("{} ok", phase.label())),
+            "no `{} ok`: {err}",
+            phase.label()
+        );
+    }
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.lines().any(|l| l.starts_with("create cluster")),
+        "{calls}"
+    );
+    assert!(
+        calls.lines().last().unwrap().starts_with("delete cluster"),
+        "{calls}"
+    );
+    let kc = work.join("pme2e-kind0-11-k8s1-21/kubeconfig");
+    assert!(!kc.exists(), "the kubeconfig of the deleted twin is gone");
+    let twin_log = std::fs::read_to_string(log.with_extension("log.twin")).unwrap();
+    assert!(twin_log.contains("stopping the twin"), "{twin_log}");
+}
+
+/// `cargo xtask doctor --json` until it reports `want` (or the deadline passes): the twin's
+/// Prometheus needs a reload or a scrape before some breakages show.
+fn doctor_until(kc: &Path, want: &str, exit: i32) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = xtask(
+            Path::new("/nonexistent"),
+            &["doctor", "--kubeconfig", kc.to_str().unwrap(), "--json"],
+        )
+        .output()
+        .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or(json!({"stderr": String::from_utf8_lossy(&out.stderr)}));
+        let ids: Vec<&str> = v["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["id"].as_str())
+            .collect();
+        let ok = if want.is_empty() {
+            out.status.code() == Some(0) && !ids.iter().any(|i| *i != "honor-labels-false")
+        } else {
+            ids.contains(&want) && out.status.code() == Some(exit)
+        };
+        if ok {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "doctor never reported {want:?}: exit {:?}, {v:#}",
+            out.status.code()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn doctor_finds_nothing_on_a_healthy_twin_and_each_breakage_on_purpose() {
+    let rt = runtime();
+    let twin = rt
+        .block_on(Twin::start(TwinOptions::new(Profile::V1_21)))
+        .unwrap();
+    let kc = twin.kubeconfig_path();
+    let c = twin.cluster().clone();
+    let timeout = Duration::from_secs(120);
+    rt.block_on(async {
+        let client = e2e::install::kube_client(&kc).await.unwrap();
+        let b = e2e::operator::Bundle::parse(&std::fs::read(bundle()).unwrap()).unwrap();
+        e2e::operator::install(&client, &b, timeout).await.unwrap();
+        e2e::operator::wait_kubelet_service(&client, timeout)
+            .await
+            .unwrap();
+        e2e::install::apply_prometheus(&client, timeout)
+            .await
+            .unwrap();
+        e2e::install::apply_servicemonitor(
+            &client,
+            e2e::matrix::ServiceMonitorVariant::Mission,
+            timeout,
+        )
+        .await
+        .unwrap();
+        e2e::install::apply_workloads(&client, timeout)
+            .await
+            .unwrap();
+    });
+    doctor_until(&kc, "", 0);
+    let mon = "monitoring.coreos.com";
+
+    // Prometheus selector not matching.
+    let prom = c.get(mon, "Prometheus", "monitoring", "e2e").unwrap();
+    let mut broken = prom.clone();
+    broken["spec"]["serviceMonitorSelector"] = json!({"matchLabels": {"team": "nobody"}});
+    c.put(mon, "Prometheus", broken);
+    doctor_until(&kc, "servicemonitor-not-selected", 1);
+    c.put(mon, "Prometheus", prom);
+
+    // Wrong port name: every endpoint dropped by the relabeling (after the reload).
+    let sm = c
+        .get(mon, "ServiceMonitor", "kube-system", "cadvisor")
+        .unwrap();
+    let mut broken = sm.clone();
+    broken["spec"]["endpoints"][0]["port"] = json!("https-metric");
+    c.put(mon, "ServiceMonitor", broken);
+    doctor_until(&kc, "targets-all-dropped", 1);
+    c.put(mon, "ServiceMonitor", sm.clone());
+    doctor_until(&kc, "", 0);
+
+    // ClusterRole without nodes/metrics: the kubelets answer 403.
+    let rbac = "rbac.authorization.k8s.io";
+    let role = c
+        .get(rbac, "ClusterRole", "", "pod-metrics-e2e-prometheus")
+        .unwrap();
+    let mut broken = role.clone();
+    for rule in broken["rules"].as_array_mut().unwrap() {
+        if let Some(res) = rule["resources"].as_array_mut() {
+            res.retain(|r| r != "nodes/metrics");
+        }
+    }
+    c.put(rbac, "ClusterRole", broken);
+    doctor_until(&kc, "target-forbidden", 1);
+    c.put(rbac, "ClusterRole", role);
+    doctor_until(&kc, "", 0);
+
+    // ServiceMonitor deleted.
+    c.delete_kind(mon, "ServiceMonitor", "kube-system", "cadvisor");
+    doctor_until(&kc, "servicemonitor-missing", 1);
+    c.put(mon, "ServiceMonitor", sm);
+
+    // Operator without --kubelet-service: the kubelet Service is never (re)written.
+    let op = c
+        .get("apps", "Deployment", "default", "prometheus-operator")
+        .unwrap();
+    let mut broken = op.clone();
+    let args = broken["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array_mut()
+        .unwrap();
+    args.retain(|a| !a.as_str().unwrap().starts_with("--kubelet-service"));
+    c.put("apps", "Deployment", broken);
+    c.delete_kind("", "Service", "kube-system", "kubelet");
+    c.delete_kind("", "Endpoints", "kube-system", "kubelet");
+    doctor_until(&kc, "kubelet-service-missing", 1);
+    c.put("apps", "Deployment", op);
+    doctor_until(&kc, "", 0);
+
+    // No ServiceMonitor CRD at all: the API answers the plain-text 404 (defect 2).
+    c.delete_kind(
+        "apiextensions.k8s.io",
+        "CustomResourceDefinition",
+        "",
+        "servicemonitors.monitoring.coreos.com",
+    );
+    doctor_until(&kc, "servicemonitor-missing", 1);
+}
