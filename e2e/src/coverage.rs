@@ -177,8 +177,10 @@ impl fmt::Display for CoverageReport {
 
 /// The (namespace, pod, container) a series belongs to, and which label held the namespace.
 /// `None` for rows that never count as coverage (pod-level cgroups, pause containers).
-fn series_key(labels: &BTreeMap<String, String>) -> Option<(&str, &str, &str, bool)> {
-    let get = |k: &str| labels.get(k).map(String::as_str).filter(|v| !v.is_empty());
+fn series_key<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> Option<(&'a str, &'a str, &'a str, bool)> {
+    let get = |k: &str| get(k).filter(|v| !v.is_empty());
     let container = get("container").or_else(|| get("container_name"))?;
     if container == "POD" {
         return None;
@@ -192,26 +194,188 @@ fn series_key(labels: &BTreeMap<String, String>) -> Option<(&str, &str, &str, bo
     Some((namespace, pod, container, exported))
 }
 
+/// The containers an answer has series for, as (namespace, pod, container) keys that borrow
+/// from the answer; what [`evaluate_seen`] compares the pod list with.
+///
+/// Built straight from a query's JSON body ([`Seen::decode`]) without a label map per series:
+/// at 100,000 series that keeps the check's memory near the size of the answer.
+#[derive(Debug, Default)]
+pub struct Seen<'a> {
+    // FxHash: SipHash's DoS resistance buys nothing for Prometheus's own answer, and hashing
+    // 100,000 keys was a good part of the check's time at 50,000 pods.
+    containers: rustc_hash::FxHashSet<(&'a str, &'a str, &'a str)>,
+    pods: rustc_hash::FxHashSet<(&'a str, &'a str)>,
+    in_namespace: usize,
+    in_exported: usize,
+}
+
+impl<'a> Seen<'a> {
+    fn add(&mut self, key: Option<(&'a str, &'a str, &'a str, bool)>) {
+        if let Some((ns, pod, container, exported)) = key {
+            if exported {
+                self.in_exported += 1;
+            } else {
+                self.in_namespace += 1;
+            }
+            self.containers.insert((ns, pod, container));
+            self.pods.insert((ns, pod));
+        }
+    }
+
+    /// From decoded label sets (the diagnosis keeps those).
+    pub fn from_labels<I>(series: I) -> Self
+    where
+        I: IntoIterator<Item = &'a BTreeMap<String, String>>,
+    {
+        let mut seen = Seen::default();
+        for labels in series {
+            seen.add(series_key(|k| labels.get(k).map(String::as_str)));
+        }
+        seen
+    }
+
+    /// Decodes an instant-vector answer of [`coverage_queries`] (HTTP status and body) into
+    /// keys that borrow from `body`; returns them with Prometheus's warnings.
+    ///
+    /// # Errors
+    /// The same as [`PrometheusClient::query`]: the API's own error, a non-API HTTP answer, or a
+    /// body that is not an instant vector.
+    pub fn decode(status: u16, body: &'a [u8]) -> Result<(Self, Vec<String>), PromError> {
+        let (data, warnings): (SeenData<'a>, _) =
+            crate::prometheus::decode_envelope(status, body, "coverage query")?;
+        Ok((data.0, warnings))
+    }
+
+    /// Adds another answer's keys (the legacy-label query's).
+    pub fn merge(&mut self, other: Seen<'a>) {
+        self.containers.extend(other.containers);
+        self.pods.extend(other.pods);
+        self.in_namespace += other.in_namespace;
+        self.in_exported += other.in_exported;
+    }
+}
+
+/// The `data` of an instant query, decoded into [`Seen`] as it is read: each series' labels are
+/// looked at once and only the six the check needs are kept, borrowed from the body.
+struct SeenData<'a>(Seen<'a>);
+
+impl<'de> Deserialize<'de> for SeenData<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        /// Only labels with a borrowed (unescaped) value can be kept without copying; an escaped
+        /// one (never seen in label values the check reads: DNS-1123 names) is refused.
+        #[derive(Deserialize)]
+        struct Labels<'a> {
+            #[serde(borrow, default)]
+            namespace: Option<&'a str>,
+            #[serde(borrow, default)]
+            exported_namespace: Option<&'a str>,
+            #[serde(borrow, default)]
+            pod: Option<&'a str>,
+            #[serde(borrow, default)]
+            pod_name: Option<&'a str>,
+            #[serde(borrow, default)]
+            container: Option<&'a str>,
+            #[serde(borrow, default)]
+            container_name: Option<&'a str>,
+        }
+        #[derive(Deserialize)]
+        struct Item<'a> {
+            #[serde(borrow)]
+            metric: Labels<'a>,
+        }
+
+        struct Result<'a>(Seen<'a>);
+        impl<'de> Deserialize<'de> for Result<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                struct Items;
+                impl<'de> Visitor<'de> for Items {
+                    type Value = Seen<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("an instant vector")
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> std::result::Result<Seen<'de>, A::Error> {
+                        let mut seen = Seen::default();
+                        while let Some(item) = seq.next_element::<Item<'de>>()? {
+                            let l = item.metric;
+                            seen.add(series_key(|k| match k {
+                                "namespace" => l.namespace,
+                                "exported_namespace" => l.exported_namespace,
+                                "pod" => l.pod,
+                                "pod_name" => l.pod_name,
+                                "container" => l.container,
+                                "container_name" => l.container_name,
+                                _ => None,
+                            }));
+                        }
+                        Ok(seen)
+                    }
+                }
+                d.deserialize_seq(Items).map(Result)
+            }
+        }
+
+        struct Data;
+        impl<'de> Visitor<'de> for Data {
+            type Value = SeenData<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("query data with resultType and result")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<SeenData<'de>, A::Error> {
+                let (mut kind, mut seen) = (None::<String>, None);
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "resultType" => kind = Some(map.next_value()?),
+                        // Prometheus writes resultType first, so a scalar is named as such here.
+                        "result" => {
+                            if let Some(other) = kind.as_deref().filter(|k| *k != "vector") {
+                                return Err(A::Error::custom(format!(
+                                    "result type {other:?}; expected an instant vector"
+                                )));
+                            }
+                            seen = Some(map.next_value::<Result<'de>>()?.0)
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                match kind.as_deref() {
+                    Some("vector") => {}
+                    other => {
+                        return Err(A::Error::custom(format!(
+                            "result type {other:?}; expected an instant vector"
+                        )))
+                    }
+                }
+                seen.map(SeenData)
+                    .ok_or_else(|| A::Error::missing_field("result"))
+            }
+        }
+        d.deserialize_map(Data)
+    }
+}
+
 /// Compares the running pods with the label sets of the coverage query's answer. Pure.
 pub fn evaluate<'a, I>(pods: &[RunningPod], series: I) -> CoverageReport
 where
     I: IntoIterator<Item = &'a BTreeMap<String, String>>,
 {
-    let mut seen: HashSet<(&str, &str, &str)> = HashSet::new();
-    let mut pods_with_series: HashSet<(&str, &str)> = HashSet::new();
-    let (mut in_exported, mut in_namespace) = (0usize, 0usize);
-    for labels in series {
-        if let Some((ns, pod, container, exported)) = series_key(labels) {
-            if exported {
-                in_exported += 1;
-            } else {
-                in_namespace += 1;
-            }
-            seen.insert((ns, pod, container));
-            pods_with_series.insert((ns, pod));
-        }
-    }
-    let namespace_label = match (in_namespace > 0, in_exported > 0) {
+    evaluate_seen(pods, &Seen::from_labels(series))
+}
+
+/// Compares the running pods with the containers an answer has series for. Pure.
+pub fn evaluate_seen(pods: &[RunningPod], seen: &Seen<'_>) -> CoverageReport {
+    let namespace_label = match (seen.in_namespace > 0, seen.in_exported > 0) {
         (true, true) => NamespaceLabel::Mixed,
         (true, false) => NamespaceLabel::Namespace,
         (false, true) => NamespaceLabel::ExportedNamespace,
@@ -226,7 +390,11 @@ where
         let absent: Vec<String> = pod
             .containers
             .iter()
-            .filter(|c| !seen.contains(&(pod.namespace.as_str(), pod.name.as_str(), c.as_str())))
+            .filter(|c| {
+                !seen
+                    .containers
+                    .contains(&(pod.namespace.as_str(), pod.name.as_str(), c.as_str()))
+            })
             .cloned()
             .collect();
         containers_covered += pod.containers.len() - absent.len();
@@ -235,7 +403,8 @@ where
                 namespace: pod.namespace.clone(),
                 name: pod.name.clone(),
                 node: pod.node.clone(),
-                no_series_at_all: !pods_with_series
+                no_series_at_all: !seen
+                    .pods
                     .contains(&(pod.namespace.as_str(), pod.name.as_str())),
                 missing_containers: absent,
             });
@@ -295,20 +464,39 @@ pub async fn check(
         let bounded = client
             .clone()
             .with_retry_deadline(remaining.max(Duration::from_millis(100)));
-        let answer = fetch_series(&bounded).await?;
+        let (mut report, warnings) = poll_once(&bounded, pods).await?;
         polls += 1;
-        let mut report = evaluate(pods, answer.series.iter().map(|s| &s.metric));
         report.waited_ms = start.elapsed().as_millis() as u64;
         report.deadline_ms = opts.deadline.as_millis() as u64;
         report.polls = polls;
         report.requests = client.request_count() - requests_before;
-        report.warnings = answer.warnings;
+        report.warnings = warnings;
         progress(&report);
         if report.is_complete() || start.elapsed() + opts.poll_interval >= opts.deadline {
             return Ok(report);
         }
         tokio::time::sleep(opts.poll_interval).await;
     }
+}
+
+/// One poll: both queries, decoded into borrowed keys, evaluated; the bodies are dropped before
+/// returning, so a poll's memory is about the size of its answers.
+async fn poll_once(
+    client: &PrometheusClient,
+    pods: &[RunningPod],
+) -> Result<(CoverageReport, Vec<String>), PromError> {
+    let mut bodies = Vec::new();
+    for query in coverage_queries() {
+        bodies.push(client.query_response(&query).await?);
+    }
+    let mut seen = Seen::default();
+    let mut warnings = Vec::new();
+    for resp in &bodies {
+        let (more, w) = Seen::decode(resp.status, &resp.body)?;
+        seen.merge(more);
+        warnings.extend(w);
+    }
+    Ok((evaluate_seen(pods, &seen), warnings))
 }
 
 #[cfg(test)]
@@ -529,5 +717,62 @@ mod tests {
         assert_eq!(o.poll_interval, Duration::from_secs(5));
         let o = WaitOptions::for_scrape_interval(Duration::from_secs(1));
         assert_eq!(o.poll_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn an_answer_body_decodes_to_the_same_verdict_as_label_maps() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"container":"app","endpoint":"https-metrics","exported_namespace":"apps","namespace":"kube-system","pod":"web"},"value":[1700000000.5,"2"]},
+            {"metric":{"container":"POD","exported_namespace":"apps","namespace":"kube-system","pod":"web"},"value":[1700000000.5,"1"]},
+            {"metric":{"exported_namespace":"apps","namespace":"kube-system","pod":"web"},"value":[1700000000.5,"1"]},
+            {"metric":{"container":"coredns","exported_namespace":"kube-system","namespace":"kube-system","pod":"coredns-1"},"value":[1700000000.5,"1"]}
+        ]},"warnings":["PromQL info: a warning"]}"#;
+        let (seen, warnings) = Seen::decode(200, body).unwrap();
+        assert_eq!(warnings, ["PromQL info: a warning"]);
+        let report = evaluate_seen(&pods(), &seen);
+        let decoded = crate::prometheus::decode_envelope::<serde_json::Value>(200, body, "t")
+            .unwrap()
+            .0;
+        let maps: Vec<BTreeMap<String, String>> = decoded["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| serde_json::from_value(s["metric"].clone()).unwrap())
+            .collect();
+        assert_eq!(report, evaluate(&pods(), &maps));
+        assert_eq!(report.missing.len(), 1);
+        assert_eq!(report.missing[0].missing_containers, ["sidecar"]);
+        assert!(!report.missing[0].no_series_at_all);
+        assert_eq!(report.namespace_label, NamespaceLabel::ExportedNamespace);
+    }
+
+    #[test]
+    fn legacy_labels_decode_and_merge() {
+        let modern = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"namespace":"apps","pod":"web","container":"app"},"value":[1,"1"]}]}}"#;
+        let legacy = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"namespace":"apps","pod_name":"web","container_name":"sidecar"},"value":[1,"1"]},
+            {"metric":{"namespace":"kube-system","pod_name":"coredns-1","container_name":"coredns"},"value":[1,"1"]}]}}"#;
+        let (mut seen, _) = Seen::decode(200, modern).unwrap();
+        seen.merge(Seen::decode(200, legacy).unwrap().0);
+        let report = evaluate_seen(&pods(), &seen);
+        assert!(report.is_complete(), "{report}");
+        assert_eq!(report.namespace_label, NamespaceLabel::Namespace);
+    }
+
+    #[test]
+    fn answers_that_are_not_an_instant_vector_are_errors() {
+        let api_error = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        match Seen::decode(400, api_error) {
+            Err(PromError::Api { error_type, .. }) => assert_eq!(error_type, "bad_data"),
+            other => panic!("{other:?}"),
+        }
+        let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#;
+        let err = Seen::decode(200, scalar).unwrap_err().to_string();
+        assert!(err.contains("expected an instant vector"), "{err}");
+        match Seen::decode(502, b"<html>bad gateway</html>") {
+            Err(PromError::Http { status: 502, .. }) => {}
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -11,7 +11,6 @@ use anyhow::{bail, Context, Result};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::ListParams;
-use kube::runtime::wait::{conditions, Condition};
 use kube::{Api, Client};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -330,7 +329,7 @@ pub async fn install(client: &Client, bundle: &Bundle, timeout: Duration) -> Res
                 .get_opt(&name)
                 .await
                 .with_context(|| format!("cannot get CRD {name}"))?;
-            let done = conditions::is_crd_established().matches_object(crd.as_ref());
+            let done = crd.as_ref().is_some_and(crd_established);
             Ok(if done { Ok(()) } else { Err(()) })
         })
         .await;
@@ -400,6 +399,18 @@ pub async fn wait_kubelet_service(client: &Client, timeout: Duration) -> Result<
             "waiting {timeout:?} for the operator's kubelet Service kube-system/kubelet"
         ))),
     }
+}
+
+/// A CRD's `Established` condition is `True`: its resources are served and discovery lists them
+/// (TWIN-FACTS §1, §3).
+pub fn crd_established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
 }
 
 /// What is still missing from the kubelet Service/Endpoints; empty when complete.

@@ -283,6 +283,20 @@ impl PrometheusClient {
         Ok(QueryResult { series, warnings })
     }
 
+    /// An instant query's HTTP answer, undecoded: for callers that decode large answers
+    /// themselves, borrowing from the body (see `coverage`). Counts as one request like
+    /// [`PrometheusClient::query`], with the same retries.
+    ///
+    /// # Errors
+    /// [`PromError::Unreachable`] when nothing answers before the retry deadline.
+    pub async fn query_response(&self, promql: &str) -> Result<HttpResponse, PromError> {
+        self.get(&format!(
+            "/api/v1/query?query={}",
+            encode_query_value(promql)
+        ))
+        .await
+    }
+
     /// `/api/v1/targets`: active and dropped targets with their health and last error.
     pub async fn targets(&self) -> Result<Targets, PromError> {
         let (data, _): (Targets, _) = self.api("/api/v1/targets", "/api/v1/targets").await?;
@@ -352,10 +366,11 @@ fn body_text(body: &[u8]) -> String {
     }
 }
 
-/// Unwraps the API envelope. Pure, so the error paths are unit-tested.
-fn decode_envelope<T: serde::de::DeserializeOwned>(
+/// Unwraps the API envelope. Pure, so the error paths are unit-tested. `T` may borrow from
+/// `body` (the coverage check decodes its answer without copying the label values).
+pub(crate) fn decode_envelope<'a, T: Deserialize<'a>>(
     status: u16,
-    body: &[u8],
+    body: &'a [u8],
     what: &str,
 ) -> Result<(T, Vec<String>), PromError> {
     let env: Envelope<T> = match serde_json::from_slice(body) {
