@@ -8,7 +8,7 @@
 use crate::pods::RunningPod;
 use crate::prometheus::{PromError, PrometheusClient, QueryResult};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 

@@ -5,19 +5,11 @@
 use e2e::diagnose::{self, Finding};
 use e2e::install::{self, kube_client, read_manifest_file, Applier};
 use e2e::matrix::ServiceMonitorVariant;
-use e2e::operator::{self, Bundle};
+use e2e::operator;
 use std::time::Duration;
 use testkit::twin::{Profile, Twin, TwinOptions};
 
-fn bundle() -> Bundle {
-    let path = std::env::var_os("E2E_OPERATOR_BUNDLE").unwrap_or_else(|| {
-        panic!("E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml (sha256 2e0642d4…)")
-    });
-    Bundle::parse(
-        &std::fs::read(&path).unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {path:?}: {e}")),
-    )
-    .unwrap()
-}
+use testkit::operator_bundle as bundle;
 
 async fn diagnose(client: &kube::Client) -> Vec<Finding> {
     let pods = diagnose::list_running_pods(client).await.unwrap();

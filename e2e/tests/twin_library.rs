@@ -7,19 +7,12 @@ use e2e::install::{
     self, kube_client, read_manifest_dir, read_manifest_file, Applier, PROMETHEUS_DIR,
 };
 use e2e::matrix::ServiceMonitorVariant;
-use e2e::operator::{self, Bundle};
+use e2e::operator;
 use serde_json::{json, Value};
 use std::time::Duration;
 use testkit::twin::{Profile, Recorded, Twin, TwinOptions};
 
-fn bundle() -> Bundle {
-    let path = std::env::var_os("E2E_OPERATOR_BUNDLE").unwrap_or_else(|| {
-        panic!("E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml (sha256 2e0642d4…)")
-    });
-    let bytes =
-        std::fs::read(&path).unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {path:?}: {e}"));
-    Bundle::parse(&bytes).unwrap()
-}
+use testkit::operator_bundle as bundle;
 
 async fn twin(datapath: bool, tweak: impl FnOnce(&mut TwinOptions)) -> Twin {
     let mut opts = TwinOptions::new(Profile::V1_21);

@@ -66,3 +66,26 @@ pub fn install_crypto_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
+
+/// The path in `E2E_OPERATOR_BUNDLE`: prometheus-operator v0.48.1's `bundle.yaml`, which
+/// `cargo xtask test` provides (verified by sha256). Panics naming the variable when unset: a
+/// test without its input must fail, never pass.
+pub fn operator_bundle_path() -> std::path::PathBuf {
+    std::env::var_os("E2E_OPERATOR_BUNDLE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml \
+                 (sha256 2e0642d4…), or run the tests with `cargo xtask test`, which provides it"
+            )
+        })
+}
+
+/// The bundle at [`operator_bundle_path`], parsed. Panics when it cannot be read or parsed.
+pub fn operator_bundle() -> e2e::operator::Bundle {
+    let path = operator_bundle_path();
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {}: {e}", path.display()));
+    e2e::operator::Bundle::parse(&bytes)
+        .unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {}: {e:#}", path.display()))
+}

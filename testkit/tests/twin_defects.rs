@@ -8,7 +8,7 @@
 
 use e2e::install::{self, kube_client};
 use e2e::matrix::ServiceMonitorVariant;
-use e2e::operator::{self, Bundle};
+use e2e::operator;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
@@ -16,14 +16,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use testkit::twin::{Profile, Twin, TwinOptions};
 
-fn bundle() -> Bundle {
-    let path = std::env::var_os("E2E_OPERATOR_BUNDLE").unwrap_or_else(|| {
-        panic!("E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml (sha256 2e0642d4…)")
-    });
-    let bytes =
-        std::fs::read(&path).unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {path:?}: {e}"));
-    Bundle::parse(&bytes).unwrap()
-}
+use testkit::operator_bundle as bundle;
 
 async fn twin(profile: Profile, datapath: bool) -> Twin {
     let mut opts = TwinOptions::new(profile);

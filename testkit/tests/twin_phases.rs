@@ -5,20 +5,13 @@
 use e2e::coverage::{self, WaitOptions};
 use e2e::install::{self, kube_client};
 use e2e::matrix::ServiceMonitorVariant;
-use e2e::operator::{self, Bundle};
+use e2e::operator;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use std::time::Duration;
 use testkit::twin::{Profile, Twin, TwinOptions};
 
-pub fn bundle() -> Bundle {
-    let path = std::env::var_os("E2E_OPERATOR_BUNDLE").unwrap_or_else(|| {
-        panic!("E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml (sha256 2e0642d4…)")
-    });
-    let bytes =
-        std::fs::read(&path).unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {path:?}: {e}"));
-    Bundle::parse(&bytes).unwrap()
-}
+use testkit::operator_bundle as bundle;
 
 async fn main_job(profile: Profile, variant: ServiceMonitorVariant) {
     let timeout = Duration::from_secs(120);

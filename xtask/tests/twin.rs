@@ -16,9 +16,7 @@ use testkit::twin::{Profile, Twin, TwinOptions};
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
 fn bundle() -> String {
-    std::env::var("E2E_OPERATOR_BUNDLE").unwrap_or_else(|_| {
-        panic!("E2E_OPERATOR_BUNDLE is not set: point it at prometheus-operator v0.48.1's bundle.yaml (sha256 2e0642d4…)")
-    })
+    testkit::operator_bundle_path().display().to_string()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
