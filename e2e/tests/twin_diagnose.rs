@@ -3,13 +3,10 @@
 //! `xtask/tests/twin.rs` (doctor). Needs Docker and `E2E_OPERATOR_BUNDLE`.
 
 use e2e::diagnose::{self, Finding};
-use e2e::install::{self, kube_client, read_manifest_file, Applier};
+use e2e::install::{kube_client, read_manifest_file, Applier};
 use e2e::matrix::ServiceMonitorVariant;
-use e2e::operator;
 use std::time::Duration;
 use testkit::twin::{Profile, Twin, TwinOptions};
-
-use testkit::operator_bundle as bundle;
 
 async fn diagnose(client: &kube::Client) -> Vec<Finding> {
     let pods = diagnose::list_running_pods(client).await.unwrap();
@@ -30,13 +27,7 @@ async fn each_broken_link_is_the_finding() {
     let c = t.cluster().clone();
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
     let timeout = Duration::from_secs(120);
-    operator::install(&client, &bundle(), timeout)
-        .await
-        .unwrap();
-    operator::wait_kubelet_service(&client, timeout)
-        .await
-        .unwrap();
-    install::apply_prometheus(&client, timeout).await.unwrap();
+    testkit::install_operator_and_prometheus(&client, timeout).await;
     // Applied after Prometheus started, and the reload never comes: the job is not loaded.
     let sm =
         read_manifest_file(&e2e::workspace_root().join(ServiceMonitorVariant::Mission.manifest()))

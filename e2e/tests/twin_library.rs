@@ -231,13 +231,7 @@ async fn prometheus_through_the_proxy_and_artifacts_with_nothing_secret() {
     let t = twin(true, |_| {}).await;
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
     let timeout = Duration::from_secs(120);
-    operator::install(&client, &bundle(), timeout)
-        .await
-        .unwrap();
-    operator::wait_kubelet_service(&client, timeout)
-        .await
-        .unwrap();
-    install::apply_prometheus(&client, timeout).await.unwrap();
+    testkit::install_operator_and_prometheus(&client, timeout).await;
     install::apply_servicemonitor(&client, ServiceMonitorVariant::Mission, timeout)
         .await
         .unwrap();

@@ -89,3 +89,18 @@ pub fn operator_bundle() -> e2e::operator::Bundle {
     e2e::operator::Bundle::parse(&bytes)
         .unwrap_or_else(|e| panic!("E2E_OPERATOR_BUNDLE {}: {e:#}", path.display()))
 }
+
+/// Phases 3 and 4 of the main job, as `cargo xtask e2e` runs them: the operator bundle from
+/// [`operator_bundle`] (CRDs first), the operator's kubelet Service, then `manifests/prometheus/`
+/// until its StatefulSet is ready. Panics on any failure (test helper).
+pub async fn install_operator_and_prometheus(client: &kube::Client, timeout: std::time::Duration) {
+    e2e::operator::install(client, &operator_bundle(), timeout)
+        .await
+        .unwrap_or_else(|e| panic!("operator install: {e:#}"));
+    e2e::operator::wait_kubelet_service(client, timeout)
+        .await
+        .unwrap_or_else(|e| panic!("kubelet Service: {e:#}"));
+    e2e::install::apply_prometheus(client, timeout)
+        .await
+        .unwrap_or_else(|e| panic!("manifests/prometheus/: {e:#}"));
+}

@@ -5,26 +5,17 @@
 use e2e::coverage::{self, WaitOptions};
 use e2e::install::{self, kube_client};
 use e2e::matrix::ServiceMonitorVariant;
-use e2e::operator;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use std::time::Duration;
 use testkit::twin::{Profile, Twin, TwinOptions};
-
-use testkit::operator_bundle as bundle;
 
 async fn main_job(profile: Profile, variant: ServiceMonitorVariant) {
     let timeout = Duration::from_secs(120);
     let twin = Twin::start(TwinOptions::new(profile)).await.unwrap();
     let client = kube_client(&twin.kubeconfig_path()).await.unwrap();
     install::wait_nodes_ready(&client, timeout).await.unwrap();
-    operator::install(&client, &bundle(), timeout)
-        .await
-        .unwrap();
-    operator::wait_kubelet_service(&client, timeout)
-        .await
-        .unwrap();
-    install::apply_prometheus(&client, timeout).await.unwrap();
+    testkit::install_operator_and_prometheus(&client, timeout).await;
     install::apply_servicemonitor(&client, variant, timeout)
         .await
         .unwrap();
