@@ -48,7 +48,7 @@ pub async fn kube_client(kubeconfig: &Path) -> Result<Client> {
     }
     let kc = Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .with_context(|| {
             format!(
@@ -56,6 +56,12 @@ pub async fn kube_client(kubeconfig: &Path) -> Result<Client> {
                 kubeconfig.display()
             )
         })?;
+    // kube 5 retries 429/503/504 by default, up to 15 times with backoff growing towards
+    // 1000 s (kube-client `client/retry.rs`, `RetryPolicy::server_retry`): a service proxy
+    // answering 503 "no endpoints available" held `doctor` for minutes past every deadline.
+    // Our callers retry transient errors themselves, within the deadline they were given
+    // (`wait::poll_until`, the Prometheus client's retry deadline).
+    config.default_retry = false;
     Client::try_from(config)
         .with_context(|| format!("cannot build a client from {}", kubeconfig.display()))
 }
@@ -763,6 +769,51 @@ pub fn pod_summary(pod: &Pod) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A 503 (a service proxy with no endpoints) reaches the caller at once: kube's own retry
+    /// layer would repeat it for minutes, past the caller's deadline.
+    #[tokio::test]
+    async fn the_client_does_not_retry_503_behind_the_callers_back() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "no endpoints available for service \"prometheus-operated\"",
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+                 clusters: [{{name: c, cluster: {{server: 'http://{addr}'}}}}]\n\
+                 users: [{{name: u, user: {{token: t}}}}]\n\
+                 contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n"
+            ),
+        )
+        .unwrap();
+        let client = kube_client(&kubeconfig).await.unwrap();
+        let request = http::Request::get("/api/v1/namespaces/monitoring/services/x/proxy/")
+            .body(kube::client::Body::empty())
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), client.send(request))
+            .await
+            .expect("one 503 comes back at once")
+            .unwrap();
+        assert_eq!(answer.status(), 503);
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "the 503 was retried");
+    }
 
     #[test]
     fn ports_without_protocol_get_tcp_and_others_are_kept() {

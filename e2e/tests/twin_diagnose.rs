@@ -1,5 +1,5 @@
 //! `diagnose::cluster` (what `cargo xtask doctor` runs) against a cluster twin broken on purpose:
-//! a job never loaded (the reload never comes) and a nil selector. The other breakages are in
+//! a job never loaded (the reload never comes), a nil selector, and no Prometheus pod. The other breakages are in
 //! `xtask/tests/twin.rs` (doctor). Needs Docker and `E2E_OPERATOR_BUNDLE`.
 
 use e2e::diagnose::{self, Finding};
@@ -58,5 +58,29 @@ async fn each_broken_link_is_the_finding() {
         ids(&diagnose(&client).await),
         ["servicemonitor-not-selected"]
     );
-    c.put(mon, "Prometheus", prom);
+    c.put(mon, "Prometheus", prom.clone());
+
+    // No Prometheus pod: the service proxy answers 503 "no endpoints available" (§2e), and with
+    // the cluster in reach that is the broken link.
+    let mut none = prom.clone();
+    none["spec"]["replicas"] = 0.into();
+    c.put(mon, "Prometheus", none);
+    let gone = std::time::Instant::now();
+    while c.get("", "Pod", "monitoring", "prometheus-e2e-0").is_some() {
+        assert!(
+            gone.elapsed() < timeout,
+            "the Prometheus pod was never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let f = tokio::time::timeout(Duration::from_secs(60), diagnose(&client))
+        .await
+        .expect("diagnose::cluster answers within 60 s when Prometheus is gone");
+    assert_eq!(ids(&f), ["prometheus-unreachable"], "{f:#?}");
+    assert!(
+        f[0].evidence
+            .iter()
+            .any(|e| e.contains("no endpoints available")),
+        "{f:#?}"
+    );
 }

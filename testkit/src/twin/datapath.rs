@@ -216,14 +216,20 @@ impl DataPath {
                     PromState::Failed(format!("{e:#}"))
                 }
             };
-            if let Some(slot) =
-                me.0.proms
-                    .lock()
-                    .unwrap()
-                    .get_mut(&key)
-                    .filter(|s| s.uid == uid)
-            {
-                slot.state = state;
+            let orphan = {
+                let mut proms = me.0.proms.lock().unwrap();
+                match proms.get_mut(&key).filter(|s| s.uid == uid) {
+                    Some(slot) => {
+                        slot.state = state;
+                        None
+                    }
+                    None => Some(state),
+                }
+            };
+            // The pod went away while its Prometheus started: remove it, outside the lock.
+            if let Some(PromState::Running(run)) = orphan {
+                c2.pod_containers.lock().unwrap().remove(&key);
+                remove_prometheus(*run).await;
             }
         });
         Some(PodRuntime { ip, ready: false })
@@ -298,12 +304,22 @@ impl DataPath {
             })
             .collect();
         let mut reloads = Vec::new();
+        let gone: Vec<(String, PromSlot)>;
         {
             let mut proms = self.0.proms.lock().unwrap();
-            proms.retain(|k, slot| {
-                live.get(k)
-                    .is_some_and(|p| p["metadata"]["uid"] == slot.uid.as_str())
-            });
+            let dead: Vec<String> = proms
+                .iter()
+                .filter(|(k, slot)| {
+                    !live
+                        .get(*k)
+                        .is_some_and(|p| p["metadata"]["uid"] == slot.uid.as_str())
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            gone = dead
+                .into_iter()
+                .filter_map(|k| proms.remove(&k).map(|slot| (k, slot)))
+                .collect();
             for (key, slot) in proms.iter_mut() {
                 let PromState::Running(run) = &mut slot.state else {
                     continue;
@@ -338,6 +354,15 @@ impl DataPath {
                     }
                     _ => run.pending = Some((want, Instant::now())),
                 }
+            }
+        }
+        // Containers of deleted pods are removed after the lock is released: dropping a
+        // testcontainers handle blocks its worker on Docker (block_in_place + block_on), and
+        // doing that while `proms` is held would stall every task waiting for the lock.
+        for (key, slot) in gone {
+            c.pod_containers.lock().unwrap().remove(&key);
+            if let PromState::Running(run) = slot.state {
+                remove_prometheus(*run).await;
             }
         }
         for (key, url) in reloads {
@@ -454,6 +479,16 @@ impl DataPath {
             }
         }
     }
+}
+
+/// Removes a deleted pod's Prometheus container and its config directory (a pod's containers
+/// stop when it is deleted: the kubelet kills them, k/k `pkg/kubelet/kubelet.go` HandlePodRemoves).
+async fn remove_prometheus(run: RunningProm) {
+    let RunningProm { container, dir, .. } = run;
+    if let Err(e) = container.rm().await {
+        eprintln!("twin: removing a deleted pod's Prometheus failed: {e}");
+    }
+    drop(dir);
 }
 
 fn write_world_readable(path: &std::path::Path, dir: bool, text: Option<&str>) -> Result<()> {
