@@ -5,11 +5,11 @@
 //! pure: it turns the facts, the matrix cell and the kind config into findings of the
 //! [`crate::diagnose::catalogue`]. Warnings never block; only an error (a certain failure) does.
 
-use crate::cluster::KindConfigSummary;
 use crate::diagnose::{catalogue, Finding, Severity};
+use crate::docker::DockerInfo;
+use crate::kind::KindConfigSummary;
 use crate::matrix::{Cell, Matrix};
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -76,110 +76,6 @@ pub fn read_inotify(proc_root: &Path) -> Result<Inotify> {
     })
 }
 
-/// The fields of `docker info --format '{{json .}}'` the checks read.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct DockerInfo {
-    /// `"1"` or `"2"` (Docker 20.10+); empty on older engines.
-    pub cgroup_version: String,
-    pub cgroup_driver: String,
-    /// Bytes of memory the engine's host (or Docker Desktop's VM) has.
-    pub mem_total: u64,
-    #[serde(rename = "NCPU")]
-    pub ncpu: u64,
-    pub docker_root_dir: String,
-    /// e.g. `name=seccomp,profile=default`, `name=rootless`.
-    pub security_options: Vec<String>,
-    pub name: String,
-    pub operating_system: String,
-    pub server_version: String,
-    /// Whether the engine can limit memory, pids and CPU shares (absent on old engines).
-    pub memory_limit: Option<bool>,
-    pub pids_limit: Option<bool>,
-    #[serde(rename = "CPUShares")]
-    pub cpu_shares: Option<bool>,
-}
-
-impl DockerInfo {
-    /// Parses `docker info --format '{{json .}}'` output.
-    ///
-    /// # Errors
-    /// The text is not a JSON object.
-    pub fn parse(json: &str) -> Result<DockerInfo> {
-        serde_json::from_str(json.trim()).with_context(|| {
-            format!(
-                "`docker info --format '{{{{json .}}}}'` did not print a JSON object: `{}`",
-                json.trim().chars().take(120).collect::<String>()
-            )
-        })
-    }
-
-    /// Rootless Docker reports `name=rootless` among its security options (Docker docs,
-    /// "Run the Docker daemon as a non-root user").
-    pub fn rootless(&self) -> bool {
-        self.security_options
-            .iter()
-            .any(|o| o.split(',').any(|kv| kv == "name=rootless"))
-    }
-
-    /// Why kind refuses this rootless engine, if it does (kind v0.11.1/v0.20.0
-    /// pkg/cluster/internal/create/create.go `validateProvider`: rootless needs cgroup v2 and
-    /// memory, pids and CPU-shares limits, i.e. systemd `Delegate=yes`; with `CgroupDriver: none`
-    /// the limits count as unsupported, providers/docker/provider.go).
-    pub fn rootless_refusal(&self) -> Option<&'static str> {
-        if !self.rootless() {
-            return None;
-        }
-        if self.cgroup_version == "1" {
-            return Some("rootless Docker on a cgroup-v1 host: kind requires cgroup v2 for rootless providers");
-        }
-        let none = self.cgroup_driver == "none";
-        let missing = [self.memory_limit, self.pids_limit, self.cpu_shares].contains(&Some(false));
-        (none || missing).then_some(
-            "rootless Docker without memory, pids or CPU-shares limits: kind requires cgroup delegation (systemd `Delegate=yes`)",
-        )
-    }
-
-    /// Docker installed as a snap keeps its data under `/var/snap/docker`.
-    pub fn snap(&self) -> bool {
-        self.docker_root_dir.starts_with("/var/snap/docker")
-    }
-
-    /// Docker Desktop runs the engine in a VM: its data directory is not on this host's disks.
-    pub fn desktop(&self) -> bool {
-        self.operating_system.contains("Docker Desktop")
-    }
-}
-
-/// Runs `docker info --format '{{json .}}'` with the caller's deadline.
-///
-/// # Errors
-/// Docker does not answer within `deadline`, fails, or prints no JSON object.
-pub async fn docker_info(deadline: Duration) -> Result<DockerInfo> {
-    let mut command = tokio::process::Command::new("docker");
-    command
-        .args(["info", "--format", "{{json .}}"])
-        .kill_on_drop(true)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = match tokio::time::timeout(deadline, command.output()).await {
-        Err(_) => bail!(
-            "`docker info` did not return within {}s",
-            deadline.as_secs()
-        ),
-        Ok(res) => res.context("running `docker info`")?,
-    };
-    if !out.status.success() {
-        bail!(
-            "`docker info` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    DockerInfo::parse(&String::from_utf8_lossy(&out.stdout))
-}
-
 /// Free bytes of the filesystem holding `dir`, from `df -Pk` (POSIX output: 1024-byte blocks,
 /// the fourth column is what is available to unprivileged users).
 ///
@@ -237,7 +133,7 @@ pub async fn gather(proc_root: &Path, deadline: Duration) -> HostFacts {
             .notes
             .push(format!("inotify limits not checked: {err:#}")),
     }
-    match docker_info(deadline).await {
+    match crate::docker::info(deadline).await {
         Ok(info) => {
             if info.desktop() {
                 facts.notes.push(format!(

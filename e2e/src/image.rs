@@ -116,6 +116,10 @@ pub fn tar_args(archive: &Path, binary: &Path, files: &[PathBuf]) -> Vec<String>
 
 /// Finds `prometheus` on PATH (or uses `binary`), and imports the image unless one built from
 /// the same binary exists. `tag` overrides the version-derived tag.
+/// How long `docker info` may take before the engine counts as not answering: it answers in
+/// well under a second when it runs.
+pub const DOCKER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn build_prometheus_image(binary: Option<&Path>, tag: Option<&str>) -> Result<BuiltImage> {
     let sh = Shell::new()?;
     let binary = match binary {
@@ -146,15 +150,7 @@ pub fn build_prometheus_image(binary: Option<&Path>, tag: Option<&str>) -> Resul
             .unwrap_or_else(|| tag_for_version(&version))
     );
 
-    let server_version = "{{.Server.Version}}";
-    cmd!(sh, "docker version --format {server_version}")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .context(
-            "the Docker engine is not answering (`docker version` failed): start it (`sudo systemctl start docker`, \
-             or `sudo dockerd &`) and check that your user may use /var/run/docker.sock",
-        )?;
+    crate::docker::check_engine_blocking(DOCKER_DEADLINE)?;
 
     let sha = sha256_file(&binary)?;
     let label_format = format!("{{{{index .Config.Labels \"{BINARY_SHA_LABEL}\"}}}}");

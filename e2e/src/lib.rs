@@ -6,15 +6,17 @@
 //! [`pods`], [`prometheus`] and [`coverage`] assert, [`diagnose`] explains a failure.
 
 pub mod artifacts;
-pub mod cluster;
 pub mod coverage;
 pub mod diagnose;
+pub mod docker;
 pub mod host;
 pub mod image;
 pub mod install;
+pub mod kind;
 pub mod kubeproxy;
 pub mod matrix;
 pub mod operator;
+pub mod pins;
 pub mod plan;
 pub mod pods;
 pub mod prometheus;
@@ -22,6 +24,7 @@ pub mod redact;
 pub mod run;
 pub mod scrape_config;
 pub mod wait;
+pub mod workdir;
 
 /// Root of the workspace (where `Cargo.toml`, `fixtures/` and `manifests/` live).
 pub fn workspace_root() -> std::path::PathBuf {

@@ -6,6 +6,7 @@
 
 use crate::install::{self, Applier, ObjectIdent};
 use crate::matrix::Cell;
+use crate::pins::{self, sha256_hex};
 use crate::wait::{self, Waited};
 use anyhow::{bail, Context, Result};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
@@ -13,7 +14,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::ListParams;
 use kube::{Api, Client};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -106,10 +106,6 @@ impl Bundle {
     }
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Where the bundle comes from. Both are verified against the pinned sha256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BundleSource {
@@ -143,7 +139,15 @@ impl BundleSource {
 
 /// Gets the bundle from `src`, verifies its sha256 and parses it. A downloaded or cached file
 /// whose digest is wrong is deleted; a user-supplied file is left alone.
-pub async fn load_bundle(src: &BundleSource, cache_dir: &Path) -> Result<Bundle> {
+///
+/// # Errors
+/// The file cannot be read, is not the pinned bundle, or the download fails within
+/// `download_deadline`; the message says how to provide the bundle by hand.
+pub async fn load_bundle(
+    src: &BundleSource,
+    cache_dir: &Path,
+    download_deadline: Duration,
+) -> Result<Bundle> {
     match src {
         BundleSource::File { path, sha256 } => {
             let bytes = std::fs::read(path).with_context(|| {
@@ -152,7 +156,8 @@ pub async fn load_bundle(src: &BundleSource, cache_dir: &Path) -> Result<Bundle>
                     path.display()
                 )
             })?;
-            verify(&bytes, sha256).map_err(|actual| {
+            pins::verify(&bytes, sha256).map_err(|_| {
+                let actual = sha256_hex(&bytes);
                 anyhow::anyhow!(
                     "operator bundle {} has sha256 {actual}, expected {sha256}: \
                      it is not the pinned bundle.yaml; download the pinned one again",
@@ -164,7 +169,7 @@ pub async fn load_bundle(src: &BundleSource, cache_dir: &Path) -> Result<Bundle>
         BundleSource::Pinned { url, sha256 } => {
             let cached = BundleSource::cache_path(sha256, cache_dir);
             if let Ok(bytes) = std::fs::read(&cached) {
-                if verify(&bytes, sha256).is_ok() {
+                if pins::verify(&bytes, sha256).is_ok() {
                     return Bundle::parse(&bytes)
                         .with_context(|| format!("in {}", cached.display()));
                 }
@@ -176,15 +181,7 @@ pub async fn load_bundle(src: &BundleSource, cache_dir: &Path) -> Result<Bundle>
                 std::fs::remove_file(&cached)
                     .with_context(|| format!("cannot delete {}", cached.display()))?;
             }
-            let bytes = download(url, &cached).await?;
-            if let Err(actual) = verify(&bytes, sha256) {
-                let _ = std::fs::remove_file(&cached);
-                bail!(
-                    "the operator bundle downloaded from {url} has sha256 {actual}, expected {sha256}; \
-                     the file was deleted from {}. The URL must serve the pinned release; check fixtures/matrix.toml",
-                    cache_dir.display()
-                );
-            }
+            let bytes = download(url, sha256, &cached, download_deadline).await?;
             Bundle::parse(&bytes).with_context(|| format!("in {}", cached.display()))
         }
     }
@@ -230,16 +227,28 @@ pub async fn bundle_for_tests(
     cell: &Cell,
     given: Option<&Path>,
     cache_dir: &Path,
+    download_deadline: Duration,
 ) -> Result<(PathBuf, BundleOrigin)> {
     if let Some(path) = given {
-        load_bundle(&BundleSource::for_cell(cell, Some(path)), cache_dir).await?;
+        load_bundle(
+            &BundleSource::for_cell(cell, Some(path)),
+            cache_dir,
+            download_deadline,
+        )
+        .await?;
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         return Ok((path, BundleOrigin::Given));
     }
     let cached = BundleSource::cache_path(&cell.operator_bundle_sha256, cache_dir);
     let was_cached = std::fs::read(&cached)
-        .is_ok_and(|bytes| verify(&bytes, &cell.operator_bundle_sha256).is_ok());
-    match load_bundle(&BundleSource::for_cell(cell, None), cache_dir).await {
+        .is_ok_and(|bytes| pins::verify(&bytes, &cell.operator_bundle_sha256).is_ok());
+    match load_bundle(
+        &BundleSource::for_cell(cell, None),
+        cache_dir,
+        download_deadline,
+    )
+    .await
+    {
         Ok(_) => Ok((
             cached,
             if was_cached {
@@ -251,60 +260,30 @@ pub async fn bundle_for_tests(
         Err(cause) => Err(BundleUnavailable {
             version: cell.operator_version.clone(),
             url: cell.operator_bundle_url.clone(),
-            cache: crate::cluster::display_path(&cached),
+            cache: crate::workdir::display_path(&cached),
             cause,
         }
         .into()),
     }
 }
 
-/// `Err(actual)` when `bytes` do not hash to `expected` (hex, case-insensitive).
-pub fn verify(bytes: &[u8], expected: &str) -> std::result::Result<(), String> {
-    let actual = sha256_hex(bytes);
-    if actual.eq_ignore_ascii_case(expected.trim()) {
-        Ok(())
-    } else {
-        Err(actual)
-    }
-}
-
-/// Downloads `url` to `dest` (via a `.part` file, so an interrupted download never looks cached).
-async fn download(url: &str, dest: &Path) -> Result<Vec<u8>> {
+/// Downloads the pinned bundle into the cache, verified before it is written.
+async fn download(url: &str, sha256: &str, dest: &Path, deadline: Duration) -> Result<Vec<u8>> {
     let by_hand = || {
         format!(
             "download it by hand (`curl -fsSLo bundle.yaml {url}`) and pass --operator-bundle bundle.yaml"
         )
     };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .context("cannot build an HTTP client")?;
-    let resp = http.get(url).send().await.with_context(|| {
-        format!(
-            "cannot download the operator bundle from {url}; {}",
-            by_hand()
-        )
-    })?;
-    let status = resp.status();
-    if !status.is_success() {
-        bail!(
-            "downloading the operator bundle from {url} answered HTTP {status}; {}",
-            by_hand()
-        );
+    match pins::fetch_verified(url, sha256, dest, 0o644, deadline).await {
+        Ok(bytes) => Ok(bytes),
+        Err(pins::PinError::Mismatch { actual, expected }) => bail!(
+            "the operator bundle downloaded from {url} has sha256 {actual}, expected {expected}; \
+             nothing was kept in {}. The URL must serve the pinned release; check fixtures/matrix.toml",
+            dest.parent().unwrap_or(dest).display()
+        ),
+        Err(err @ pins::PinError::Write { .. }) => Err(err.into()),
+        Err(err) => bail!("cannot download the operator bundle: {err}; {}", by_hand()),
     }
-    let bytes = resp
-        .bytes()
-        .await
-        .with_context(|| format!("download of {url} broke off; {}", by_hand()))?
-        .to_vec();
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let part = dest.with_extension("yaml.part");
-    std::fs::write(&part, &bytes).with_context(|| format!("cannot write {}", part.display()))?;
-    std::fs::rename(&part, dest)
-        .with_context(|| format!("cannot move {} into place", part.display()))?;
-    Ok(bytes)
 }
 
 /// How often a CRD's conditions are read: establishing takes well under a second on one
@@ -480,6 +459,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const DL: Duration = Duration::from_secs(10);
+
     const MINI_BUNDLE: &str = "---
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -587,6 +568,7 @@ metadata:
                 sha256: good.to_uppercase(),
             },
             dir.path(),
+            DL,
         )
         .await
         .unwrap();
@@ -599,6 +581,7 @@ metadata:
                 sha256: wrong.clone(),
             },
             dir.path(),
+            DL,
         )
         .await
         .unwrap_err();
@@ -640,8 +623,8 @@ metadata:
             url,
             sha256: sha256.clone(),
         };
-        let first = load_bundle(&src, cache.path()).await.unwrap();
-        let second = load_bundle(&src, cache.path()).await.unwrap();
+        let first = load_bundle(&src, cache.path(), DL).await.unwrap();
+        let second = load_bundle(&src, cache.path(), DL).await.unwrap();
         assert_eq!(
             (first.sha256.as_str(), second.sha256.as_str()),
             (sha256.as_str(), sha256.as_str())
@@ -674,7 +657,7 @@ metadata:
             url: url.clone(),
             sha256: pinned.clone(),
         };
-        let err = load_bundle(&src, cache.path()).await.unwrap_err();
+        let err = load_bundle(&src, cache.path(), DL).await.unwrap_err();
         let msg = format!("{err:#}");
         let actual =
             sha256_hex(b"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: tampered\n");
@@ -682,7 +665,7 @@ metadata:
             msg.contains(&pinned) && msg.contains(&actual) && msg.contains(&url),
             "{msg}"
         );
-        assert!(msg.contains("deleted"), "{msg}");
+        assert!(msg.contains("nothing was kept"), "{msg}");
         assert_eq!(
             std::fs::read_dir(cache.path()).unwrap().count(),
             0,
@@ -701,7 +684,7 @@ metadata:
             url: "http://127.0.0.1:9/bundle.yaml".into(),
             sha256: sha.clone(),
         };
-        let err = load_bundle(&src, dir.path()).await.unwrap_err();
+        let err = load_bundle(&src, dir.path(), DL).await.unwrap_err();
         let msg = format!("{err:#}");
         assert!(
             msg.contains("--operator-bundle") && msg.contains("http://127.0.0.1:9/bundle.yaml"),
@@ -716,7 +699,7 @@ metadata:
 
         // A good cache entry is used without any network.
         std::fs::write(&cached, MINI_BUNDLE).unwrap();
-        assert_eq!(load_bundle(&src, dir.path()).await.unwrap().sha256, sha);
+        assert_eq!(load_bundle(&src, dir.path(), DL).await.unwrap().sha256, sha);
     }
 
     fn svc(port: &str) -> Service {
@@ -788,7 +771,7 @@ metadata:
         let cache = dir.path().join("cache");
 
         // Nothing given, nothing cached, no network: the three ways, and nothing left behind.
-        let err = bundle_for_tests(&cell, None, &cache).await.unwrap_err();
+        let err = bundle_for_tests(&cell, None, &cache, DL).await.unwrap_err();
         let text = format!("{err:#}");
         for needle in [
             "--operator-bundle PATH",
@@ -805,12 +788,14 @@ metadata:
         // A given file is verified and used as it is.
         let given = dir.path().join("bundle.yaml");
         std::fs::write(&given, MINI_BUNDLE).unwrap();
-        let (path, origin) = bundle_for_tests(&cell, Some(&given), &cache).await.unwrap();
+        let (path, origin) = bundle_for_tests(&cell, Some(&given), &cache, DL)
+            .await
+            .unwrap();
         assert_eq!((path, origin), (given.clone(), BundleOrigin::Given));
 
         // A given file that is not the pinned one is refused, with no fallback to the cache.
         std::fs::write(&given, format!("{MINI_BUNDLE}\n# edited\n")).unwrap();
-        let err = bundle_for_tests(&cell, Some(&given), &cache)
+        let err = bundle_for_tests(&cell, Some(&given), &cache, DL)
             .await
             .unwrap_err();
         assert!(
@@ -822,12 +807,12 @@ metadata:
         let cached = BundleSource::cache_path(&cell.operator_bundle_sha256, &cache);
         std::fs::create_dir_all(&cache).unwrap();
         std::fs::write(&cached, MINI_BUNDLE).unwrap();
-        let (path, origin) = bundle_for_tests(&cell, None, &cache).await.unwrap();
+        let (path, origin) = bundle_for_tests(&cell, None, &cache, DL).await.unwrap();
         assert_eq!((path, origin), (cached.clone(), BundleOrigin::Cache));
 
         // A corrupt cache entry is deleted, then the download is tried (and fails here).
         std::fs::write(&cached, "truncated").unwrap();
-        assert!(bundle_for_tests(&cell, None, &cache).await.is_err());
+        assert!(bundle_for_tests(&cell, None, &cache, DL).await.is_err());
         assert!(!cached.exists());
     }
 }

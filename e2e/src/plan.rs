@@ -3,7 +3,7 @@
 //! Pure: built from a matrix cell and the run's options, rendered by `--dry-run`, and used by
 //! [`crate::run`] for the phase names and numbering of its progress lines.
 
-use crate::cluster;
+use crate::kind;
 use crate::matrix::Cell;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -94,7 +94,7 @@ pub struct PlanInput<'a> {
     pub cluster_name: String,
     pub mode: Mode,
     pub keep: Keep,
-    pub kind: cluster::KindPin,
+    pub kind: kind::KindPin,
     pub tools_path: String,
     pub kind_config: String,
     pub paths: DisplayPaths,
@@ -409,12 +409,12 @@ pub fn build(input: &PlanInput) -> Plan {
             if *mode == Mode::Reuse {
                 s.push(format!(
                     "if {name} exists: $ kind {} > {}",
-                    cluster::get_kubeconfig_args(name).join(" "),
+                    kind::get_kubeconfig_args(name).join(" "),
                     input.paths.kubeconfig
                 ));
                 s.push("otherwise:".to_string());
             }
-            s.push(kind(cluster::create_args(
+            s.push(kind(kind::create_args(
                 name,
                 &input.kind_config,
                 &cell.node_image,
@@ -531,7 +531,7 @@ pub fn build(input: &PlanInput) -> Plan {
     });
 
     // 8. Teardown
-    let delete = kind(cluster::delete_args(name, &input.paths.kubeconfig));
+    let delete = kind(kind::delete_args(name, &input.paths.kubeconfig));
     let mut steps = Vec::new();
     let deletes = |on_failure: bool| match input.keep {
         Keep::Always => false,
@@ -562,7 +562,7 @@ pub fn build(input: &PlanInput) -> Plan {
         ));
         steps.push(format!(
             "         {}",
-            kind(cluster::export_logs_args(
+            kind(kind::export_logs_args(
                 &format!("{}/kind-logs", input.paths.artifacts),
                 name
             ))
@@ -634,7 +634,7 @@ mod tests {
 
     fn input<'a>(cell: &'a Cell, mode: Mode, keep: Keep) -> PlanInput<'a> {
         let name = cell.default_cluster_name();
-        let pin = cluster::KindPin {
+        let pin = kind::KindPin {
             version: cell.kind_version.clone(),
             platform: "linux-amd64".into(),
             url: cell.kind_url("linux-amd64"),

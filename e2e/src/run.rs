@@ -5,9 +5,10 @@
 //! Ownership rule: only a cluster this run created is ever deleted (not a `--reuse`d one, never
 //! one reached through `--kubeconfig`), and nothing is created before preflight passes.
 
-use crate::cluster::{self, Kind, KindPin, RunPaths};
+use crate::kind::{self, Kind, KindPin};
 use crate::matrix::Cell;
 use crate::plan::{self, BundleChoice, DisplayPaths, Keep, Mode, PhaseId, Plan, PlanInput};
+use crate::workdir::{self, RunPaths};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
@@ -41,7 +42,7 @@ impl Options {
     fn mode(&self) -> Mode {
         match (&self.kubeconfig, self.reuse) {
             (Some(k), _) => Mode::Existing {
-                kubeconfig: cluster::display_path(k),
+                kubeconfig: workdir::display_path(k),
             },
             (None, true) => Mode::Reuse,
             (None, false) => Mode::Create,
@@ -77,8 +78,8 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
         .name
         .clone()
         .unwrap_or_else(|| cell.default_cluster_name());
-    cluster::validate_cluster_name(&name)?;
-    let work_dir = cluster::work_dir();
+    kind::validate_cluster_name(&name)?;
+    let work_dir = workdir::work_dir();
     let kind_config = match &opts.kind_config {
         Some(p) => p.clone(),
         None if cell.kind_config.is_absolute() => cell.kind_config.clone(),
@@ -97,8 +98,8 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
 /// The plan for `--dry-run`: reads the manifests (for their digests) and nothing else.
 pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
     let r = resolve(cell, opts)?;
-    let d = cluster::display_path;
-    let platform = cluster::platform();
+    let d = workdir::display_path;
+    let platform = kind::platform();
     // A platform without a pinned sha256 still gets a plan: it shows where preflight would stop.
     let pin = KindPin::new(cell, &platform).unwrap_or_else(|err| KindPin {
         version: cell.kind_version.clone(),
@@ -262,7 +263,9 @@ async fn preflight(r: &Resolved<'_>, state: &mut State) -> Result<()> {
     if let Some(path) = &r.opts.operator_bundle {
         // A local file costs nothing to verify: a wrong one is refused before any cluster exists.
         let src = crate::operator::BundleSource::for_cell(r.cell, Some(path));
-        state.bundle = Some(crate::operator::load_bundle(&src, &r.work_dir.join("cache")).await?);
+        state.bundle = Some(
+            crate::operator::load_bundle(&src, &r.work_dir.join("cache"), r.opts.timeout).await?,
+        );
     }
     if let Some(kubeconfig) = &r.opts.kubeconfig {
         std::fs::read(kubeconfig).with_context(|| {
@@ -275,15 +278,15 @@ async fn preflight(r: &Resolved<'_>, state: &mut State) -> Result<()> {
         return Ok(());
     }
     // Cheapest and most likely mistakes first.
-    let nodes = cluster::read_kind_config(&r.kind_config)?;
-    cluster::check_docker().await?;
+    let nodes = kind::read_kind_config(&r.kind_config)?;
+    crate::docker::check_engine(r.opts.timeout).await?;
     host_checks(r, state, &nodes).await?;
-    let bin = match KindPin::new(r.cell, &cluster::platform()) {
-        Ok(pin) => cluster::ensure_kind(&pin, &r.work_dir).await?,
+    let bin = match KindPin::new(r.cell, &kind::platform()) {
+        Ok(pin) => kind::ensure_kind(&pin, &r.work_dir, r.opts.timeout).await?,
         // No pinned binary for this platform: only a kind of the right version on PATH will do.
-        Err(err) => cluster::KindBinary {
-            path: cluster::kind_on_path(&r.cell.kind_version).map_err(|note| err.context(note))?,
-            origin: cluster::KindOrigin::Path,
+        Err(err) => kind::KindBinary {
+            path: kind::kind_on_path(&r.cell.kind_version).map_err(|note| err.context(note))?,
+            origin: kind::KindOrigin::Path,
         },
     };
     tracing::debug!(path = %bin.path.display(), origin = ?bin.origin, "kind binary");
@@ -311,7 +314,7 @@ async fn preflight(r: &Resolved<'_>, state: &mut State) -> Result<()> {
 async fn host_checks(
     r: &Resolved<'_>,
     state: &mut State,
-    nodes: &cluster::KindConfigSummary,
+    nodes: &kind::KindConfigSummary,
 ) -> Result<()> {
     use crate::host;
     let matrix = crate::matrix::Matrix::load_default()?;
@@ -355,7 +358,7 @@ async fn explain_create_failure(
     };
     state.kind_logs_exported = true;
     let kind_stderr = err
-        .downcast_ref::<cluster::KindFailed>()
+        .downcast_ref::<kind::KindFailed>()
         .map(|k| k.stderr.clone())
         .unwrap_or_else(|| format!("{err:#}"));
     let ctx = crate::diagnose::cluster_create::Context {
@@ -398,7 +401,7 @@ async fn phases(r: &Resolved<'_>, state: &mut State, progress: &Progress) -> Pha
             Some(bundle) => bundle,
             None => {
                 let src = crate::operator::BundleSource::for_cell(r.cell, None);
-                crate::operator::load_bundle(&src, &cache).await?
+                crate::operator::load_bundle(&src, &cache, timeout).await?
             }
         };
         crate::operator::install(&client, &bundle, timeout).await?;
@@ -483,7 +486,7 @@ async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path) -> Result<()> {
         bail!(
             "the cluster tests failed ({status}); see the nextest output above, {}/coverage.json and \
              target/nextest/e2e/junit.xml",
-            cluster::display_path(&r.paths.artifacts)
+            workdir::display_path(&r.paths.artifacts)
         );
     }
     Ok(())
@@ -742,40 +745,10 @@ impl Progress {
     }
 }
 
-/// Parses `--timeout`: `300`, `300s`, `5m`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    let t = text.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("`{text}` is not a duration; use e.g. 300s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => bail!("`{text}` is not a duration; use e.g. 300s, 5m or 1h"),
-    };
-    if secs == 0 {
-        bail!("--timeout must be more than 0s");
-    }
-    Ok(Duration::from_secs(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::matrix::Matrix;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("45s").unwrap(), Duration::from_secs(45));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        for bad in ["", "5x", "m", "0s", "-1"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn summary_has_timings_failure_and_coverage() {

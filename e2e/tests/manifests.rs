@@ -472,9 +472,13 @@ async fn the_pinned_bundle_verifies_parses_and_installs_crds_first() {
     // The same verification path `--operator-bundle` takes.
     let path = PathBuf::from(std::env::var_os("E2E_OPERATOR_BUNDLE").unwrap());
     let cache = tempfile::tempdir().unwrap();
-    let loaded = operator::load_bundle(&BundleSource::for_cell(&cell, Some(&path)), cache.path())
-        .await
-        .unwrap();
+    let loaded = operator::load_bundle(
+        &BundleSource::for_cell(&cell, Some(&path)),
+        cache.path(),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(loaded.documents.len(), bundle.documents.len());
 
     let mut crds = bundle.crd_names();
@@ -532,12 +536,16 @@ async fn a_bundle_with_one_byte_changed_is_refused_naming_both_digests() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bundle.yaml");
     std::fs::write(&path, &bytes).unwrap();
-    let err = operator::load_bundle(&BundleSource::for_cell(&cell, Some(&path)), dir.path())
-        .await
-        .unwrap_err();
+    let err = operator::load_bundle(
+        &BundleSource::for_cell(&cell, Some(&path)),
+        dir.path(),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap_err();
     let msg = format!("{err:#}");
     assert!(
-        msg.contains(&cell.operator_bundle_sha256) && msg.contains(&operator::sha256_hex(&bytes)),
+        msg.contains(&cell.operator_bundle_sha256) && msg.contains(&e2e::pins::sha256_hex(&bytes)),
         "{msg}"
     );
 }

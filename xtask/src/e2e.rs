@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
     /// Deadline of each wait (nodes Ready, operator Available, …): e.g. 300s, 5m.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = run::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = crate::duration::parse)]
     timeout: std::time::Duration,
     /// Stream kind's output and log debug details.
     #[arg(short, long)]

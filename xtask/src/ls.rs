@@ -1,14 +1,15 @@
 //! `cargo xtask ls`: the kind clusters this harness created (`pme2e-…`), with their kubeconfig.
 
 use anyhow::{Context, Result};
-use e2e::cluster::{self, Kind, RunPaths};
+use e2e::kind::{self, Kind};
+use e2e::workdir::{self, RunPaths};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {}
 
 pub fn run(_args: Args) -> Result<ExitCode> {
-    let work_dir = cluster::work_dir();
+    let work_dir = workdir::work_dir();
     let bin = crate::down::kind_binary(&work_dir)?;
     // `kind get clusters` reads no kubeconfig; this path only keeps KUBECONFIG off ~/.kube/config.
     let kind = Kind {
@@ -20,10 +21,10 @@ pub fn run(_args: Args) -> Result<ExitCode> {
     let clusters = runtime.block_on(kind.get_clusters())?;
     let ours: Vec<&String> = clusters
         .iter()
-        .filter(|c| c.starts_with(cluster::NAME_PREFIX))
+        .filter(|c| c.starts_with(kind::NAME_PREFIX))
         .collect();
     if ours.is_empty() {
-        eprintln!("no {}… kind clusters", cluster::NAME_PREFIX);
+        eprintln!("no {}… kind clusters", kind::NAME_PREFIX);
     }
     for name in ours {
         let kubeconfig = RunPaths::new(&work_dir, name).kubeconfig;

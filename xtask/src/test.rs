@@ -207,18 +207,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
+    // The bundle is 0.5 MB: a download still running after two minutes will not finish.
+    const BUNDLE_DOWNLOAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
     let matrix = e2e::matrix::Matrix::load_default()?;
     let cell = matrix.default_cell();
-    let cache = e2e::cluster::work_dir().join("cache");
+    let cache = e2e::workdir::work_dir().join("cache");
     let runtime = tokio::runtime::Runtime::new()?;
     let (bundle, origin) = runtime.block_on(e2e::operator::bundle_for_tests(
         cell,
         given.as_deref(),
         &cache,
+        BUNDLE_DOWNLOAD_DEADLINE,
     ))?;
     eprintln!(
         "operator bundle: {} ({})",
-        e2e::cluster::display_path(&bundle),
+        e2e::workdir::display_path(&bundle),
         match origin {
             e2e::operator::BundleOrigin::Given => "given, sha256 verified",
             e2e::operator::BundleOrigin::Cache => "verified cache",

@@ -289,13 +289,13 @@ fn relevant_lines(ctx: &Context, logs: &[NodeLog]) -> Vec<String> {
 pub fn classify(ctx: &Context, logs: &[NodeLog]) -> Finding {
     let logs_at = format!(
         "exported node logs: {}",
-        crate::cluster::display_path(&ctx.logs_dir)
+        crate::workdir::display_path(&ctx.logs_dir)
     );
     let mut where_ = vec![logs_at];
     if let Some(err) = &ctx.export_error {
         where_[0] = format!(
             "node logs could not be exported to {}: {err}",
-            crate::cluster::display_path(&ctx.logs_dir)
+            crate::workdir::display_path(&ctx.logs_dir)
         );
     } else if logs.is_empty() {
         where_.push("no node wrote a kubelet.log or containerd.log (no node container ran)".into());
@@ -332,7 +332,7 @@ pub fn classify(ctx: &Context, logs: &[NodeLog]) -> Finding {
             f.fix = format!(
                 "read the node logs under {} (each node's kubelet.log and containerd.log; journal.log has everything), \
                  and kind's output above",
-                crate::cluster::display_path(&ctx.logs_dir)
+                crate::workdir::display_path(&ctx.logs_dir)
             );
             f
         }

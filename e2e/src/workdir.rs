@@ -1,0 +1,60 @@
+//! Where the cluster tier keeps its files: `target/e2e/` (or `$E2E_WORK_DIR`), one directory per
+//! run, and how paths are shown in messages and plans.
+
+use std::path::{Path, PathBuf};
+
+/// Root of everything the cluster tier writes: `target/e2e`, or `$E2E_WORK_DIR` (tests use a temp
+/// dir so they never collide with real runs).
+pub fn work_dir() -> PathBuf {
+    match std::env::var_os("E2E_WORK_DIR") {
+        // Absolute, because the assert phase runs nextest from the workspace root.
+        Some(dir) if !dir.is_empty() => {
+            std::path::absolute(&dir).unwrap_or_else(|_| PathBuf::from(dir))
+        }
+        _ => crate::workspace_root().join("target").join("e2e"),
+    }
+}
+
+/// A path for messages and plans: relative to the workspace root when inside it, so output is
+/// the same on every machine.
+pub fn display_path(path: &Path) -> String {
+    let root = crate::workspace_root();
+    match path.strip_prefix(&root) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+/// Where one run keeps its files: `<work_dir>/<name>/{kubeconfig,artifacts/,summary.md}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPaths {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub artifacts: PathBuf,
+    pub summary: PathBuf,
+}
+
+impl RunPaths {
+    pub fn new(work_dir: &Path, name: &str) -> Self {
+        let dir = work_dir.join(name);
+        RunPaths {
+            kubeconfig: dir.join("kubeconfig"),
+            artifacts: dir.join("artifacts"),
+            summary: dir.join("summary.md"),
+            dir,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_paths_layout() {
+        let p = RunPaths::new(Path::new("/w"), "pme2e-x");
+        assert_eq!(p.kubeconfig, Path::new("/w/pme2e-x/kubeconfig"));
+        assert_eq!(p.artifacts, Path::new("/w/pme2e-x/artifacts"));
+        assert_eq!(p.summary, Path::new("/w/pme2e-x/summary.md"));
+    }
+}
