@@ -130,6 +130,10 @@ pub enum PromError {
     /// An HTTP status that is not the API's own error format.
     #[error("Prometheus answered HTTP {status}: {body}")]
     Http { status: u16, body: String },
+    /// The request could not be made and retrying would not help (an invalid URL or proxy path,
+    /// a client that cannot be built): nothing answered at all.
+    #[error("the request to Prometheus at {target} could not be made: {reason}")]
+    Request { target: String, reason: String },
     /// The body did not have the shape the API documents.
     #[error("unexpected response for {what}: {detail}")]
     Decode { what: String, detail: String },
@@ -332,7 +336,10 @@ impl PrometheusClient {
                 Ok(resp) => return Ok(resp),
                 Err(TransportError::Connect(e)) => e,
                 Err(TransportError::Other(e)) => {
-                    return Err(PromError::Http { status: 0, body: e });
+                    return Err(PromError::Request {
+                        target: self.transport.describe(),
+                        reason: e,
+                    });
                 }
             };
             let waited = start.elapsed();
@@ -612,6 +619,24 @@ mod tests {
             other => panic!("expected Unreachable, got {other:?}"),
         }
         assert!(err.to_string().contains("not reachable"));
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_made_is_not_retried_nor_called_an_http_status() {
+        let t = Scripted {
+            answers: Mutex::new(vec![Err(TransportError::Other(
+                "invalid proxy path \"/x y\"".into(),
+            ))]),
+        };
+        let client = PrometheusClient::with_transport(Arc::new(t));
+        let err = client.query("up").await.unwrap_err();
+        assert!(
+            matches!(&err, PromError::Request { target, reason }
+                if target == "scripted" && reason.contains("invalid proxy path")),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("HTTP"), "{err}");
+        assert_eq!(client.request_count(), 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod doctor;
 mod down;
+mod duration;
 mod e2e;
 mod image;
 mod ls;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "pod-metrics-e2e: prove every pod's CPU metric reaches Prometheus"
 )]
 struct Cli {

@@ -50,7 +50,14 @@ case "$1 $2" in
   "get clusters") for c in $STANDIN_CLUSTERS; do echo "$c"; done ;;
   "get kubeconfig") kubeconfig ;;
   "export logs") mkdir -p "$3" && echo "stand-in node logs" > "$3/standin.log" ;;
-  "delete cluster") ;;
+  "delete cluster")
+    # kind locks the kubeconfig first and creates its directory to do so (kind
+    # pkg/cluster/internal/kubeconfig/internal/kubeconfig/lock.go lockFile: MkdirAll, then .lock).
+    prev=
+    for a in "$@"; do
+      if [ "$prev" = --kubeconfig ]; then mkdir -p "$(dirname "$a")"; fi
+      prev=$a
+    done ;;
   *) echo "stand-in kind: unexpected '$*'" >&2; exit 2 ;;
 esac
 "#;
@@ -724,7 +731,7 @@ fn checksum_mismatch_of_a_download_is_refused_and_nothing_kept() {
     let sb = Sandbox::with(false).env("E2E_KIND_URL", &url);
     let out = sb.run(&["e2e"]);
     server.join().unwrap();
-    let actual = e2e::cluster::sha256_hex(body);
+    let actual = e2e::pins::sha256_hex(body);
     let m = matrix();
     let expected = &m.default_cell().kind_sha256["linux-amd64"];
     assert_rejected_cleanly(
@@ -784,6 +791,17 @@ fn unreadable_operator_bundle() {
     );
 }
 
+#[test]
+fn help_names_the_command_users_type() {
+    let out = Sandbox::new().run(&["--help"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Usage: cargo xtask <COMMAND>"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // down and ls
 
@@ -811,6 +829,10 @@ fn down_deletes_only_harness_clusters() {
                 kubeconfig.display()
             )
         ]
+    );
+    assert!(
+        !sb.work.join("pme2e-old").exists(),
+        "down left the run directory kind's kubeconfig lock created"
     );
 
     let out = sb.run(&["down", "--name", "pme2e-absent"]);
