@@ -168,7 +168,7 @@ fn pod_line(pod: &Pod) -> String {
         .unwrap_or("-");
     format!(
         "{ns}/{name}\tnode={node}\t{}",
-        crate::install::pod_summary(pod)
+        crate::pods::pod_summary(pod)
             .split_once(": ")
             .map_or("", |(_, rest)| rest)
     )
@@ -294,7 +294,7 @@ mod tests {
             "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:9\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n    token: sekrit-token\n",
         )
         .unwrap();
-        let client = crate::install::kube_client(&kubeconfig).await.unwrap();
+        let client = crate::k8s::client::kube_client(&kubeconfig).await.unwrap();
         let artifacts = dir.path().join("artifacts");
         collect(&client, &artifacts).await.unwrap();
         let errors = std::fs::read_to_string(artifacts.join("errors.txt")).unwrap();

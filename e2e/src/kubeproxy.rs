@@ -158,7 +158,7 @@ mod tests {
             "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:9\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n    token: sekrit-token\n",
         )
         .unwrap();
-        let client = crate::install::kube_client(&path).await.unwrap();
+        let client = crate::k8s::client::kube_client(&path).await.unwrap();
         let transport = KubeProxyTransport::new(client);
         let err = transport.get("/-/ready").await.unwrap_err();
         assert!(matches!(err, TransportError::Connect(_)), "{err:?}");

@@ -12,6 +12,7 @@ pub mod docker;
 pub mod host;
 pub mod image;
 pub mod install;
+pub mod k8s;
 pub mod kind;
 pub mod kubeproxy;
 pub mod matrix;
@@ -23,7 +24,6 @@ pub mod prometheus;
 pub mod redact;
 pub mod run;
 pub mod scrape_config;
-pub mod wait;
 pub mod workdir;
 
 /// Root of the workspace (where `Cargo.toml`, `fixtures/` and `manifests/` live).

@@ -4,10 +4,11 @@
 //! Server-side apply matters here: the prometheuses CRD is ~222 KB as JSON, close to the 256 KiB
 //! limit of client-side apply's last-applied annotation.
 
-use crate::install::{self, Applier, ObjectIdent};
+use crate::k8s::apply::Applier;
+use crate::k8s::manifests::{self, ObjectIdent};
+use crate::k8s::wait::{self, remaining, wait_deployment_available, Waited};
 use crate::matrix::Cell;
 use crate::pins::{self, sha256_hex};
-use crate::wait::{self, Waited};
 use anyhow::{bail, Context, Result};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -35,7 +36,7 @@ pub struct Bundle {
 impl Bundle {
     pub fn parse(bytes: &[u8]) -> Result<Bundle> {
         let text = std::str::from_utf8(bytes).context("the operator bundle is not UTF-8 text")?;
-        let documents = install::parse_documents(text, "operator bundle")?;
+        let documents = manifests::parse_documents(text, "operator bundle")?;
         if documents.is_empty() {
             bail!("the operator bundle holds no Kubernetes objects");
         }
@@ -49,7 +50,7 @@ impl Bundle {
     /// CRDs first (they must be Established before anything uses their kinds), then
     /// Namespaces, ServiceAccounts and RBAC, then the rest; file order within each group.
     pub fn apply_order(&self) -> Vec<&Value> {
-        install::in_apply_order(&self.documents)
+        manifests::in_apply_order(&self.documents)
     }
 
     /// Names of the CustomResourceDefinitions, in file order.
@@ -303,7 +304,7 @@ pub async fn install(client: &Client, bundle: &Bundle, timeout: Duration) -> Res
 
     let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for name in bundle.crd_names() {
-        let established = wait::poll_until(install::remaining(deadline), CRD_POLL, || async {
+        let established = wait::poll_until(remaining(deadline), CRD_POLL, || async {
             let crd = crd_api
                 .get_opt(&name)
                 .await
@@ -328,7 +329,7 @@ pub async fn install(client: &Client, bundle: &Bundle, timeout: Duration) -> Res
 
     applier.apply_all(&rest).await?;
     for (ns, name) in bundle.deployments() {
-        install::wait_deployment_available(client, &ns, &name, install::remaining(deadline))
+        wait_deployment_available(client, &ns, &name, remaining(deadline))
             .await
             .context("the operator did not start (its image is quay.io/prometheus-operator/prometheus-operator)")?;
     }

@@ -99,7 +99,7 @@ pub struct PlanInput<'a> {
     pub kind_config: String,
     pub paths: DisplayPaths,
     pub bundle: BundleChoice,
-    /// `(path, sha256)` of every manifest the run applies, from `install::manifest_digests`.
+    /// `(path, sha256)` of every manifest the run applies, from `crate::k8s::manifests::manifest_digests`.
     pub manifests: Vec<(String, String)>,
     /// What the Prometheus CR and the ServiceMonitor the run applies say ([`describe_applied`]).
     pub applied: Applied,

@@ -5,6 +5,8 @@
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
 
 /// A pod in phase `Running` and the names of its containers that are running.
@@ -82,9 +84,63 @@ pub fn from_kubectl_json(text: &str) -> Result<Vec<RunningPod>> {
     Ok(running_pods(&list.items))
 }
 
+/// One line per pod: phase and why containers are not running (ImagePullBackOff, …).
+/// Best effort: a failure to list is reported in the text.
+pub async fn describe_pods(client: &Client, ns: &str, selector: Option<&str>) -> String {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let params = match selector {
+        Some(s) => ListParams::default().labels(s),
+        None => ListParams::default(),
+    };
+    match api.list(&params).await {
+        Ok(list) if list.items.is_empty() => format!("none in namespace {ns}"),
+        Ok(list) => list
+            .items
+            .iter()
+            .map(pod_summary)
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("(cannot list pods in {ns}: {e})"),
+    }
+}
+
+/// `name: Phase [container: waiting Reason (message)]…`
+pub fn pod_summary(pod: &Pod) -> String {
+    let name = pod.metadata.name.as_deref().unwrap_or("?");
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
+    let mut out = format!("{name}: {phase}");
+    for cs in status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let state = cs.state.as_ref();
+        if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+            out.push_str(&format!(
+                ", {}: waiting {} {}",
+                cs.name,
+                w.reason.as_deref().unwrap_or(""),
+                w.message.as_deref().unwrap_or("")
+            ));
+        } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+            out.push_str(&format!(
+                ", {}: terminated {} (exit {})",
+                cs.name,
+                t.reason.as_deref().unwrap_or(""),
+                t.exit_code
+            ));
+        } else if !cs.ready {
+            out.push_str(&format!(", {}: not ready", cs.name));
+        }
+    }
+    out.trim_end().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const LIST: &str = r#"{"apiVersion":"v1","kind":"List","items":[
       {"metadata":{"namespace":"apps","name":"web-1"},"spec":{"nodeName":"w1","containers":[{"name":"app"},{"name":"sidecar"}]},
@@ -149,6 +205,19 @@ mod tests {
                 ("etcd-node-1", &["etcd".to_string()][..]),
                 ("agent-0", &["prometheus".to_string()][..]),
             ]
+        );
+    }
+
+    #[test]
+    fn pod_summary_says_why_containers_wait() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "prometheus-e2e-0"}, "status": {"phase": "Pending", "containerStatuses": [
+            {"name": "prometheus", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}},
+            {"name": "config-reloader", "ready": true, "restartCount": 0, "image": "y", "imageID": "", "state": {"running": {}}}]}}))
+        .unwrap();
+        assert_eq!(
+            pod_summary(&pod),
+            "prometheus-e2e-0: Pending, prometheus: waiting ImagePullBackOff Back-off pulling image"
         );
     }
 }

@@ -128,7 +128,7 @@ pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
             summary: d(&r.paths.summary),
         },
         bundle,
-        manifests: crate::install::manifest_digests()?,
+        manifests: crate::k8s::manifests::manifest_digests()?,
         timeout: opts.timeout,
         applied: applied_manifests(cell)?,
     };
@@ -138,9 +138,10 @@ pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
 /// What the Prometheus CR and the cell's ServiceMonitor say, read from the files the run applies.
 fn applied_manifests(cell: &crate::matrix::Cell) -> Result<plan::Applied> {
     let root = crate::workspace_root();
-    let prometheus = crate::install::read_manifest_dir(&root.join(crate::install::PROMETHEUS_DIR))?;
+    let prometheus =
+        crate::k8s::manifests::read_manifest_dir(&root.join(crate::install::PROMETHEUS_DIR))?;
     let sm_path = root.join(cell.servicemonitor.manifest());
-    let sm = crate::install::read_manifest_file(&sm_path)?;
+    let sm = crate::k8s::manifests::read_manifest_file(&sm_path)?;
     let [sm] = sm.as_slice() else {
         bail!(
             "{} must hold exactly one ServiceMonitor, found {} objects",
@@ -455,13 +456,13 @@ async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
         .kubeconfig
         .clone()
         .expect("preflight sets the kubeconfig for --kubeconfig");
-    let client = crate::install::kube_client(&kubeconfig).await?;
+    let client = crate::k8s::client::kube_client(&kubeconfig).await?;
     state.client = Some(client.clone());
     if r.opts.kubeconfig.is_some() {
         // Not our cluster: phases 3–8 only (a real cluster may well have a NotReady node).
         return Ok(());
     }
-    crate::install::wait_nodes_ready(&client, r.opts.timeout).await
+    crate::k8s::wait::wait_nodes_ready(&client, r.opts.timeout).await
 }
 
 async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path) -> Result<()> {

@@ -33,7 +33,7 @@ async fn client() -> Client {
              E2E_KUBECONFIG, E2E_CELL and E2E_ARTIFACTS_DIR set)"
         );
     };
-    install::kube_client(&PathBuf::from(path))
+    e2e::k8s::client::kube_client(&PathBuf::from(path))
         .await
         .unwrap_or_else(|e| panic!("E2E_KUBECONFIG: {e:#}"))
 }
@@ -61,7 +61,8 @@ fn artifacts_dir() -> PathBuf {
 
 /// The Prometheus CR's scrapeInterval (e.g. `10s`), so waits follow the manifest.
 fn scrape_interval() -> Duration {
-    let docs = install::read_manifest_dir(&e2e::workspace_root().join(PROMETHEUS_DIR)).unwrap();
+    let docs = e2e::k8s::manifests::read_manifest_dir(&e2e::workspace_root().join(PROMETHEUS_DIR))
+        .unwrap();
     let prom = docs
         .iter()
         .find(|d| d["kind"] == "Prometheus")

@@ -8,7 +8,7 @@
 //! `cargo xtask test` provides); without it they fail saying so.
 
 use e2e::install::{
-    self, PROMETHEUS_DIR, PROMETHEUS_NAME, PROMETHEUS_NAMESPACE, SELECTION_LABEL, WORKLOADS_DIR,
+    PROMETHEUS_DIR, PROMETHEUS_NAME, PROMETHEUS_NAMESPACE, SELECTION_LABEL, WORKLOADS_DIR,
 };
 use e2e::matrix::{Matrix, ServiceMonitorVariant};
 use e2e::operator::{self, Bundle, BundleSource};
@@ -23,9 +23,9 @@ fn root() -> PathBuf {
 fn objects(rel: &str) -> Vec<Value> {
     let path = root().join(rel);
     if path.is_dir() {
-        install::read_manifest_dir(&path).unwrap()
+        e2e::k8s::manifests::read_manifest_dir(&path).unwrap()
     } else {
-        install::read_manifest_file(&path).unwrap()
+        e2e::k8s::manifests::read_manifest_file(&path).unwrap()
     }
 }
 
@@ -119,7 +119,7 @@ fn every_workload_image_is_pinned_by_tag_and_digest() {
 fn every_yaml_in_manifests_and_fixtures_parses() {
     let mut checked = 0;
     for dir in ["manifests", "fixtures"] {
-        for path in install::yaml_files(&root().join(dir), true).unwrap() {
+        for path in e2e::k8s::manifests::yaml_files(&root().join(dir), true).unwrap() {
             let text = std::fs::read_to_string(&path).unwrap();
             let rel = path
                 .strip_prefix(root())
@@ -134,8 +134,8 @@ fn every_yaml_in_manifests_and_fixtures_parses() {
                     });
             }
             if rel.starts_with("manifests/") || rel.starts_with(WORKLOADS_DIR) {
-                let objs =
-                    install::parse_documents(&text, &rel).unwrap_or_else(|e| panic!("{e:#}"));
+                let objs = e2e::k8s::manifests::parse_documents(&text, &rel)
+                    .unwrap_or_else(|e| panic!("{e:#}"));
                 assert!(!objs.is_empty(), "{rel} holds no object");
             }
             checked += 1;

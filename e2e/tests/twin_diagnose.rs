@@ -3,7 +3,9 @@
 //! `xtask/tests/twin.rs` (doctor). Needs Docker and `E2E_OPERATOR_BUNDLE`.
 
 use e2e::diagnose::{self, Finding};
-use e2e::install::{kube_client, read_manifest_file, Applier};
+use e2e::k8s::apply::Applier;
+use e2e::k8s::client::kube_client;
+use e2e::k8s::manifests::read_manifest_file;
 use e2e::matrix::ServiceMonitorVariant;
 use std::time::Duration;
 use testkit::twin::{Profile, Twin, TwinOptions};

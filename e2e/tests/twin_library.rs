@@ -3,9 +3,10 @@
 //! service proxy, and artifact collection with redaction. Needs `E2E_OPERATOR_BUNDLE`; the
 //! proxy/artifacts test also Docker and `E2E_PROMETHEUS_IMAGE`.
 
-use e2e::install::{
-    self, kube_client, read_manifest_dir, read_manifest_file, Applier, PROMETHEUS_DIR,
-};
+use e2e::install::{self, PROMETHEUS_DIR};
+use e2e::k8s::apply::Applier;
+use e2e::k8s::client::kube_client;
+use e2e::k8s::manifests::{read_manifest_dir, read_manifest_file};
 use e2e::matrix::ServiceMonitorVariant;
 use e2e::operator;
 use serde_json::{json, Value};
@@ -189,7 +190,7 @@ async fn the_waits_name_what_is_missing_at_their_deadline() {
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
     let msg = format!(
         "{:#}",
-        install::wait_nodes_ready(&client, Duration::ZERO)
+        e2e::k8s::wait::wait_nodes_ready(&client, Duration::ZERO)
             .await
             .unwrap_err()
     );

@@ -2,7 +2,7 @@
 //! project's own kube 5 client where the harness uses it, and raw HTTPS where the wire bytes
 //! matter. No data path here (no Docker needed).
 
-use e2e::install::kube_client;
+use e2e::k8s::client::kube_client;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::core::GroupVersionKind;

@@ -6,7 +6,8 @@
 //!
 //! Needs `E2E_OPERATOR_BUNDLE`; the reload test also Docker and `E2E_PROMETHEUS_IMAGE`.
 
-use e2e::install::{self, kube_client};
+use e2e::install;
+use e2e::k8s::client::kube_client;
 use e2e::matrix::ServiceMonitorVariant;
 use e2e::operator;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};

@@ -3,7 +3,8 @@
 //! real Prometheus. Needs Docker, `E2E_OPERATOR_BUNDLE` and `E2E_PROMETHEUS_IMAGE`.
 
 use e2e::coverage::{self, WaitOptions};
-use e2e::install::{self, kube_client};
+use e2e::install;
+use e2e::k8s::client::kube_client;
 use e2e::matrix::ServiceMonitorVariant;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -14,7 +15,9 @@ async fn main_job(profile: Profile, variant: ServiceMonitorVariant) {
     let timeout = Duration::from_secs(120);
     let twin = Twin::start(TwinOptions::new(profile)).await.unwrap();
     let client = kube_client(&twin.kubeconfig_path()).await.unwrap();
-    install::wait_nodes_ready(&client, timeout).await.unwrap();
+    e2e::k8s::wait::wait_nodes_ready(&client, timeout)
+        .await
+        .unwrap();
     testkit::install_operator_and_prometheus(&client, timeout).await;
     install::apply_servicemonitor(&client, variant, timeout)
         .await

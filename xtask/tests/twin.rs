@@ -265,7 +265,7 @@ fn doctor_finds_nothing_on_a_healthy_twin_and_each_breakage_on_purpose() {
     let c = twin.cluster().clone();
     let timeout = Duration::from_secs(120);
     rt.block_on(async {
-        let client = e2e::install::kube_client(&kc).await.unwrap();
+        let client = e2e::k8s::client::kube_client(&kc).await.unwrap();
         let b = e2e::operator::Bundle::parse(&std::fs::read(bundle()).unwrap()).unwrap();
         e2e::operator::install(&client, &b, timeout).await.unwrap();
         e2e::operator::wait_kubelet_service(&client, timeout)

@@ -22,7 +22,7 @@ use xshell::{cmd, Shell};
 pub const NAME_PREFIX: &str = "pme2e-";
 
 /// How long `kind create cluster` waits for the control plane (kind's own `--wait` only covers
-/// control-plane nodes; [`crate::install::wait_nodes_ready`] waits for the workers).
+/// control-plane nodes; [`crate::k8s::wait::wait_nodes_ready`] waits for the workers).
 pub const CREATE_WAIT: &str = "120s";
 
 /// Node containers are named `<cluster>-control-plane` and used as hostnames (at most 63 chars).

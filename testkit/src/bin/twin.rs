@@ -79,7 +79,7 @@ async fn run(args: Args) -> Result<()> {
     opts.name = args.name;
     let twin = Twin::start(opts).await.context("starting the twin")?;
     // The API answers once start returns; prove it with one request before writing the file.
-    let client = e2e::install::kube_client(&twin.kubeconfig_path()).await?;
+    let client = e2e::k8s::client::kube_client(&twin.kubeconfig_path()).await?;
     client
         .apiserver_version()
         .await

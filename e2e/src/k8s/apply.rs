@@ -1,0 +1,186 @@
+//! Server-side apply of manifests through API discovery, as field manager [`FIELD_MANAGER`] with
+//! `force`, so re-running against the same cluster (`--reuse`) is idempotent and quick.
+
+use super::manifests::ObjectIdent;
+use anyhow::{Context, Result};
+use kube::api::{Patch, PatchParams};
+use kube::core::{DynamicObject, GroupVersionKind};
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use kube::{Api, Client};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "pod-metrics-e2e";
+
+/// Sets `protocol: TCP` on every container port and Service port that omits it; returns how many.
+///
+/// Kubernetes 1.19 refuses a server-side apply whose list-map item omits a key field
+/// (`containers[].ports` keys `containerPort,protocol`; Service `ports` keys `port,protocol`) with
+/// HTTP 500 "associative list with keys has an element that omits key field \"protocol\"": the
+/// v0.48.1 bundle's operator Deployment and Service do. Later versions default the field to TCP
+/// (kubernetes#98576 in 1.21, backported to 1.20.6; TWIN-FACTS §4), so setting it is what every
+/// version stores anyway.
+pub fn default_port_protocols(obj: &mut Value) -> usize {
+    fn fill(ports: Option<&mut Value>) -> usize {
+        let Some(Value::Array(ports)) = ports else {
+            return 0;
+        };
+        let mut n = 0;
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            if !port.contains_key("protocol") {
+                port.insert("protocol".into(), Value::String("TCP".into()));
+                n += 1;
+            }
+        }
+        n
+    }
+    fn pod_spec(spec: Option<&mut Value>) -> usize {
+        let Some(spec) = spec else { return 0 };
+        let mut n = 0;
+        for key in ["initContainers", "containers", "ephemeralContainers"] {
+            if let Some(Value::Array(cs)) = spec.get_mut(key) {
+                n += cs
+                    .iter_mut()
+                    .map(|c| fill(c.get_mut("ports")))
+                    .sum::<usize>();
+            }
+        }
+        n
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        Some("Service") => fill(obj.pointer_mut("/spec/ports")),
+        Some("Pod") => pod_spec(obj.get_mut("spec")),
+        Some("Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job") => {
+            pod_spec(obj.pointer_mut("/spec/template/spec"))
+        }
+        Some("CronJob") => pod_spec(obj.pointer_mut("/spec/jobTemplate/spec/template/spec")),
+        _ => 0,
+    }
+}
+
+/// Server-side applies objects, resolving each kind through API discovery once.
+pub struct Applier {
+    client: Client,
+    resolved: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
+    discovery_grace: Duration,
+}
+
+impl Applier {
+    /// `discovery_grace`: how long a kind the API server does not serve yet is retried before it
+    /// is reported (discovery lists a CRD's group only once it is Established, TWIN-FACTS §1).
+    /// Callers pass what is left of their `--timeout`.
+    pub fn new(client: Client, discovery_grace: Duration) -> Self {
+        Applier {
+            client,
+            resolved: HashMap::new(),
+            discovery_grace,
+        }
+    }
+
+    pub async fn apply_all(&mut self, objs: &[&Value]) -> Result<()> {
+        for obj in objs {
+            self.apply(obj).await?;
+        }
+        Ok(())
+    }
+
+    /// Server-side applies one object (field manager [`FIELD_MANAGER`], forced), with every port
+    /// given an explicit `protocol` first ([`default_port_protocols`]).
+    ///
+    /// # Errors
+    /// When the kind cannot be resolved within the discovery grace, or the API server rejects the
+    /// apply (its message is kept).
+    pub async fn apply(&mut self, obj: &Value) -> Result<()> {
+        let ident = ObjectIdent::of(obj)?;
+        let mut obj = obj.clone();
+        default_port_protocols(&mut obj);
+        let obj = &obj;
+        let (ar, caps) = self.resolve(&ident).await?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Cluster => Api::all_with(self.client.clone(), &ar),
+            Scope::Namespaced => Api::namespaced_with(
+                self.client.clone(),
+                ident.namespace.as_deref().unwrap_or("default"),
+                &ar,
+            ),
+        };
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&ident.name, &params, &Patch::Apply(obj))
+            .await
+            .with_context(|| format!("server-side apply of {ident} was rejected"))?;
+        tracing::debug!("applied {ident}");
+        Ok(())
+    }
+
+    /// Discovery lags a freshly Established CRD by a few seconds, so an unknown kind is retried
+    /// for a while before it is reported.
+    async fn resolve(&mut self, ident: &ObjectIdent) -> Result<(ApiResource, ApiCapabilities)> {
+        let gvk = ident.gvk();
+        if let Some(found) = self.resolved.get(&gvk) {
+            return Ok(found.clone());
+        }
+        let deadline = Instant::now() + self.discovery_grace;
+        let found = loop {
+            match kube::discovery::pinned_kind(&self.client, &gvk).await {
+                Ok(found) => break found,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(
+                        "discovery of {}/{} {} not ready yet: {e}",
+                        gvk.group,
+                        gvk.version,
+                        gvk.kind
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "cannot resolve {}/{} kind {} (needed for {ident}): either the API \
+                             server does not answer, or it does not serve that kind (is its CRD \
+                             installed and Established?)",
+                            gvk.group, gvk.version, gvk.kind
+                        )
+                    })
+                }
+            }
+        };
+        self.resolved.insert(gvk, found.clone());
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ports_without_protocol_get_tcp_and_others_are_kept() {
+        // The shape of the v0.48.1 bundle's operator Deployment and Service (TWIN-FACTS §4).
+        let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "prometheus-operator", "namespace": "default"},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "prometheus-operator", "ports": [{"containerPort": 8080, "name": "http"}]},
+                {"name": "other", "ports": [{"containerPort": 53, "protocol": "UDP"}]},
+                {"name": "none"}]}}}});
+        assert_eq!(default_port_protocols(&mut deployment), 1);
+        let ports = &deployment["spec"]["template"]["spec"]["containers"];
+        assert_eq!(ports[0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(ports[1]["ports"][0]["protocol"], "UDP");
+        assert!(ports[2].get("ports").is_none());
+
+        let mut service = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "prometheus-operator", "namespace": "default"},
+            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": "http"}]}});
+        assert_eq!(default_port_protocols(&mut service), 1);
+        assert_eq!(service["spec"]["ports"][0]["protocol"], "TCP");
+        assert_eq!(default_port_protocols(&mut service), 0, "idempotent");
+
+        let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"ports": "x"}});
+        let before = cm.clone();
+        assert_eq!(default_port_protocols(&mut cm), 0);
+        assert_eq!(cm, before);
+    }
+}

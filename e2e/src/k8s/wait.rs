@@ -1,0 +1,456 @@
+//! One polling wait for every "until the cluster reaches a state" step, so that all of them treat
+//! the API server alike: transient errors (no connection yet, 5xx, 429) are retried until the
+//! caller's deadline, anything else fails at once, and at the deadline the caller gets the last
+//! thing the wait saw to explain itself with. The waits for nodes, Deployments and StatefulSets
+//! are built on it.
+
+use anyhow::{bail, Context, Result};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::ListParams;
+use kube::{Api, Client};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// How often the object waits below look.
+const POLL: Duration = Duration::from_secs(2);
+
+/// What a wait saw last when it gave up.
+#[derive(Debug)]
+pub enum Waited<S> {
+    /// The deadline passed with the condition unmet; the last observation.
+    Pending(S),
+    /// The last probe failed: a permanent error (returned at once), or a transient one that
+    /// lasted until the deadline, or no answer before it.
+    Failed(anyhow::Error),
+}
+
+/// Time left until `deadline` (zero when passed).
+pub fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// Whether an error from a Kubernetes API call may go away by itself: the API server not
+/// answering yet (connection refused, TLS, timeouts), a 5xx (an apiserver still starting answers
+/// 503, TWIN-FACTS §2a) or 429 (priority and fairness). A 4xx other than 429 never heals and is
+/// reported at once. Errors that do not come from the kube client count as transient.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    match err.chain().find_map(|c| c.downcast_ref::<kube::Error>()) {
+        Some(kube::Error::Api(status)) => status.code >= 500 || status.code == 429,
+        Some(kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)) => {
+            true
+        }
+        // Bad requests, serde, discovery, auth config: retrying changes nothing.
+        Some(_) => false,
+        None => true,
+    }
+}
+
+/// Calls `probe` every `every` until it returns `Ok(Ok(value))`, and returns that value.
+///
+/// `probe` returns `Ok(Err(observation))` while the condition is not met yet, and `Err` when it
+/// could not look. Transient errors ([`is_transient`]) are retried until the deadline.
+///
+/// # Errors
+/// [`Waited::Failed`] at once for a permanent error; at the deadline [`Waited::Pending`] with the
+/// last observation, or [`Waited::Failed`] with the last transient error (or none answered).
+///
+/// # Caveats
+/// The condition is always probed at least once, even with a zero timeout. A probe still running
+/// at the deadline is abandoned after at most `every` more.
+pub async fn poll_until<T, S, F, Fut>(
+    timeout: Duration,
+    every: Duration,
+    mut probe: F,
+) -> Result<T, Waited<S>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Result<T, S>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last: Option<Waited<S>> = None;
+    loop {
+        // Every probe may take at least `every`, so even a zero timeout looks once.
+        let bound = remaining(deadline).max(every);
+        match tokio::time::timeout(bound, probe()).await {
+            Ok(Ok(Ok(done))) => return Ok(done),
+            Ok(Ok(Err(observed))) => last = Some(Waited::Pending(observed)),
+            Ok(Err(e)) if !is_transient(&e) => return Err(Waited::Failed(e)),
+            Ok(Err(e)) => {
+                tracing::debug!("transient error, retrying until the deadline: {e:#}");
+                last = Some(Waited::Failed(e));
+            }
+            Err(_elapsed) => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(last.unwrap_or_else(|| {
+                Waited::Failed(anyhow::anyhow!("no answer within {timeout:?}"))
+            }));
+        }
+        tokio::time::sleep(every.min(remaining(deadline))).await;
+    }
+}
+
+/// Waits until there is at least one Node and every Node is `Ready` (kind's `--wait` covers
+/// only the control plane).
+///
+/// # Errors
+/// When the deadline passes, naming the nodes that are not Ready and why; at once for a
+/// permanent API error (see [`wait::poll_until`]).
+///
+/// # Caveats
+/// kind's `--wait` can time out and still exit 0, so the API server may not answer at first:
+/// that is a transient error, retried until the deadline like every other wait's.
+pub async fn wait_nodes_ready(client: &Client, timeout: Duration) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let waited = poll_until(timeout, POLL, || async {
+        let list = nodes
+            .list(&ListParams::default())
+            .await
+            .context("cannot list nodes")?;
+        let not_ready = not_ready_nodes(&list.items);
+        if !list.items.is_empty() && not_ready.is_empty() {
+            return Ok(Ok(()));
+        }
+        Ok(Err((list.items.len(), not_ready)))
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(Waited::Pending((0, _))) => {
+            bail!("no Node registered after {timeout:?}; check the kubelet logs (kind export logs)")
+        }
+        Err(Waited::Pending((total, not_ready))) => bail!(
+            "{} of {total} nodes not Ready after {timeout:?}: {}; check the kubelet and CNI logs \
+             (kind export logs) or raise --timeout",
+            not_ready.len(),
+            not_ready.join("; ")
+        ),
+        Err(Waited::Failed(e)) => Err(e.context(format!(
+            "waiting {timeout:?} for every node to be Ready: is the API server up?"
+        ))),
+    }
+}
+
+/// Nodes whose `Ready` condition is not `True`, each with the condition's reason/message.
+pub fn not_ready_nodes(nodes: &[Node]) -> Vec<String> {
+    nodes
+        .iter()
+        .filter_map(|node| {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+            match ready {
+                Some(c) if c.status == "True" => None,
+                Some(c) => Some(format!(
+                    "{name} (Ready={}: {} {})",
+                    c.status,
+                    c.reason.as_deref().unwrap_or(""),
+                    c.message.as_deref().unwrap_or("")
+                )),
+                None => Some(format!("{name} (no Ready condition yet)")),
+            }
+        })
+        .collect()
+}
+
+/// Waits for a Deployment's `Available` condition; on timeout says what its pods are doing.
+///
+/// # Errors
+/// When the deadline passes (with the pods' state), or at once for a permanent API error.
+pub async fn wait_deployment_available(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let waited = poll_until(timeout, POLL, || async {
+        let deployment = api
+            .get_opt(name)
+            .await
+            .with_context(|| format!("cannot get Deployment {ns}/{name}"))?;
+        match deployment {
+            Some(d) if deployment_available(&d) => Ok(Ok(())),
+            other => Ok(Err(other)),
+        }
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(Waited::Pending(deployment)) => {
+            let selector = deployment
+                .as_ref()
+                .and_then(|d| d.spec.as_ref())
+                .and_then(|s| s.selector.match_labels.as_ref())
+                .map(label_selector);
+            let pods = crate::pods::describe_pods(client, ns, selector.as_deref()).await;
+            bail!("Deployment {ns}/{name} not Available after {timeout:?}; pods: {pods}");
+        }
+        Err(Waited::Failed(e)) => Err(e.context(format!(
+            "waiting {timeout:?} for Deployment {ns}/{name} to be Available"
+        ))),
+    }
+}
+
+/// `Available=True` and the latest spec rolled out: on a re-run (`--reuse`) a changed
+/// Deployment is "Available" while old pods still serve, and those must not be counted.
+pub fn deployment_available(d: &Deployment) -> bool {
+    let Some(status) = d.status.as_ref() else {
+        return false;
+    };
+    let available = status.conditions.as_ref().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_ == "Available" && c.status == "True")
+    });
+    let observed = match (d.metadata.generation, status.observed_generation) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    let rolled_out = match d.spec.as_ref() {
+        Some(spec) => {
+            let wanted = spec.replicas.unwrap_or(1);
+            status.updated_replicas.unwrap_or(0) >= wanted
+                && status.available_replicas.unwrap_or(0) >= wanted
+                && status.replicas.unwrap_or(0) == wanted
+        }
+        None => true,
+    };
+    available && observed && rolled_out
+}
+
+/// Waits until StatefulSet `ns/name` exists and all its replicas are ready.
+///
+/// # Errors
+/// When the deadline passes (saying whether the StatefulSet was ever created, and what its pods
+/// are doing), or at once for a permanent API error.
+pub async fn wait_statefulset_ready(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let waited = poll_until(timeout, POLL, || async {
+        let sts = api
+            .get_opt(name)
+            .await
+            .with_context(|| format!("cannot get StatefulSet {ns}/{name}"))?;
+        match sts {
+            Some(s) if statefulset_ready(&s) => Ok(Ok(())),
+            other => Ok(Err(other)),
+        }
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(Waited::Pending(None)) => bail!(
+            "StatefulSet {ns}/{name} was never created within {timeout:?}: prometheus-operator \
+             creates it from the Prometheus CR; check the operator log (default/prometheus-operator) \
+             for errors about the CR or RBAC"
+        ),
+        Err(Waited::Pending(Some(sts))) => {
+            let selector = sts
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.as_ref())
+                .map(label_selector);
+            let pods = crate::pods::describe_pods(client, ns, selector.as_deref()).await;
+            bail!("StatefulSet {ns}/{name} not ready after {timeout:?}; pods: {pods}");
+        }
+        Err(Waited::Failed(e)) => Err(e.context(format!(
+            "waiting {timeout:?} for StatefulSet {ns}/{name} to be ready"
+        ))),
+    }
+}
+
+/// At least one replica wanted, all of them ready, and the latest revision rolled out (on a
+/// re-run the operator may have just changed the pod template).
+pub fn statefulset_ready(sts: &StatefulSet) -> bool {
+    let wanted = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = sts.status.as_ref() else {
+        return false;
+    };
+    let ready = status.ready_replicas.unwrap_or(0);
+    let observed = match sts.metadata.generation {
+        Some(generation) => status.observed_generation.is_some_and(|o| o >= generation),
+        None => true,
+    };
+    let rolled_out = match (&status.current_revision, &status.update_revision) {
+        (Some(current), Some(update)) => current == update,
+        _ => true,
+    };
+    wanted >= 1 && ready >= wanted && observed && rolled_out
+}
+
+fn label_selector(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn api_error(code: u16) -> anyhow::Error {
+        let status = Status::failure("boom", "").with_code(code);
+        anyhow::Error::new(kube::Error::Api(Box::new(status))).context("cannot get it")
+    }
+
+    #[test]
+    fn transient_means_5xx_429_and_transport() {
+        assert!(is_transient(&api_error(503)));
+        assert!(is_transient(&api_error(500)));
+        assert!(is_transient(&api_error(429)));
+        assert!(!is_transient(&api_error(403)));
+        assert!(!is_transient(&api_error(404)));
+        assert!(is_transient(&anyhow::anyhow!("not a kube error")));
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_until_the_condition_holds() {
+        let calls = AtomicU32::new(0);
+        let got = poll_until(Duration::from_secs(5), Duration::from_millis(1), || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(api_error(503)),
+                2 => Ok(Err("not yet")),
+                n => Ok(Ok(n)),
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_error_fails_at_once() {
+        let calls = AtomicU32::new(0);
+        let got: Result<(), Waited<()>> = poll_until(
+            Duration::from_secs(60),
+            Duration::from_millis(1),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(api_error(403))
+            },
+        )
+        .await;
+        assert!(matches!(got, Err(Waited::Failed(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_deadline_returns_the_last_observation() {
+        let got: Result<(), Waited<&str>> = poll_until(
+            Duration::from_millis(50),
+            Duration::from_millis(5),
+            || async { Ok(Err("still 1 of 3")) },
+        )
+        .await;
+        assert!(matches!(got, Err(Waited::Pending("still 1 of 3"))));
+    }
+
+    #[tokio::test]
+    async fn a_zero_timeout_still_looks_once() {
+        let got: Result<u8, Waited<()>> =
+            poll_until(Duration::ZERO, Duration::from_millis(100), || async {
+                Ok(Ok(7))
+            })
+            .await;
+        assert_eq!(got.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_transient_error_at_the_deadline_is_returned() {
+        let got: Result<(), Waited<()>> = poll_until(
+            Duration::from_millis(50),
+            Duration::from_millis(5),
+            || async { Err(api_error(503)) },
+        )
+        .await;
+        match got {
+            Err(Waited::Failed(e)) => assert!(is_transient(&e)),
+            other => panic!("expected the last transient error, got {other:?}"),
+        }
+    }
+
+    fn node(name: &str, ready: Option<&str>) -> Node {
+        let conditions = ready.map(|s| {
+            json!([{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": s, "reason": "KubeletNotReady", "message": "cni not initialized"}])
+        });
+        serde_json::from_value(
+            json!({"metadata": {"name": name}, "status": {"conditions": conditions}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn not_ready_nodes_names_each_with_its_reason() {
+        let nodes = [
+            node("cp", Some("True")),
+            node("w1", Some("False")),
+            node("w2", None),
+        ];
+        let not_ready = not_ready_nodes(&nodes);
+        assert_eq!(not_ready.len(), 2);
+        assert!(
+            not_ready[0].starts_with("w1 (Ready=False: KubeletNotReady cni not initialized"),
+            "{not_ready:?}"
+        );
+        assert_eq!(not_ready[1], "w2 (no Ready condition yet)");
+    }
+
+    #[test]
+    fn statefulset_and_deployment_readiness() {
+        let sts = |replicas: Option<i32>, ready: Option<i32>| -> StatefulSet {
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"replicas": replicas, "selector": {}, "serviceName": "x", "template": {}}, "status": {"replicas": 1, "readyReplicas": ready}})).unwrap()
+        };
+        assert!(statefulset_ready(&sts(Some(1), Some(1))));
+        assert!(statefulset_ready(&sts(None, Some(1))));
+        assert!(!statefulset_ready(&sts(Some(2), Some(1))));
+        assert!(!statefulset_ready(&sts(Some(1), None)));
+        assert!(!statefulset_ready(&sts(Some(0), Some(0))));
+        let rolling: StatefulSet =
+            serde_json::from_value(json!({"metadata": {"name": "p", "generation": 3},
+            "spec": {"replicas": 1, "selector": {}, "serviceName": "x", "template": {}},
+            "status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": 3,
+                       "currentRevision": "p-1", "updateRevision": "p-2"}}))
+            .unwrap();
+        assert!(!statefulset_ready(&rolling), "old revision still running");
+
+        let dep = |status: &str| -> Deployment {
+            serde_json::from_value(json!({"metadata": {"name": "d"}, "status": {"conditions": [
+                {"type": "Progressing", "status": "True"}, {"type": "Available", "status": status}]}}))
+            .unwrap()
+        };
+        assert!(deployment_available(&dep("True")));
+        assert!(!deployment_available(&dep("False")));
+
+        // Mid-rollout: Available (old pods serve) but the new spec is not out yet.
+        let rollout = |generation: i64, observed: i64, updated: i32, total: i32| -> Deployment {
+            serde_json::from_value(json!({
+                "metadata": {"name": "d", "generation": generation},
+                "spec": {"replicas": 2, "selector": {}, "template": {}},
+                "status": {"observedGeneration": observed, "replicas": total, "updatedReplicas": updated,
+                           "availableReplicas": 2, "conditions": [{"type": "Available", "status": "True"}]}}))
+            .unwrap()
+        };
+        assert!(deployment_available(&rollout(2, 2, 2, 2)));
+        assert!(
+            !deployment_available(&rollout(2, 1, 2, 2)),
+            "spec change not yet observed"
+        );
+        assert!(
+            !deployment_available(&rollout(2, 2, 1, 3)),
+            "an old pod is still there"
+        );
+    }
+}
