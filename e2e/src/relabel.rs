@@ -478,6 +478,16 @@ impl ScrapeJob {
     /// scrape.go `mutateSampleLabels`: the target's labels merged into the series' per
     /// `honor_labels`, then `metric_relabel_configs`.
     pub fn series(&self, target: &Labels, series: &Labels) -> SeriesOutcome {
+        process(
+            self.merge_target(target, series),
+            &self.metric_relabel_configs,
+        )
+    }
+
+    /// The first half of `mutateSampleLabels`: the series' labels with the target's merged in
+    /// (a clashing series label kept as `exported_<name>` unless `honor_labels`), before
+    /// `metric_relabel_configs`.
+    pub fn merge_target(&self, target: &Labels, series: &Labels) -> Labels {
         let mut lb = series.clone();
         for (name, value) in target {
             if self.honor_labels {
@@ -485,14 +495,13 @@ impl ScrapeJob {
                     set(&mut lb, name.clone(), value.clone());
                 }
             } else {
-                // A clashing series label survives as `exported_<name>`.
                 if let Some(existing) = series.get(name).filter(|v| !v.is_empty()) {
                     lb.insert(format!("exported_{name}"), existing.clone());
                 }
                 set(&mut lb, name.clone(), value.clone());
             }
         }
-        process(lb, &self.metric_relabel_configs)
+        lb
     }
 }
 

@@ -1134,9 +1134,7 @@ mod tests {
         };
         let r = rules(&job_of(&neither));
         assert_eq!(r.len(), 11);
-        assert!(r
-            .iter()
-            .all(|r| r["target_label"] != Value::from("endpoint")));
+        assert!(r.iter().all(|r| r["target_label"] != "endpoint"));
     }
 
     #[test]
