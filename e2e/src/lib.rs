@@ -22,6 +22,7 @@ pub mod plan;
 pub mod pods;
 pub mod prometheus;
 pub mod redact;
+pub mod relabel;
 pub mod run;
 pub mod scrape_config;
 pub mod workdir;

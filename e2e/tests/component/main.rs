@@ -7,6 +7,7 @@
 
 mod captures;
 mod diagnose;
+mod relabel;
 use testkit as support;
 
 use e2e::coverage::{self, CoverageReport, NamespaceLabel, WaitOptions};
