@@ -4,10 +4,10 @@
 use crate::k8s::apply::Applier;
 use crate::k8s::manifests::{in_apply_order, read_manifest_dir, read_manifest_file, ObjectIdent};
 use crate::k8s::wait::{
-    self, remaining, wait_deployment_available, wait_statefulset_ready, Waited,
+    self, remaining, wait_deployment_available, wait_statefulset_ready, WaitError, Waited,
 };
 use crate::matrix::ServiceMonitorVariant;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use kube::Client;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -44,7 +44,8 @@ pub async fn apply_prometheus(client: &Client, timeout: Duration) -> Result<()> 
         &format!("prometheus-{}", ident.name),
         remaining(deadline),
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// Applies the ServiceMonitor manifest of `variant`, then waits until Prometheus (reached
@@ -96,7 +97,7 @@ pub async fn wait_scrape_job_loaded(
     prom: &crate::prometheus::PrometheusClient,
     job: &str,
     timeout: Duration,
-) -> Result<()> {
+) -> Result<(), WaitError> {
     let waited = wait::poll_until(timeout, POLL, || async {
         let yaml = prom
             .config_yaml()
@@ -112,20 +113,27 @@ pub async fn wait_scrape_job_loaded(
     .await;
     match waited {
         Ok(()) => Ok(()),
-        Err(Waited::Pending(names)) => bail!(
-            "Prometheus has not loaded scrape job {job} after {timeout:?} (its jobs: {}): the \
-             operator writes it into Secret prometheus-<name>, the kubelet syncs that into the pod \
-             (up to its sync period, 1 min by default) and the config reloader reloads; check the \
-             operator log and the config-reloader container's log, or raise --timeout",
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        ),
-        Err(Waited::Failed(e)) => Err(e.context(format!(
-            "waiting {timeout:?} for Prometheus to load scrape job {job}"
-        ))),
+        Err(Waited::Pending(names)) => Err(WaitError::Timeout {
+            what: format!("Prometheus has not loaded scrape job {job}"),
+            waited: timeout,
+            state: format!(
+                "its jobs: {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+            fix: "the operator writes it into Secret prometheus-<name>, the kubelet syncs that into \
+                  the pod (up to its sync period, 1 min by default) and the config reloader reloads; \
+                  check the operator log and the config-reloader container's log, or raise --timeout"
+                .into(),
+        }),
+        Err(Waited::Failed(e)) => Err(WaitError::api(
+            format!("Prometheus to load scrape job {job}"),
+            timeout,
+            e,
+        )),
     }
 }
 

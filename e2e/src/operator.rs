@@ -6,7 +6,7 @@
 
 use crate::k8s::apply::Applier;
 use crate::k8s::manifests::{self, ObjectIdent};
-use crate::k8s::wait::{self, remaining, wait_deployment_available, Waited};
+use crate::k8s::wait::{self, remaining, wait_deployment_available, WaitError, Waited};
 use crate::matrix::Cell;
 use crate::pins::{self, sha256_hex};
 use anyhow::{bail, Context, Result};
@@ -315,14 +315,19 @@ pub async fn install(client: &Client, bundle: &Bundle, timeout: Duration) -> Res
         .await;
         match established {
             Ok(()) => {}
-            Err(Waited::Pending(())) => bail!(
-                "CRD {name} not Established after {timeout:?}; its status conditions say why \
-                 (kubectl --kubeconfig <kubeconfig> get crd {name} -o yaml)"
-            ),
+            Err(Waited::Pending(())) => {
+                return Err(WaitError::Timeout {
+                    what: format!("CRD {name} not Established"),
+                    waited: timeout,
+                    state: "its status conditions say why".into(),
+                    fix: format!("kubectl --kubeconfig <kubeconfig> get crd {name} -o yaml"),
+                }
+                .into())
+            }
             Err(Waited::Failed(e)) => {
-                return Err(e.context(format!(
-                    "waiting {timeout:?} for CRD {name} to be Established"
-                )))
+                return Err(
+                    WaitError::api(format!("CRD {name} to be Established"), timeout, e).into(),
+                )
             }
         }
     }
@@ -341,7 +346,7 @@ pub async fn install(client: &Client, bundle: &Bundle, timeout: Duration) -> Res
 ///
 /// # Errors
 /// When the deadline passes, naming what is missing; at once for a permanent API error.
-pub async fn wait_kubelet_service(client: &Client, timeout: Duration) -> Result<()> {
+pub async fn wait_kubelet_service(client: &Client, timeout: Duration) -> Result<(), WaitError> {
     let services: Api<Service> = Api::namespaced(client.clone(), KUBELET_SERVICE_NAMESPACE);
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), KUBELET_SERVICE_NAMESPACE);
     let nodes: Api<Node> = Api::all(client.clone());
@@ -368,16 +373,21 @@ pub async fn wait_kubelet_service(client: &Client, timeout: Duration) -> Result<
     .await;
     match waited {
         Ok(()) => Ok(()),
-        Err(Waited::Pending(gaps)) => bail!(
-            "the kubelet Service is not complete after {timeout:?}: {}. prometheus-operator \
-             (--kubelet-service=kube-system/kubelet) writes it at start-up and then every 3 minutes; \
-             it does not watch nodes, so a node added later can take up to 3 minutes to appear. \
-             Raise --timeout above 3m, or check the operator log (default/prometheus-operator)",
-            gaps.join("; ")
-        ),
-        Err(Waited::Failed(e)) => Err(e.context(format!(
-            "waiting {timeout:?} for the operator's kubelet Service kube-system/kubelet"
-        ))),
+        Err(Waited::Pending(gaps)) => Err(WaitError::Timeout {
+            what: "the kubelet Service is not complete".into(),
+            waited: timeout,
+            state: gaps.join("; "),
+            fix: "prometheus-operator (--kubelet-service=kube-system/kubelet) writes it at start-up \
+                  and then every 3 minutes; it does not watch nodes, so a node added later can take \
+                  up to 3 minutes to appear. Raise --timeout above 3m, or check the operator log \
+                  (default/prometheus-operator)"
+                .into(),
+        }),
+        Err(Waited::Failed(e)) => Err(WaitError::api(
+            "the operator's kubelet Service kube-system/kubelet",
+            timeout,
+            e,
+        )),
     }
 }
 

@@ -406,7 +406,7 @@ async fn phases(r: &Resolved<'_>, state: &mut State, progress: &Progress) -> Pha
             }
         };
         crate::operator::install(&client, &bundle, timeout).await?;
-        crate::operator::wait_kubelet_service(&client, timeout).await
+        Ok(crate::operator::wait_kubelet_service(&client, timeout).await?)
     });
     phase!(
         PhaseId::Prometheus,
@@ -462,7 +462,7 @@ async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
         // Not our cluster: phases 3–8 only (a real cluster may well have a NotReady node).
         return Ok(());
     }
-    crate::k8s::wait::wait_nodes_ready(&client, r.opts.timeout).await
+    Ok(crate::k8s::wait::wait_nodes_ready(&client, r.opts.timeout).await?)
 }
 
 async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path) -> Result<()> {

@@ -4,9 +4,10 @@
 //! proxy/artifacts test also Docker and `E2E_PROMETHEUS_IMAGE`.
 
 use e2e::install::{self, PROMETHEUS_DIR};
-use e2e::k8s::apply::Applier;
+use e2e::k8s::apply::{Applier, ApplyError};
 use e2e::k8s::client::kube_client;
 use e2e::k8s::manifests::{read_manifest_dir, read_manifest_file};
+use e2e::k8s::wait::WaitError;
 use e2e::matrix::ServiceMonitorVariant;
 use e2e::operator;
 use serde_json::{json, Value};
@@ -102,19 +103,21 @@ async fn applier_names_the_object_a_server_rejects_and_an_unserved_kind() {
     let mut applier = Applier::new(client.clone(), Duration::from_secs(5));
     // NamespaceLifecycle: a namespaced object in a namespace that does not exist.
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "nowhere"}});
-    let msg = format!("{:#}", applier.apply(&cm).await.unwrap_err());
+    let err = applier.apply(&cm).await.unwrap_err();
     assert!(
-        msg.contains("server-side apply of ConfigMap nowhere/c was rejected")
-            && msg.contains("namespaces \"nowhere\" not found"),
-        "{msg}"
+        matches!(&err, ApplyError::Rejected { ident, source: kube::Error::Api(status) }
+            if ident == "ConfigMap nowhere/c" && status.message.contains("namespaces \"nowhere\" not found")),
+        "{err:?}"
     );
     let mut applier = Applier::new(client, Duration::ZERO);
     let sm = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "cadvisor", "namespace": "kube-system"}});
-    let msg = format!("{:#}", applier.apply(&sm).await.unwrap_err());
+    let err = applier.apply(&sm).await.unwrap_err();
     assert!(
-        msg.contains("cannot resolve monitoring.coreos.com/v1 kind ServiceMonitor (needed for ServiceMonitor kube-system/cadvisor)") && msg.contains("CRD"),
-        "{msg}"
+        matches!(&err, ApplyError::Unresolved { gvk, ident, .. }
+            if gvk == "monitoring.coreos.com/v1 kind ServiceMonitor" && ident == "ServiceMonitor kube-system/cadvisor"),
+        "{err:?}"
     );
+    assert!(err.to_string().contains("is its CRD installed"), "{err}");
 }
 
 #[tokio::test]
@@ -188,36 +191,36 @@ async fn the_waits_name_what_is_missing_at_their_deadline() {
     let t = twin(false, |o| o.timing.node_ready = Duration::from_secs(3600)).await;
     let c = t.cluster();
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
-    let msg = format!(
-        "{:#}",
-        e2e::k8s::wait::wait_nodes_ready(&client, Duration::ZERO)
-            .await
-            .unwrap_err()
-    );
+    let err = e2e::k8s::wait::wait_nodes_ready(&client, Duration::ZERO)
+        .await
+        .unwrap_err();
+    let WaitError::Timeout { what, state, .. } = &err else {
+        panic!("a timeout, not {err:?}");
+    };
+    assert_eq!(what, "3 of 3 nodes not Ready");
     assert!(
-        msg.contains("3 of 3 nodes not Ready")
-            && msg.contains("twin-worker (Ready=False: KubeletNotReady")
-            && msg.contains("cni plugin not initialized"),
-        "{msg}"
+        state.contains("twin-worker (Ready=False: KubeletNotReady")
+            && state.contains("cni plugin not initialized"),
+        "{state}"
     );
     let nodes = c.objects("", "Node");
     let address = |n: &Value| json!({"ip": n["status"]["addresses"][0]["address"], "targetRef": {"kind": "Node", "name": n["metadata"]["name"]}});
     c.put("", "Service", json!({"metadata": {"name": "kubelet", "namespace": "kube-system"}, "spec": {"clusterIP": "None", "ports": [{"name": "https-metrics", "port": 10250}]}}));
     c.put("", "Endpoints", json!({"metadata": {"name": "kubelet", "namespace": "kube-system"},
         "subsets": [{"addresses": [address(&nodes[0])], "ports": [{"name": "https-metrics", "port": 10250, "protocol": "TCP"}]}]}));
-    let msg = format!(
-        "{:#}",
-        operator::wait_kubelet_service(&client, Duration::ZERO)
-            .await
-            .unwrap_err()
+    let err = operator::wait_kubelet_service(&client, Duration::ZERO)
+        .await
+        .unwrap_err();
+    let WaitError::Timeout { state, fix, .. } = &err else {
+        panic!("a timeout, not {err:?}");
+    };
+    assert!(
+        state.contains("no https-metrics address for node(s) twin-worker, twin-worker2"),
+        "{state}"
     );
     assert!(
-        msg.contains("no https-metrics address for node(s) twin-worker, twin-worker2"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("every 3 minutes") && msg.contains("--timeout"),
-        "{msg}"
+        fix.contains("every 3 minutes") && fix.contains("--timeout"),
+        "{fix}"
     );
     c.put("", "Endpoints", json!({"metadata": {"name": "kubelet", "namespace": "kube-system"},
         "subsets": [{"addresses": nodes.iter().map(address).collect::<Vec<_>>(), "ports": [{"name": "https-metrics", "port": 10250, "protocol": "TCP"}]}]}));

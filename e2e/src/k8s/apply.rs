@@ -2,14 +2,17 @@
 //! `force`, so re-running against the same cluster (`--reuse`) is idempotent and quick.
 
 use super::manifests::ObjectIdent;
-use anyhow::{Context, Result};
+use super::wait::{poll_until, Waited};
 use kube::api::{Patch, PatchParams};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::{Api, Client};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How often discovery is asked again for a kind it does not serve yet.
+const DISCOVERY_POLL: Duration = Duration::from_secs(1);
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "pod-metrics-e2e";
@@ -60,6 +63,37 @@ pub fn default_port_protocols(obj: &mut Value) -> usize {
     }
 }
 
+/// Why an object was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The manifest is not a Kubernetes object (no apiVersion, kind or metadata.name).
+    #[error("cannot apply this manifest: {0}")]
+    NotAnObject(String),
+    /// Discovery did not serve the kind within the grace.
+    #[error(
+        "cannot resolve {gvk} (needed for {ident}): either the API server does not answer, or it \
+         does not serve that kind (is its CRD installed and Established?)"
+    )]
+    Unresolved {
+        /// `group/version kind K`.
+        gvk: String,
+        /// The object that needed it.
+        ident: String,
+        /// Discovery's last error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server refused the apply; its message is the source.
+    #[error("server-side apply of {ident} was rejected")]
+    Rejected {
+        /// The object.
+        ident: String,
+        /// The API server's answer.
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// Server-side applies objects, resolving each kind through API discovery once.
 pub struct Applier {
     client: Client,
@@ -79,7 +113,11 @@ impl Applier {
         }
     }
 
-    pub async fn apply_all(&mut self, objs: &[&Value]) -> Result<()> {
+    /// [`Applier::apply`] for each object, in the order given; stops at the first error.
+    ///
+    /// # Errors
+    /// As [`Applier::apply`].
+    pub async fn apply_all(&mut self, objs: &[&Value]) -> Result<(), ApplyError> {
         for obj in objs {
             self.apply(obj).await?;
         }
@@ -92,8 +130,8 @@ impl Applier {
     /// # Errors
     /// When the kind cannot be resolved within the discovery grace, or the API server rejects the
     /// apply (its message is kept).
-    pub async fn apply(&mut self, obj: &Value) -> Result<()> {
-        let ident = ObjectIdent::of(obj)?;
+    pub async fn apply(&mut self, obj: &Value) -> Result<(), ApplyError> {
+        let ident = ObjectIdent::of(obj).map_err(|e| ApplyError::NotAnObject(format!("{e:#}")))?;
         let mut obj = obj.clone();
         default_port_protocols(&mut obj);
         let obj = &obj;
@@ -109,41 +147,43 @@ impl Applier {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         api.patch(&ident.name, &params, &Patch::Apply(obj))
             .await
-            .with_context(|| format!("server-side apply of {ident} was rejected"))?;
+            .map_err(|source| ApplyError::Rejected {
+                ident: ident.to_string(),
+                source,
+            })?;
         tracing::debug!("applied {ident}");
         Ok(())
     }
 
     /// Discovery lags a freshly Established CRD by a few seconds, so an unknown kind is retried
     /// for a while before it is reported.
-    async fn resolve(&mut self, ident: &ObjectIdent) -> Result<(ApiResource, ApiCapabilities)> {
+    async fn resolve(
+        &mut self,
+        ident: &ObjectIdent,
+    ) -> Result<(ApiResource, ApiCapabilities), ApplyError> {
         let gvk = ident.gvk();
         if let Some(found) = self.resolved.get(&gvk) {
             return Ok(found.clone());
         }
-        let deadline = Instant::now() + self.discovery_grace;
-        let found = loop {
-            match kube::discovery::pinned_kind(&self.client, &gvk).await {
-                Ok(found) => break found,
-                Err(e) if Instant::now() < deadline => {
-                    tracing::debug!(
-                        "discovery of {}/{} {} not ready yet: {e}",
-                        gvk.group,
-                        gvk.version,
-                        gvk.kind
-                    );
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "cannot resolve {}/{} kind {} (needed for {ident}): either the API \
-                             server does not answer, or it does not serve that kind (is its CRD \
-                             installed and Established?)",
-                            gvk.group, gvk.version, gvk.kind
-                        )
-                    })
-                }
+        // Every discovery error counts as "not yet" until the grace is over: a 404 for the
+        // group is what a CRD not yet Established looks like.
+        let waited = poll_until(self.discovery_grace, DISCOVERY_POLL, || async {
+            Ok(kube::discovery::pinned_kind(&self.client, &gvk).await)
+        })
+        .await;
+        let unresolved = |source| ApplyError::Unresolved {
+            gvk: format!("{}/{} kind {}", gvk.group, gvk.version, gvk.kind),
+            ident: ident.to_string(),
+            source,
+        };
+        let found = match waited {
+            Ok(found) => found,
+            Err(Waited::Pending(source)) => return Err(unresolved(source)),
+            // The probe never fails, so only a probe cut off at the deadline gets here.
+            Err(Waited::Failed(e)) => {
+                return Err(unresolved(kube::Error::Discovery(
+                    kube::error::DiscoveryError::MissingKind(format!("{e:#}")),
+                )))
             }
         };
         self.resolved.insert(gvk, found.clone());

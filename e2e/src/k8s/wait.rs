@@ -4,7 +4,7 @@
 //! thing the wait saw to explain itself with. The waits for nodes, Deployments and StatefulSets
 //! are built on it.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
@@ -14,6 +14,46 @@ use std::time::{Duration, Instant};
 
 /// How often the object waits below look.
 const POLL: Duration = Duration::from_secs(2);
+
+/// Why a wait gave up: the caller branches on the variant (timeout or API trouble); the
+/// message says what was seen last and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The deadline passed with the condition unmet.
+    #[error("{what} after {waited:?}: {state}; {fix}")]
+    Timeout {
+        /// What was not reached, e.g. "Deployment default/x not Available".
+        what: String,
+        /// The deadline the caller gave.
+        waited: Duration,
+        /// What the wait saw last (pods, conditions, missing parts).
+        state: String,
+        /// What to check or change.
+        fix: String,
+    },
+    /// The API server refused (a permanent error, at once) or kept failing until the deadline.
+    #[error("waiting {waited:?} for {what}")]
+    Api {
+        /// The condition waited for.
+        what: String,
+        /// The deadline the caller gave.
+        waited: Duration,
+        /// The last error.
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+impl WaitError {
+    /// [`WaitError::Api`] from a [`Waited::Failed`] error.
+    pub fn api(what: impl Into<String>, waited: Duration, source: anyhow::Error) -> Self {
+        WaitError::Api {
+            what: what.into(),
+            waited,
+            source,
+        }
+    }
+}
 
 /// What a wait saw last when it gave up.
 #[derive(Debug)]
@@ -101,7 +141,7 @@ where
 /// # Caveats
 /// kind's `--wait` can time out and still exit 0, so the API server may not answer at first:
 /// that is a transient error, retried until the deadline like every other wait's.
-pub async fn wait_nodes_ready(client: &Client, timeout: Duration) -> Result<()> {
+pub async fn wait_nodes_ready(client: &Client, timeout: Duration) -> Result<(), WaitError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let waited = poll_until(timeout, POLL, || async {
         let list = nodes
@@ -117,18 +157,23 @@ pub async fn wait_nodes_ready(client: &Client, timeout: Duration) -> Result<()> 
     .await;
     match waited {
         Ok(()) => Ok(()),
-        Err(Waited::Pending((0, _))) => {
-            bail!("no Node registered after {timeout:?}; check the kubelet logs (kind export logs)")
-        }
-        Err(Waited::Pending((total, not_ready))) => bail!(
-            "{} of {total} nodes not Ready after {timeout:?}: {}; check the kubelet and CNI logs \
-             (kind export logs) or raise --timeout",
-            not_ready.len(),
-            not_ready.join("; ")
-        ),
-        Err(Waited::Failed(e)) => Err(e.context(format!(
-            "waiting {timeout:?} for every node to be Ready: is the API server up?"
-        ))),
+        Err(Waited::Pending((0, _))) => Err(WaitError::Timeout {
+            what: "no Node registered".into(),
+            waited: timeout,
+            state: "the API server lists no nodes".into(),
+            fix: "check the kubelet logs (kind export logs)".into(),
+        }),
+        Err(Waited::Pending((total, not_ready))) => Err(WaitError::Timeout {
+            what: format!("{} of {total} nodes not Ready", not_ready.len()),
+            waited: timeout,
+            state: not_ready.join("; "),
+            fix: "check the kubelet and CNI logs (kind export logs) or raise --timeout".into(),
+        }),
+        Err(Waited::Failed(e)) => Err(WaitError::api(
+            "every node to be Ready (is the API server up?)",
+            timeout,
+            e,
+        )),
     }
 }
 
@@ -166,7 +211,7 @@ pub async fn wait_deployment_available(
     ns: &str,
     name: &str,
     timeout: Duration,
-) -> Result<()> {
+) -> Result<(), WaitError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let waited = poll_until(timeout, POLL, || async {
         let deployment = api
@@ -188,11 +233,18 @@ pub async fn wait_deployment_available(
                 .and_then(|s| s.selector.match_labels.as_ref())
                 .map(label_selector);
             let pods = crate::pods::describe_pods(client, ns, selector.as_deref()).await;
-            bail!("Deployment {ns}/{name} not Available after {timeout:?}; pods: {pods}");
+            Err(WaitError::Timeout {
+                what: format!("Deployment {ns}/{name} not Available"),
+                waited: timeout,
+                state: format!("pods: {pods}"),
+                fix: "the pods' state says why; raise --timeout if they are still starting".into(),
+            })
         }
-        Err(Waited::Failed(e)) => Err(e.context(format!(
-            "waiting {timeout:?} for Deployment {ns}/{name} to be Available"
-        ))),
+        Err(Waited::Failed(e)) => Err(WaitError::api(
+            format!("Deployment {ns}/{name} to be Available"),
+            timeout,
+            e,
+        )),
     }
 }
 
@@ -233,7 +285,7 @@ pub async fn wait_statefulset_ready(
     ns: &str,
     name: &str,
     timeout: Duration,
-) -> Result<()> {
+) -> Result<(), WaitError> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let waited = poll_until(timeout, POLL, || async {
         let sts = api
@@ -248,11 +300,13 @@ pub async fn wait_statefulset_ready(
     .await;
     match waited {
         Ok(()) => Ok(()),
-        Err(Waited::Pending(None)) => bail!(
-            "StatefulSet {ns}/{name} was never created within {timeout:?}: prometheus-operator \
-             creates it from the Prometheus CR; check the operator log (default/prometheus-operator) \
-             for errors about the CR or RBAC"
-        ),
+        Err(Waited::Pending(None)) => Err(WaitError::Timeout {
+            what: format!("StatefulSet {ns}/{name} was never created"),
+            waited: timeout,
+            state: "prometheus-operator creates it from the Prometheus CR".into(),
+            fix: "check the operator log (default/prometheus-operator) for errors about the CR or RBAC"
+                .into(),
+        }),
         Err(Waited::Pending(Some(sts))) => {
             let selector = sts
                 .spec
@@ -260,11 +314,18 @@ pub async fn wait_statefulset_ready(
                 .and_then(|s| s.selector.match_labels.as_ref())
                 .map(label_selector);
             let pods = crate::pods::describe_pods(client, ns, selector.as_deref()).await;
-            bail!("StatefulSet {ns}/{name} not ready after {timeout:?}; pods: {pods}");
+            Err(WaitError::Timeout {
+                what: format!("StatefulSet {ns}/{name} not ready"),
+                waited: timeout,
+                state: format!("pods: {pods}"),
+                fix: "the pods' state says why; raise --timeout if they are still starting".into(),
+            })
         }
-        Err(Waited::Failed(e)) => Err(e.context(format!(
-            "waiting {timeout:?} for StatefulSet {ns}/{name} to be ready"
-        ))),
+        Err(Waited::Failed(e)) => Err(WaitError::api(
+            format!("StatefulSet {ns}/{name} to be ready"),
+            timeout,
+            e,
+        )),
     }
 }
 
