@@ -23,6 +23,9 @@ pub const SERVICEMONITOR: (&str, &str) = ("kube-system", "cadvisor");
 
 /// Writes every artifact it can into `dir` (created if needed). Fails only when `dir` cannot be
 /// written.
+///
+/// # Errors
+/// `dir` cannot be created; anything else that cannot be collected is noted in the artifacts.
 pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create artifacts directory {}", dir.display()))?;

@@ -138,20 +138,28 @@ async fn run(args: &[&str], deadline: Duration) -> Result<String, DockerError> {
 pub struct DockerInfo {
     /// `"1"` or `"2"` (Docker 20.10+); empty on older engines.
     pub cgroup_version: String,
+    /// `cgroupfs`, `systemd`, or `none` (rootless without delegation).
     pub cgroup_driver: String,
     /// Bytes of memory the engine's host (or Docker Desktop's VM) has.
     pub mem_total: u64,
+    /// CPUs the engine can use.
     #[serde(rename = "NCPU")]
     pub ncpu: u64,
+    /// Where the engine keeps images and containers.
     pub docker_root_dir: String,
     /// e.g. `name=seccomp,profile=default`, `name=rootless`.
     pub security_options: Vec<String>,
+    /// The engine host's name.
     pub name: String,
+    /// e.g. `Ubuntu 22.04.3 LTS` or `Docker Desktop`.
     pub operating_system: String,
+    /// The engine's version.
     pub server_version: String,
     /// Whether the engine can limit memory, pids and CPU shares (absent on old engines).
     pub memory_limit: Option<bool>,
+    /// See [`DockerInfo::memory_limit`].
     pub pids_limit: Option<bool>,
+    /// See [`DockerInfo::memory_limit`].
     #[serde(rename = "CPUShares")]
     pub cpu_shares: Option<bool>,
 }

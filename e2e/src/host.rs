@@ -53,7 +53,9 @@ pub fn proc_root() -> PathBuf {
 /// `fs.inotify.max_user_watches` and `fs.inotify.max_user_instances`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Inotify {
+    /// `fs.inotify.max_user_watches`.
     pub max_user_watches: u64,
+    /// `fs.inotify.max_user_instances`.
     pub max_user_instances: u64,
 }
 
@@ -115,7 +117,9 @@ pub fn parse_df(text: &str) -> Option<u64> {
 /// Everything the host checks read. `None` with a note when a fact could not be read.
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
+    /// inotify limits, when readable.
     pub inotify: Option<Inotify>,
+    /// `docker info`, when Docker answered.
     pub docker: Option<DockerInfo>,
     /// Free bytes where Docker keeps its data.
     pub docker_free: Option<u64>,
@@ -160,7 +164,9 @@ pub async fn gather(proc_root: &Path, deadline: Duration) -> HostFacts {
 /// What the cluster needs, from the cell and its kind config.
 #[derive(Debug, Clone, Copy)]
 pub struct Needs {
+    /// Control-plane nodes of the kind config.
     pub control_planes: usize,
+    /// Worker nodes of the kind config.
     pub workers: usize,
 }
 

@@ -31,6 +31,9 @@ pub struct BuiltImage {
 
 /// Parses the first line of `prometheus --version`, e.g.
 /// `prometheus, version 2.42.0+ds (branch: debian/sid, revision: …)` → `2.42.0+ds`.
+///
+/// # Errors
+/// The output has no version (`prometheus, version X.Y.Z`).
 pub fn parse_version(output: &str) -> Result<String> {
     let first = output.lines().next().unwrap_or_default();
     let version = first
@@ -61,6 +64,9 @@ pub fn tag_for_version(version: &str) -> String {
 
 /// Extracts the absolute library paths from `ldd` output. The vDSO has no file and is skipped;
 /// a `not found` library is an error because the image would not start.
+///
+/// # Errors
+/// A library `ldd` lists is "not found".
 pub fn parse_ldd(output: &str) -> Result<Vec<PathBuf>> {
     let mut libs = Vec::new();
     for line in output.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -114,12 +120,16 @@ pub fn tar_args(archive: &Path, binary: &Path, files: &[PathBuf]) -> Vec<String>
     args
 }
 
-/// Finds `prometheus` on PATH (or uses `binary`), and imports the image unless one built from
-/// the same binary exists. `tag` overrides the version-derived tag.
 /// How long `docker info` may take before the engine counts as not answering: it answers in
 /// well under a second when it runs.
 pub const DOCKER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Finds `prometheus` on PATH (or uses `binary`), and imports the image unless one built from
+/// the same binary exists. `tag` overrides the version-derived tag.
+///
+/// # Errors
+/// No `prometheus` binary, Docker not answering within [`DOCKER_DEADLINE`], `ldd`/`tar` or
+/// `docker import` failing; each message names the fix.
 pub fn build_prometheus_image(binary: Option<&Path>, tag: Option<&str>) -> Result<BuiltImage> {
     let sh = Shell::new()?;
     let binary = match binary {

@@ -20,12 +20,17 @@ pub const PROMETHEUS_NAME: &str = "e2e";
 pub const SELECTION_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "pod-metrics-e2e");
 /// Directories whose YAML is applied, relative to the workspace root.
 pub const PROMETHEUS_DIR: &str = "manifests/prometheus";
+/// The workloads the cluster tier runs (pods with several containers, a Job, a DaemonSet).
 pub const WORKLOADS_DIR: &str = "fixtures/workloads";
 
 const POLL: Duration = Duration::from_secs(2);
 
 /// Applies `manifests/prometheus/` and waits until the operator's StatefulSet
 /// `prometheus-<name>` has all replicas ready (the Prometheus CRD has no status in v0.48.1).
+///
+/// # Errors
+/// The manifests cannot be read, an apply is rejected, or the StatefulSet is not ready by the
+/// deadline ([`WaitError`]).
 pub async fn apply_prometheus(client: &Client, timeout: Duration) -> Result<()> {
     let docs = read_manifest_dir(&crate::workspace_root().join(PROMETHEUS_DIR))?;
     let prom = docs
@@ -153,6 +158,10 @@ pub fn scrape_job_names(config_yaml: &str) -> Vec<String> {
 
 /// Applies `fixtures/workloads/` and waits until every Deployment there is Available, i.e. its
 /// pods are Running.
+///
+/// # Errors
+/// The manifests cannot be read, an apply is rejected, or a Deployment is not Available by the
+/// deadline ([`WaitError`]).
 pub async fn apply_workloads(client: &Client, timeout: Duration) -> Result<()> {
     let docs = read_manifest_dir(&crate::workspace_root().join(WORKLOADS_DIR))?;
     let deadline = Instant::now() + timeout;

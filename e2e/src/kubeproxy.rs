@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 /// The governing Service the operator creates for every Prometheus, and its port name.
 pub const PROMETHEUS_SERVICE: &str = "prometheus-operated";
+/// The Service port name of the Prometheus web UI and API.
 pub const PROMETHEUS_PORT: &str = "web";
 
 /// A [`Transport`] over the Kubernetes API server's service proxy.
@@ -35,6 +36,7 @@ impl KubeProxyTransport {
         )
     }
 
+    /// A transport to `namespace/service:port` through the API server's service proxy.
     pub fn for_service(client: Client, namespace: &str, service: &str, port: &str) -> Self {
         KubeProxyTransport {
             client,

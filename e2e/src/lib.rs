@@ -1,9 +1,29 @@
-//! pod-metrics-e2e: proves that every running pod's `container_cpu_usage_seconds_total`
-//! reaches Prometheus through prometheus-operator's kubelet Service and a cadvisor ServiceMonitor.
+//! pod-metrics-e2e: proves that every running pod's containers have their metrics
+//! (`container_cpu_usage_seconds_total`, …) in Prometheus through prometheus-operator's kubelet
+//! Service and a cadvisor ServiceMonitor, and says why when they do not.
 //!
-//! Data flows one way: plan → cluster → install → assert → report. The modules follow it:
-//! [`matrix`] and [`plan`] describe what will run, [`cluster`] and [`operator`] create and install,
-//! [`pods`], [`prometheus`] and [`coverage`] assert, [`diagnose`] explains a failure.
+//! Data flows one way, and each step has its module:
+//!
+//! ```text
+//! plan ─────────► cluster ─────────► install ──────────► assert ─────────► report
+//! matrix          host (preflight)   k8s::{client,       pods              artifacts
+//! plan            docker             manifests, apply,   prometheus        diagnose
+//! pins            kind               wait}               kubeproxy         redact
+//! workdir                            operator, install   coverage
+//!                                    scrape_config,      relabel
+//! run: drives the steps in order      (the operator's job)
+//! ```
+//!
+//! - **What will run:** [`matrix`] (the cells), [`plan`] (every command, URL and digest, for
+//!   `--dry-run`), [`pins`] (download → sha256 → store), [`workdir`] (where files go).
+//! - **The cluster:** [`host`] (what kind needs from this machine), [`docker`], [`kind`].
+//! - **Install:** [`k8s`] (client, manifests, server-side apply, waits), [`operator`] (the
+//!   pinned bundle and the kubelet Service it writes), [`install`] (this repository's manifests).
+//! - **Assert:** [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
+//!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
+//!   [`relabel`] (the job the operator generates and what Prometheus does with it).
+//! - **Report:** [`artifacts`], [`diagnose`] (why pods are missing), [`redact`].
+//! - [`run`] drives the phases of `cargo xtask e2e`; [`image`] builds the local Prometheus image.
 
 pub mod artifacts;
 pub mod coverage;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 /// The Service the bundle's operator is told to maintain (`--kubelet-service`).
 pub const KUBELET_SERVICE_NAMESPACE: &str = "kube-system";
+/// Its name.
 pub const KUBELET_SERVICE_NAME: &str = "kubelet";
 /// The kubelet port that works on modern kubelets (HTTPS, authenticated).
 pub const KUBELET_PORT_NAME: &str = "https-metrics";
@@ -29,11 +30,17 @@ pub const KUBELET_PORT_NAME: &str = "https-metrics";
 pub struct Bundle {
     /// sha256 of the exact bytes parsed (hex).
     pub sha256: String,
+    /// Size in bytes.
     pub len: usize,
+    /// The objects, in file order.
     pub documents: Vec<Value>,
 }
 
 impl Bundle {
+    /// Parses a bundle and records its sha256.
+    ///
+    /// # Errors
+    /// A document does not parse or is not a named Kubernetes object.
     pub fn parse(bytes: &[u8]) -> Result<Bundle> {
         let text = std::str::from_utf8(bytes).context("the operator bundle is not UTF-8 text")?;
         let documents = manifests::parse_documents(text, "operator bundle")?;
@@ -76,6 +83,9 @@ impl Bundle {
 
     /// The `args` of the operator container (the Deployment container named
     /// `prometheus-operator`), e.g. `--kubelet-service=kube-system/kubelet`.
+    ///
+    /// # Errors
+    /// The bundle has no Deployment with a `prometheus-operator` container.
     pub fn operator_args(&self) -> Result<Vec<String>> {
         for doc in &self.documents {
             if doc.get("kind").and_then(Value::as_str) != Some("Deployment") {
@@ -111,9 +121,19 @@ impl Bundle {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BundleSource {
     /// Downloaded once into the cache directory.
-    Pinned { url: String, sha256: String },
+    Pinned {
+        /// The pinned URL.
+        url: String,
+        /// The pinned sha256 (hex).
+        sha256: String,
+    },
     /// `--operator-bundle PATH`, for air-gapped machines.
-    File { path: PathBuf, sha256: String },
+    File {
+        /// The file given.
+        path: PathBuf,
+        /// The pinned sha256 it must have.
+        sha256: String,
+    },
 }
 
 impl BundleSource {
@@ -210,9 +230,13 @@ pub enum BundleOrigin {
      3. network access to {url} (downloaded once, then cached)"
 )]
 pub struct BundleUnavailable {
+    /// The operator release, e.g. `v0.48.1`.
     pub version: String,
+    /// The pinned bundle URL.
     pub url: String,
+    /// The cache file it would be kept in.
     pub cache: String,
+    /// Why none of the ways worked.
     pub cause: anyhow::Error,
 }
 
@@ -293,6 +317,10 @@ const CRD_POLL: Duration = Duration::from_millis(250);
 
 /// Server-side applies the bundle: CRDs, wait until each is `Established`, then everything else,
 /// then wait until the operator Deployment is `Available`.
+///
+/// # Errors
+/// An apply is rejected, a CRD is not Established, or the operator Deployment is not Available
+/// by the deadline ([`WaitError`]).
 pub async fn install(client: &Client, bundle: &Bundle, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let (crds, rest): (Vec<&Value>, Vec<&Value>) = bundle

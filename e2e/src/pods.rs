@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 /// A pod in phase `Running` and the names of its containers that are running.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RunningPod {
+    /// `metadata.namespace`.
     pub namespace: String,
+    /// `metadata.name`.
     pub name: String,
     /// Names of the containers whose state is `running` (init containers excluded).
     pub containers: Vec<String>,
@@ -73,6 +75,9 @@ pub fn running_pods(pods: &[Pod]) -> Vec<RunningPod> {
 }
 
 /// Parses `kubectl get pods -A -o json` (a `v1/List` or `PodList`) and keeps the running pods.
+///
+/// # Errors
+/// The text is not a pod list as `kubectl get pods -A -o json` prints it.
 pub fn from_kubectl_json(text: &str) -> Result<Vec<RunningPod>> {
     #[derive(Deserialize)]
     struct List {

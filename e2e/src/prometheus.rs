@@ -17,10 +17,13 @@ use std::time::{Duration, Instant};
 /// A status code and body, as the transport received them.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
+    /// HTTP status code.
     pub status: u16,
+    /// The whole body.
     pub body: Bytes,
 }
 
+/// Why a transport could not deliver an answer; decides whether the client retries.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     /// The request never reached Prometheus (refused, reset, DNS, timeout): worth retrying.
@@ -49,6 +52,10 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
+    /// A transport for `base_url` (`http(s)://host:port[/prefix]`).
+    ///
+    /// # Errors
+    /// The URL does not parse or is not http(s), or the HTTP client cannot be built.
     pub fn new(base_url: &str) -> anyhow::Result<Self> {
         let base = base_url.trim_end_matches('/').to_string();
         let parsed = reqwest::Url::parse(&base).map_err(|e| {
@@ -108,13 +115,17 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// What went wrong asking Prometheus; [`crate::diagnose`] branches on it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PromError {
     /// Prometheus answered `status: "error"`; fields are verbatim.
     #[error("Prometheus API error ({error_type}): {error}{}", warnings_suffix(.warnings))]
     Api {
+        /// `errorType`, e.g. `bad_data`.
         error_type: String,
+        /// `error`, Prometheus's message.
         error: String,
+        /// `warnings`, if any.
         warnings: Vec<String>,
     },
     /// Nothing usable answered before the deadline.
@@ -123,20 +134,38 @@ pub enum PromError {
          (is it running and is the address right? it may still be starting: raise the deadline)"
     )]
     Unreachable {
+        /// Where the client was sending requests.
         target: String,
+        /// How long it retried.
         waited: Duration,
+        /// The last connection error or 503 body.
         last_error: String,
     },
     /// An HTTP status that is not the API's own error format.
     #[error("Prometheus answered HTTP {status}: {body}")]
-    Http { status: u16, body: String },
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The body as text, shortened.
+        body: String,
+    },
     /// The request could not be made and retrying would not help (an invalid URL or proxy path,
     /// a client that cannot be built): nothing answered at all.
     #[error("the request to Prometheus at {target} could not be made: {reason}")]
-    Request { target: String, reason: String },
+    Request {
+        /// Where the request was going.
+        target: String,
+        /// Why it could not be made.
+        reason: String,
+    },
     /// The body did not have the shape the API documents.
     #[error("unexpected response for {what}: {detail}")]
-    Decode { what: String, detail: String },
+    Decode {
+        /// Which request.
+        what: String,
+        /// What did not match.
+        detail: String,
+    },
 }
 
 fn warnings_suffix(w: &[String]) -> String {
@@ -150,44 +179,61 @@ fn warnings_suffix(w: &[String]) -> String {
 /// One series of an instant vector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
+    /// The series' labels (`__name__` included when the query keeps it).
     pub metric: BTreeMap<String, String>,
+    /// The sample value.
     pub value: f64,
+    /// Evaluation time, Unix seconds.
     pub timestamp: f64,
 }
 
+/// The answer to an instant query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QueryResult {
+    /// One entry per series of the vector.
     pub series: Vec<Sample>,
     /// Warnings Prometheus attached to a successful answer, verbatim.
     pub warnings: Vec<String>,
 }
 
+/// `/api/v1/targets`: what Prometheus scrapes and what its relabeling dropped.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Targets {
+    /// Targets kept by `relabel_configs`.
     #[serde(rename = "activeTargets", default)]
     pub active: Vec<ActiveTarget>,
+    /// Targets `relabel_configs` dropped.
     #[serde(rename = "droppedTargets", default)]
     pub dropped: Vec<DroppedTarget>,
 }
 
+/// A target Prometheus scrapes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ActiveTarget {
+    /// Labels from service discovery, before relabeling.
     pub discovered_labels: BTreeMap<String, String>,
+    /// Labels after relabeling (what the target's series carry).
     pub labels: BTreeMap<String, String>,
+    /// The scrape job (`job_name`).
     pub scrape_pool: String,
+    /// The URL scraped.
     pub scrape_url: String,
     /// `up`, `down` or `unknown` (not scraped yet).
     pub health: String,
+    /// Why the last scrape failed; empty when it succeeded.
     pub last_error: String,
     /// RFC 3339; `0001-01-01T00:00:00Z` before the first scrape.
     pub last_scrape: String,
+    /// Seconds the last scrape took.
     pub last_scrape_duration: f64,
 }
 
+/// A discovered target that `relabel_configs` dropped.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DroppedTarget {
+    /// Its labels from service discovery.
     pub discovered_labels: BTreeMap<String, String>,
 }
 
@@ -235,12 +281,17 @@ pub struct PrometheusClient {
 
 impl PrometheusClient {
     /// A client for a Prometheus reachable at `base_url`.
+    ///
+    /// # Errors
+    /// The URL does not parse or is not http(s).
     pub fn new(base_url: &str) -> anyhow::Result<Self> {
         Ok(Self::with_transport(Arc::new(HttpTransport::new(
             base_url,
         )?)))
     }
 
+    /// A client over any transport (the API server proxy, a scripted one in tests), retrying for
+    /// 30 s unless [`PrometheusClient::with_retry_deadline`] says otherwise.
     pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
         PrometheusClient {
             transport,
@@ -260,11 +311,15 @@ impl PrometheusClient {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Where the client sends requests, for messages.
     pub fn describe(&self) -> String {
         self.transport.describe()
     }
 
     /// Succeeds once `/-/ready` answers 200.
+    ///
+    /// # Errors
+    /// [`PromError::Unreachable`] when `/-/ready` does not answer 200 before the retry deadline.
     pub async fn ready(&self) -> Result<(), PromError> {
         let resp = self.get("/-/ready").await?;
         match resp.status {
@@ -277,6 +332,10 @@ impl PrometheusClient {
     }
 
     /// An instant query; the result must be a vector (or a scalar, returned as one series).
+    ///
+    /// # Errors
+    /// [`PromError`]: unreachable, an HTTP error, the API's own error (bad PromQL), or a body of
+    /// another shape.
     pub async fn query(&self, promql: &str) -> Result<QueryResult, PromError> {
         let path = format!("/api/v1/query?query={}", encode_query_value(promql));
         let (data, warnings): (QueryData, _) = self.api(&path, "query").await?;
@@ -302,12 +361,18 @@ impl PrometheusClient {
     }
 
     /// `/api/v1/targets`: active and dropped targets with their health and last error.
+    ///
+    /// # Errors
+    /// As [`PrometheusClient::query`].
     pub async fn targets(&self) -> Result<Targets, PromError> {
         let (data, _): (Targets, _) = self.api("/api/v1/targets", "/api/v1/targets").await?;
         Ok(data)
     }
 
     /// The configuration Prometheus has loaded, as YAML (`/api/v1/status/config`).
+    ///
+    /// # Errors
+    /// As [`PrometheusClient::query`].
     pub async fn config_yaml(&self) -> Result<String, PromError> {
         let (data, _): (ConfigData, _) = self
             .api("/api/v1/status/config", "/api/v1/status/config")

@@ -27,7 +27,9 @@ pub enum RelabelError {
     /// The regex does not compile.
     #[error("regex {regex:?} does not compile: {source}")]
     BadRegex {
+        /// The regex as written.
         regex: String,
+        /// Why it does not compile.
         source: Box<regex::Error>,
     },
     /// A rule Prometheus's `relabel.Config.UnmarshalYAML` refuses (the message says why).
@@ -36,7 +38,9 @@ pub enum RelabelError {
     /// A job field of the wrong shape.
     #[error("{field}: expected {expected}")]
     Field {
+        /// The field, e.g. `modulus`.
         field: String,
+        /// What it must be.
         expected: &'static str,
     },
 }
@@ -44,25 +48,38 @@ pub enum RelabelError {
 /// The seven relabel actions (relabel.go `Action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Sets `target_label` to the expanded `replacement` when `regex` matches.
     Replace,
+    /// Drops the set unless `regex` matches the joined source labels.
     Keep,
+    /// Drops the set when `regex` matches the joined source labels.
     Drop,
+    /// Sets `target_label` to the md5 of the joined source labels modulo `modulus`.
     HashMod,
+    /// Copies labels whose names match `regex` to the expanded `replacement` names.
     LabelMap,
+    /// Removes labels whose names match `regex`.
     LabelDrop,
+    /// Removes labels whose names do not match `regex`.
     LabelKeep,
 }
 
 /// One relabel rule as Prometheus loads it: defaults filled in, regex anchored.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// `action`.
     pub action: Action,
+    /// `source_labels`.
     pub source_labels: Vec<String>,
+    /// `separator` (default `;`).
     pub separator: String,
     /// `^(?:<regex>)$`, as relabel.go `NewRegexp` compiles it.
     pub regex: Regex,
+    /// `modulus` (hashmod only).
     pub modulus: u64,
+    /// `target_label`.
     pub target_label: String,
+    /// `replacement` (default `$1`).
     pub replacement: String,
     quoted: String,
 }
@@ -324,10 +341,13 @@ pub fn rules_from_yaml(list: Option<&Value>, field: &str) -> Result<Vec<Rule>, R
 /// What a list of rules did to a label set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The labels after every rule.
     Kept(Labels),
     /// Rule `rule_index` of the list dropped it; `rule` is [`Rule::quoted`].
     Dropped {
+        /// Index in the list.
         rule_index: usize,
+        /// The rule, one line of YAML.
         rule: String,
     },
 }
@@ -356,9 +376,19 @@ pub type SeriesOutcome = Outcome;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetOutcome {
     /// The target's labels as Prometheus shows them (no `__`-prefixed labels), and its address.
-    Kept { labels: Labels, address: String },
+    Kept {
+        /// Labels after relabeling.
+        labels: Labels,
+        /// `__address__`, the host:port scraped.
+        address: String,
+    },
     /// `relabel_configs[rule_index]` dropped it.
-    Dropped { rule_index: usize, rule: String },
+    Dropped {
+        /// Index in `relabel_configs`.
+        rule_index: usize,
+        /// The rule, one line of YAML.
+        rule: String,
+    },
     /// Prometheus discards the target with this error (no `__address__`, bad scheme).
     Invalid(String),
 }
@@ -366,12 +396,19 @@ pub enum TargetOutcome {
 /// The parts of a scrape job that shape labels, compiled once for many series.
 #[derive(Debug, Clone)]
 pub struct ScrapeJob {
+    /// `job_name`.
     pub job_name: String,
+    /// `honor_labels`: on a clash the series' label wins (else it becomes `exported_<name>`).
     pub honor_labels: bool,
+    /// `metrics_path`.
     pub metrics_path: String,
+    /// `scheme`.
     pub scheme: String,
+    /// `params`.
     pub params: BTreeMap<String, Vec<String>>,
+    /// Rules applied to each discovered target.
     pub relabel_configs: Vec<Rule>,
+    /// Rules applied to each scraped series.
     pub metric_relabel_configs: Vec<Rule>,
 }
 

@@ -30,6 +30,7 @@ pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/servicea
 pub struct ServiceMonitorSpec {
     /// ServiceMonitor namespace and name (`kube-system/cadvisor`).
     pub namespace: String,
+    /// See `namespace`.
     pub name: String,
     /// Index of the endpoint in `spec.endpoints`.
     pub endpoint_index: usize,
@@ -47,9 +48,11 @@ pub struct ServiceMonitorSpec {
     pub interval: Option<String>,
     /// `endpoints[].scrapeTimeout`.
     pub scrape_timeout: Option<String>,
+    /// `endpoints[].honorLabels`.
     pub honor_labels: bool,
     /// `endpoints[].honorTimestamps`; written only when set (promcfg.go `honorTimestamps`).
     pub honor_timestamps: Option<bool>,
+    /// `endpoints[].bearerTokenFile`.
     pub bearer_token_file: Option<String>,
     /// `endpoints[].tlsConfig` (file-based fields only).
     pub tls_config: Option<TlsConfig>,
@@ -77,7 +80,9 @@ pub struct ServiceMonitorSpec {
 /// `endpoints[].targetPort` (an IntOrString).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetPort {
+    /// A container port name.
     Name(String),
+    /// A container port number.
     Number(i32),
 }
 
@@ -94,36 +99,48 @@ impl std::fmt::Display for TargetPort {
 /// `TLSConfig`); Secret/ConfigMap references are refused by the parser.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
+    /// `insecureSkipVerify`.
     pub insecure_skip_verify: bool,
     /// `serverName` (empty: unset).
     pub server_name: String,
     /// `caFile`, `certFile`, `keyFile` (empty: unset).
     pub ca_file: String,
+    /// See `ca_file`.
     pub cert_file: String,
+    /// See `ca_file`.
     pub key_file: String,
 }
 
 /// A Kubernetes label selector (`spec.selector`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelSelector {
+    /// `matchLabels`.
     pub match_labels: BTreeMap<String, String>,
+    /// `matchExpressions`.
     pub match_expressions: Vec<SelectorRequirement>,
 }
 
 /// One `matchExpressions` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelectorRequirement {
+    /// The label.
     pub key: String,
+    /// How the label is compared.
     pub operator: SelectorOperator,
+    /// The values (In, NotIn).
     pub values: Vec<String>,
 }
 
 /// The operators a label selector has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SelectorOperator {
+    /// The label's value is one of `values`.
     In,
+    /// The label is absent or its value is none of `values`.
     NotIn,
+    /// The label is present.
     Exists,
+    /// The label is absent.
     DoesNotExist,
 }
 
@@ -132,12 +149,19 @@ pub enum SelectorOperator {
 /// (separator `;`, regex `(.*)`, replacement `$1`, action `replace`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelabelConfig {
+    /// `sourceLabels`.
     pub source_labels: Vec<String>,
+    /// `separator`.
     pub separator: String,
+    /// `targetLabel`.
     pub target_label: String,
+    /// `regex`.
     pub regex: String,
+    /// `modulus`.
     pub modulus: u64,
+    /// `replacement`.
     pub replacement: String,
+    /// `action`.
     pub action: String,
 }
 
@@ -193,11 +217,16 @@ pub enum Discovery {
     /// What the operator writes: endpoints role in the ServiceMonitor's namespaces.
     Kubernetes,
     /// Component tier: a file_sd file holding [`kubelet_file_sd`] target groups.
-    File { path: String },
+    File {
+        /// The file Prometheus reads targets from.
+        path: String,
+    },
     /// The cluster twin: `http_sd_configs` against an endpoint serving the target groups
     /// kubernetes_sd (role endpoints) would yield, re-read every `refresh_interval`.
     Http {
+        /// Where the target groups are served.
         url: String,
+        /// How often Prometheus asks again.
         refresh_interval: Duration,
     },
 }

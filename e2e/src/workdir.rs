@@ -28,13 +28,18 @@ pub fn display_path(path: &Path) -> String {
 /// Where one run keeps its files: `<work_dir>/<name>/{kubeconfig,artifacts/,summary.md}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunPaths {
+    /// `<work_dir>/<name>/`.
     pub dir: PathBuf,
+    /// The kubeconfig kind writes for this run (never `~/.kube/config`).
     pub kubeconfig: PathBuf,
+    /// Logs, targets, config and reports collected for CI.
     pub artifacts: PathBuf,
+    /// The run's `summary.md` (for `$GITHUB_STEP_SUMMARY`).
     pub summary: PathBuf,
 }
 
 impl RunPaths {
+    /// The paths of run `name` under `work_dir` (nothing is created).
     pub fn new(work_dir: &Path, name: &str) -> Self {
         let dir = work_dir.join(name);
         RunPaths {

@@ -8,17 +8,21 @@ use super::Severity;
 /// One kind of finding. `cause` and `fix` are the defaults; a check may give a more precise text.
 #[derive(Debug, Clone, Copy)]
 pub struct Kind {
+    /// Stable id, kebab-case (`kubelet-service-missing`).
     pub id: &'static str,
+    /// Error (a broken link) or warning.
     pub severity: Severity,
     /// One line for the README: what the finding means.
     pub summary: &'static str,
+    /// Why it usually happens.
     pub cause: &'static str,
+    /// What to do.
     pub fix: &'static str,
 }
 
 macro_rules! kinds {
     ($($name:ident = $id:literal, $sev:ident, $summary:literal, $cause:literal, $fix:literal;)*) => {
-        $(pub const $name: Kind = Kind { id: $id, severity: Severity::$sev, summary: $summary, cause: $cause, fix: $fix };)*
+        $(#[doc = $summary] pub const $name: Kind = Kind { id: $id, severity: Severity::$sev, summary: $summary, cause: $cause, fix: $fix };)*
         /// Host and cluster-creation findings first, then the chain in order.
         pub const ALL: &[Kind] = &[$($name),*];
     };

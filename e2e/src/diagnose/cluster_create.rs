@@ -30,10 +30,13 @@ pub enum Source {
 pub struct Cause {
     /// Short name, printed in the finding (`cause: <name>: …`).
     pub name: &'static str,
+    /// Substrings that identify it in a log line.
     pub signatures: &'static [&'static str],
+    /// Which log they appear in.
     pub source: Source,
     /// Only with Docker installed as a snap (the signature alone is too common).
     pub needs_snap: bool,
+    /// What it means.
     pub cause: &'static str,
     /// `{cell}` is replaced by the suggested cell ([`Context::suggested_cell`]).
     pub fix: &'static str,
@@ -149,8 +152,11 @@ pub const CAUSES: &[Cause] = &[
 /// One node log file, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeLog {
+    /// The node whose log it is.
     pub node: String,
+    /// The log file, e.g. `kubelet.log`.
     pub file: &'static str,
+    /// The matching lines.
     pub lines: Vec<String>,
 }
 

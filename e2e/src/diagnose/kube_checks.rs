@@ -9,9 +9,12 @@ use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const KUBELET_NAMESPACE: &str = "kube-system";
-pub const KUBELET_SERVICE: &str = "kubelet";
-pub const KUBELET_PORT_NAME: &str = "https-metrics";
+/// The operator's kubelet Service: one definition, in [`crate::operator`].
+pub use crate::operator::{
+    KUBELET_PORT_NAME, KUBELET_SERVICE_NAME as KUBELET_SERVICE,
+    KUBELET_SERVICE_NAMESPACE as KUBELET_NAMESPACE,
+};
+/// The kubelet path a cadvisor ServiceMonitor scrapes.
 pub const CADVISOR_PATH: &str = "/metrics/cadvisor";
 
 /// Link 1: the operator's kubelet Service exists and its Endpoints hold an `https-metrics`
@@ -163,6 +166,9 @@ pub fn servicemonitor_missing(total: usize, crd_missing: bool) -> Finding {
 
 /// Link 2: whether any Prometheus selects `sm`. Returns `Ok(keys of selecting Prometheuses)` or
 /// the finding explaining, per Prometheus, why it does not.
+///
+/// # Errors
+/// The finding saying why no Prometheus selects the ServiceMonitor.
 pub fn selection(
     sm: &Value,
     prometheuses: &[Value],

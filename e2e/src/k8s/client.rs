@@ -8,6 +8,9 @@ use std::path::Path;
 /// A client for the cluster in `kubeconfig` (its current context). Never falls back to
 /// `$KUBECONFIG` or `~/.kube/config`: a harness that may create and delete things must not
 /// pick up a developer's production context by accident.
+///
+/// # Errors
+/// The file is missing or not a kubeconfig, or has no usable current context.
 pub async fn kube_client(kubeconfig: &Path) -> Result<Client> {
     if !kubeconfig.is_file() {
         bail!(

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 /// Parses a multi-document YAML text into JSON objects, skipping empty documents (a leading
 /// `---`, comments only). Every object must have `apiVersion`, `kind` and `metadata.name`.
+///
+/// # Errors
+/// A document does not parse, or is not an object with `apiVersion`, `kind` and
+/// `metadata.name` (the message names `origin` and the document's number).
 pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
@@ -36,6 +40,9 @@ pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Value>> {
 }
 
 /// Reads every `*.yaml`/`*.yml` file directly in `dir`, in file-name order.
+///
+/// # Errors
+/// The directory cannot be listed, or a file is not valid (see [`read_manifest_file`]).
 pub fn read_manifest_dir(dir: &Path) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
     for path in yaml_files(dir, false)? {
@@ -44,6 +51,10 @@ pub fn read_manifest_dir(dir: &Path) -> Result<Vec<Value>> {
     Ok(docs)
 }
 
+/// The objects of one YAML file.
+///
+/// # Errors
+/// The file cannot be read, or a document does not parse or is not a named object.
 pub fn read_manifest_file(path: &Path) -> Result<Vec<Value>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read manifest {}", path.display()))?;
@@ -51,6 +62,9 @@ pub fn read_manifest_file(path: &Path) -> Result<Vec<Value>> {
 }
 
 /// YAML files under `dir` (recursively if asked), sorted by path.
+///
+/// # Errors
+/// The directory (or a subdirectory) cannot be listed.
 pub fn yaml_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let entries = std::fs::read_dir(dir)
@@ -74,6 +88,9 @@ pub fn yaml_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>> {
 
 /// sha256 of every manifest file we apply (`manifests/**`, `fixtures/workloads/**`), as
 /// (path relative to the workspace root, hex digest), sorted by path. Shown by `--dry-run`.
+///
+/// # Errors
+/// A manifest file cannot be listed or read.
 pub fn manifest_digests() -> Result<Vec<(String, String)>> {
     digests_under(
         &crate::workspace_root(),
@@ -82,6 +99,9 @@ pub fn manifest_digests() -> Result<Vec<(String, String)>> {
 }
 
 /// [`manifest_digests`] for any root and set of directories.
+///
+/// # Errors
+/// A file under `dirs` cannot be listed or read.
 pub fn digests_under(root: &Path, dirs: &[&str]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for dir in dirs {
@@ -104,14 +124,23 @@ pub fn digests_under(root: &Path, dirs: &[&str]) -> Result<Vec<(String, String)>
 /// apiVersion/kind/namespace/name of an object, for messages and API routing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectIdent {
+    /// API group; empty for the core group.
     pub group: String,
+    /// API version, e.g. `v1`.
     pub version: String,
+    /// Kind, e.g. `Deployment`.
     pub kind: String,
+    /// `metadata.namespace`, when set.
     pub namespace: Option<String>,
+    /// `metadata.name`.
     pub name: String,
 }
 
 impl ObjectIdent {
+    /// Reads the identity of a manifest object.
+    ///
+    /// # Errors
+    /// `apiVersion`, `kind` or `metadata.name` is missing.
     pub fn of(obj: &Value) -> Result<Self> {
         let api_version = obj
             .get("apiVersion")
@@ -142,6 +171,7 @@ impl ObjectIdent {
         })
     }
 
+    /// Its group/version/kind, for discovery.
     pub fn gvk(&self) -> GroupVersionKind {
         GroupVersionKind::gvk(&self.group, &self.version, &self.kind)
     }

@@ -136,7 +136,7 @@ where
 ///
 /// # Errors
 /// When the deadline passes, naming the nodes that are not Ready and why; at once for a
-/// permanent API error (see [`wait::poll_until`]).
+/// permanent API error (see [`poll_until`]).
 ///
 /// # Caveats
 /// kind's `--wait` can time out and still exit 0, so the API server may not answer at first:

@@ -28,15 +28,22 @@ pub fn platform() -> String {
 /// The pinned kind binary for one platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KindPin {
+    /// kind release, e.g. `v0.11.1`.
     pub version: String,
+    /// Release platform, e.g. `linux-amd64`.
     pub platform: String,
     /// Where it is downloaded from (`$E2E_KIND_URL` replaces the pinned URL, e.g. for a mirror;
     /// the sha256 stays pinned).
     pub url: String,
+    /// The pinned sha256 of that release's binary (hex).
     pub sha256: String,
 }
 
 impl KindPin {
+    /// The cell's pin for `platform`; `$E2E_KIND_URL` replaces the URL.
+    ///
+    /// # Errors
+    /// The cell pins no binary for `platform` (the message says to put kind on PATH).
     pub fn new(cell: &crate::matrix::Cell, platform: &str) -> Result<KindPin> {
         let sha256 = cell.kind_sha256.get(platform).with_context(|| {
             format!(
@@ -89,15 +96,20 @@ impl KindPin {
 /// Where the kind binary came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KindOrigin {
+    /// A `kind` on PATH that reports the pinned version.
     Path,
+    /// `<work_dir>/tools/kind-<version>`, verified by sha256.
     Tools,
+    /// Downloaded now from the pinned URL, verified, then kept in the tools directory.
     Downloaded,
 }
 
 /// A kind binary of the pinned version, ready to run.
 #[derive(Debug, Clone)]
 pub struct KindBinary {
+    /// The executable.
     pub path: PathBuf,
+    /// Where it came from (printed by preflight).
     pub origin: KindOrigin,
 }
 
@@ -121,6 +133,9 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// The `kind` on PATH when `kind version` reports `version`; otherwise why not (for messages).
+///
+/// # Errors
+/// Why the `kind` on PATH does not do (absent, another version, does not run), for messages.
 pub fn kind_on_path(version: &str) -> std::result::Result<PathBuf, String> {
     let path = which::which("kind").map_err(|_| "no `kind` on PATH".to_string())?;
     let sh = Shell::new().map_err(|e| e.to_string())?;

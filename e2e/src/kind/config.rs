@@ -10,7 +10,9 @@ use std::path::Path;
 /// What a valid kind config describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KindConfigSummary {
+    /// Nodes with `role: control-plane` (one when `nodes` is absent, as kind does).
     pub control_planes: usize,
+    /// Nodes with `role: worker`.
     pub workers: usize,
 }
 
@@ -50,6 +52,10 @@ struct KindNode {
 
 /// Parses a kind config and checks it is a `kind.x-k8s.io/v1alpha4` Cluster with only known
 /// fields, at least one control-plane node, and no per-node image (the cell pins the image).
+///
+/// # Errors
+/// Not YAML, another apiVersion or kind, an unknown field (with its line), an unknown role,
+/// or a node `image` (the cell pins the image).
 pub fn check_kind_config(text: &str, origin: &str) -> Result<KindConfigSummary> {
     let cfg: KindCluster = serde_yaml::from_str(text).with_context(|| {
         format!(
@@ -97,6 +103,9 @@ pub fn check_kind_config(text: &str, origin: &str) -> Result<KindConfigSummary> 
 }
 
 /// Reads and checks the kind config at `path`.
+///
+/// # Errors
+/// The file cannot be read, or [`check_kind_config`] refuses it.
 pub fn read_kind_config(path: &Path) -> Result<KindConfigSummary> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(

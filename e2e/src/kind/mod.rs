@@ -29,6 +29,10 @@ pub const CREATE_WAIT: &str = "120s";
 const MAX_NAME_LEN: usize = 63 - "-control-plane".len();
 
 /// Checks a cluster name: our prefix, and what kind (a Docker container name prefix) accepts.
+///
+/// # Errors
+/// The name lacks the `pme2e-` prefix, is too long for kind's node hostnames, or has characters
+/// kind refuses; the message suggests a valid name.
 pub fn validate_cluster_name(name: &str) -> Result<()> {
     ensure!(
         name.starts_with(NAME_PREFIX),
@@ -130,6 +134,7 @@ pub fn parse_clusters(stdout: &str) -> Vec<String> {
 /// Runs kind commands. Children are killed when their future is dropped (Ctrl-C).
 #[derive(Debug, Clone)]
 pub struct Kind {
+    /// The kind executable.
     pub bin: PathBuf,
     /// Set as `KUBECONFIG` for every kind process, so kind never falls back to `~/.kube/config`.
     pub kubeconfig: PathBuf,
@@ -138,6 +143,10 @@ pub struct Kind {
 }
 
 impl Kind {
+    /// `kind create cluster` with [`create_args`]; the node image is `image` (`tag@sha256:…`).
+    ///
+    /// # Errors
+    /// [`KindFailed`] (downcast it) with kind's stderr when kind exits non-zero.
     pub async fn create(&self, name: &str, config: &Path, image: &str) -> Result<()> {
         let args = create_args(
             name,
@@ -148,17 +157,29 @@ impl Kind {
         self.run(&args).await.map(drop)
     }
 
+    /// `kind delete cluster --name <name>`.
+    ///
+    /// # Errors
+    /// [`KindFailed`] when kind exits non-zero.
     pub async fn delete(&self, name: &str) -> Result<()> {
         let args = delete_args(name, &path_str(&self.kubeconfig)?);
         self.run(&args).await.map(drop)
     }
 
+    /// `kind export logs <dir> --name <name>`: every node's kubelet, containerd and journal logs.
+    ///
+    /// # Errors
+    /// [`KindFailed`] when kind exits non-zero.
     pub async fn export_logs(&self, dir: &Path, name: &str) -> Result<()> {
         self.run(&export_logs_args(&path_str(dir)?, name))
             .await
             .map(drop)
     }
 
+    /// The names of all kind clusters on this Docker engine, ours or not.
+    ///
+    /// # Errors
+    /// [`KindFailed`] when kind exits non-zero.
     pub async fn get_clusters(&self) -> Result<Vec<String>> {
         let out = self
             .run_captured(&["get", "clusters"].map(String::from))
@@ -166,6 +187,10 @@ impl Kind {
         Ok(parse_clusters(&out))
     }
 
+    /// The kubeconfig of cluster `name`, as kind prints it.
+    ///
+    /// # Errors
+    /// [`KindFailed`] when kind exits non-zero (for example, no such cluster).
     pub async fn get_kubeconfig(&self, name: &str) -> Result<String> {
         self.run_captured(&get_kubeconfig_args(name)).await
     }
@@ -243,8 +268,11 @@ impl Kind {
 #[derive(Debug, thiserror::Error)]
 #[error("`{command}` failed ({status}):\n{}", tail(stderr, 15))]
 pub struct KindFailed {
+    /// The command line, for the message.
     pub command: String,
+    /// How it exited.
     pub status: String,
+    /// Everything it wrote to stderr.
     pub stderr: String,
 }
 
