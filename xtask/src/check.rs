@@ -114,6 +114,13 @@ mod tests {
     }
 
     #[test]
+    fn metric_flags_replace_the_default_list() {
+        assert_eq!(metrics_or_default(vec![]), MetricName::defaults());
+        let one = vec![MetricName::new("container_fs_usage_bytes").unwrap()];
+        assert_eq!(metrics_or_default(one.clone()), one);
+    }
+
+    #[test]
     fn polls_a_few_times_per_deadline() {
         assert_eq!(
             poll_interval(Duration::from_secs(30)),
