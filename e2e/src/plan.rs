@@ -75,9 +75,24 @@ pub enum Mode {
 /// When the cluster this run created is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
+    /// Delete at the end, whatever happened (the default).
     Never,
+    /// Keep on failure, delete on success or Ctrl-C (`--keep-on-failure`).
     OnFailure,
+    /// Never delete (`--keep`).
     Always,
+}
+
+impl Keep {
+    /// Whether teardown deletes a cluster this run created, for a run that `failed` or not
+    /// (Ctrl-C counts as not failed). The one rule: `--dry-run` prints it, `run` follows it.
+    pub fn deletes(self, failed: bool) -> bool {
+        match self {
+            Keep::Always => false,
+            Keep::OnFailure => !failed,
+            Keep::Never => true,
+        }
+    }
 }
 
 /// Where the operator bundle comes from.
@@ -300,17 +315,37 @@ pub fn metrics_env(metrics: &[crate::coverage::MetricName]) -> String {
         .join(",")
 }
 
-/// Builds the plan.
+/// Builds the plan: one function per phase, each a pure function of the input.
 pub fn build(input: &PlanInput) -> Plan {
-    let cell = input.cell;
-    let name = &input.cluster_name;
-    let existing = matches!(input.mode, Mode::Existing { .. });
-    let kubeconfig = match &input.mode {
+    let mut phases = vec![preflight(input), cluster(input), operator(input)];
+    phases.extend(applied(input));
+    phases.push(assert(input));
+    phases.push(teardown(input));
+    Plan {
+        header: header(input),
+        phases,
+    }
+}
+
+/// The kubeconfig the phases after `cluster` use.
+fn kubeconfig(input: &PlanInput) -> String {
+    match &input.mode {
         Mode::Existing { kubeconfig } => kubeconfig.clone(),
         _ => input.paths.kubeconfig.clone(),
-    };
-    let secs = input.timeout.as_secs();
+    }
+}
 
+/// A kind command line as the plan prints it.
+fn kind_line(args: Vec<String>) -> String {
+    format!("$ kind {}", args.join(" "))
+}
+
+/// The lines above the phases: cell, versions, cluster fate, paths, timeout.
+fn header(input: &PlanInput) -> Vec<(String, String)> {
+    let cell = input.cell;
+    let name = &input.cluster_name;
+    let secs = input.timeout.as_secs();
+    let kubeconfig = kubeconfig(input);
     let mut header = vec![
         (
             "cell".to_string(),
@@ -323,7 +358,7 @@ pub fn build(input: &PlanInput) -> Plan {
                 cell.kind_version,
                 cell.kubernetes_version(),
                 cell.operator_version,
-                variant_name(cell),
+                cell.servicemonitor.as_str(),
                 if cell.allowed_to_fail {
                     " (cell allowed to fail)"
                 } else {
@@ -365,10 +400,13 @@ pub fn build(input: &PlanInput) -> Plan {
         format!("{secs}s for each wait (--timeout)"),
     ));
 
-    let kind = |args: Vec<String>| format!("$ kind {}", args.join(" "));
-    let mut phases = Vec::new();
+    header
+}
 
-    // 1. Preflight
+/// 1. Checks before anything is created.
+fn preflight(input: &PlanInput) -> Phase {
+    let cell = input.cell;
+    let name = &input.cluster_name;
     let mut steps = Vec::new();
     if let Mode::Existing { kubeconfig } = &input.mode {
         steps.push(format!(
@@ -402,13 +440,18 @@ pub fn build(input: &PlanInput) -> Plan {
             cell.operator_bundle_sha256
         ));
     }
-    phases.push(Phase {
+    Phase {
         id: PhaseId::Preflight,
         title: "fails before anything is created".into(),
         steps,
-    });
+    }
+}
 
-    // 2. Cluster
+/// 2. The kind cluster (or nothing, for `--kubeconfig`).
+fn cluster(input: &PlanInput) -> Phase {
+    let cell = input.cell;
+    let name = &input.cluster_name;
+    let secs = input.timeout.as_secs();
     let steps = match &input.mode {
         Mode::Existing { .. } => vec![
             "skipped: the cluster exists already (only a client is built from the kubeconfig)"
@@ -424,7 +467,7 @@ pub fn build(input: &PlanInput) -> Plan {
                 ));
                 s.push("otherwise:".to_string());
             }
-            s.push(kind(kind::create_args(
+            s.push(kind_line(kind::create_args(
                 name,
                 &input.kind_config,
                 &cell.node_image,
@@ -436,13 +479,17 @@ pub fn build(input: &PlanInput) -> Plan {
             s
         }
     };
-    phases.push(Phase {
+    Phase {
         id: PhaseId::Cluster,
         title: format!("Kubernetes {}", cell.kubernetes_version()),
         steps,
-    });
+    }
+}
 
-    // 3. Operator
+/// 3. prometheus-operator from the pinned bundle.
+fn operator(input: &PlanInput) -> Phase {
+    let cell = input.cell;
+    let secs = input.timeout.as_secs();
     let bundle = match &input.bundle {
         BundleChoice::Pinned { url, cache_dir } => {
             format!("bundle {url}\n    cached in {cache_dir}/")
@@ -465,13 +512,18 @@ pub fn build(input: &PlanInput) -> Plan {
         "wait for Service kube-system/kubelet: port https-metrics, one endpoint address per node"
             .into(),
     );
-    phases.push(Phase {
+    Phase {
         id: PhaseId::Operator,
         title: format!("prometheus-operator {}", cell.operator_version),
         steps,
-    });
+    }
+}
 
-    // 4–6. Manifests, grouped by phase.
+/// 4–6. This repository's manifests, grouped by phase, with their digests and what they say.
+fn applied(input: &PlanInput) -> Vec<Phase> {
+    let cell = input.cell;
+    let secs = input.timeout.as_secs();
+    let mut phases = Vec::new();
     let sm_manifest = cell.servicemonitor.manifest();
     let digests = |keep: &dyn Fn(&str) -> bool| -> Vec<String> {
         input
@@ -504,7 +556,7 @@ pub fn build(input: &PlanInput) -> Plan {
     ));
     phases.push(Phase {
         id: PhaseId::ServiceMonitor,
-        title: format!("variant `{}`", variant_name(cell)),
+        title: format!("variant `{}`", cell.servicemonitor.as_str()),
         steps,
     });
 
@@ -518,7 +570,13 @@ pub fn build(input: &PlanInput) -> Plan {
         steps,
     });
 
-    // 7. Assert
+    phases
+}
+
+/// 7. The cluster tests.
+fn assert(input: &PlanInput) -> Phase {
+    let cell = input.cell;
+    let kubeconfig = kubeconfig(input);
     let steps = vec![
         format!(
             "$ E2E_KUBECONFIG={kubeconfig} E2E_CELL={} E2E_ARTIFACTS_DIR={} E2E_METRICS={} {}",
@@ -537,20 +595,20 @@ pub fn build(input: &PlanInput) -> Plan {
             input.paths.artifacts
         ),
     ];
-    phases.push(Phase {
+    Phase {
         id: PhaseId::Assert,
         title: "cluster tests (nextest profile e2e)".into(),
         steps,
-    });
+    }
+}
 
-    // 8. Teardown
-    let delete = kind(kind::delete_args(name, &input.paths.kubeconfig));
+/// 8. Teardown: what success, failure and Ctrl-C do, by [`Keep::deletes`].
+fn teardown(input: &PlanInput) -> Phase {
+    let name = &input.cluster_name;
+    let existing = matches!(input.mode, Mode::Existing { .. });
+    let delete = kind_line(kind::delete_args(name, &input.paths.kubeconfig));
     let mut steps = Vec::new();
-    let deletes = |on_failure: bool| match input.keep {
-        Keep::Always => false,
-        Keep::OnFailure => !on_failure,
-        Keep::Never => true,
-    };
+    let deletes = |failed: bool| input.keep.deletes(failed);
     if existing {
         steps.push("success: nothing to delete".into());
         steps.push(format!(
@@ -575,7 +633,7 @@ pub fn build(input: &PlanInput) -> Plan {
         ));
         steps.push(format!(
             "         {}",
-            kind(kind::export_logs_args(
+            kind_line(kind::export_logs_args(
                 &format!("{}/kind-logs", input.paths.artifacts),
                 name
             ))
@@ -585,10 +643,10 @@ pub fn build(input: &PlanInput) -> Plan {
         } else {
             "         then keep the cluster".into()
         });
-        steps.push(if input.keep == Keep::Always {
-            "Ctrl-C: stop, exit code 130; keep the cluster".into()
-        } else {
+        steps.push(if deletes(false) {
             format!("Ctrl-C: stop, {delete}{reused}, exit code 130")
+        } else {
+            "Ctrl-C: stop, exit code 130; keep the cluster".into()
         });
         if deletes(false) {
             steps.push(format!("after deleting: remove {}", input.paths.kubeconfig));
@@ -598,21 +656,10 @@ pub fn build(input: &PlanInput) -> Plan {
         "write {} (phase timings, coverage)",
         input.paths.summary
     ));
-    phases.push(Phase {
+    Phase {
         id: PhaseId::Teardown,
         title: String::new(),
         steps,
-    });
-
-    Plan { header, phases }
-}
-
-fn variant_name(cell: &Cell) -> &'static str {
-    let m = cell.servicemonitor.manifest();
-    if m.contains("honorlabels") {
-        "honor-labels"
-    } else {
-        "mission"
     }
 }
 

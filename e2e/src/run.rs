@@ -504,24 +504,17 @@ pub struct TeardownActions {
     pub delete: bool,
 }
 
-pub fn teardown_actions(
-    outcome: Outcome,
-    created: bool,
-    keep: bool,
-    keep_on_failure: bool,
-) -> TeardownActions {
-    let keep = match outcome {
-        Outcome::Passed | Outcome::Interrupted => keep,
-        Outcome::Failed => keep || keep_on_failure,
-    };
+/// Collect on failure; delete only a cluster this run `created`, as [`Keep::deletes`] says.
+pub fn teardown_actions(outcome: Outcome, created: bool, keep: Keep) -> TeardownActions {
+    let failed = outcome == Outcome::Failed;
     TeardownActions {
-        collect: outcome == Outcome::Failed,
-        delete: created && !keep,
+        collect: failed,
+        delete: created && keep.deletes(failed),
     }
 }
 
 async fn teardown(r: &Resolved<'_>, state: &mut State, outcome: Outcome) {
-    let actions = teardown_actions(outcome, state.created, r.opts.keep, r.opts.keep_on_failure);
+    let actions = teardown_actions(outcome, state.created, r.opts.keep());
     if outcome == Outcome::Interrupted {
         eprintln!("interrupted (Ctrl-C)");
     }
@@ -843,7 +836,21 @@ mod tests {
     #[test]
     fn teardown_deletes_only_what_this_run_created_unless_kept() {
         use Outcome::*;
-        let t = teardown_actions;
+        // (keep, keep_on_failure) as the flags give them.
+        let t = |outcome, created, keep, keep_on_failure| {
+            let opts = Options {
+                name: None,
+                keep,
+                keep_on_failure,
+                reuse: false,
+                kubeconfig: None,
+                operator_bundle: None,
+                kind_config: None,
+                timeout: Duration::from_secs(1),
+                verbose: false,
+            };
+            teardown_actions(outcome, created, opts.keep())
+        };
         assert_eq!(
             t(Passed, true, false, false),
             TeardownActions {
