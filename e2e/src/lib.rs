@@ -14,7 +14,7 @@
 //! run: drives the steps in order      (the operator's job)
 //! ```
 //!
-//! - **What will run:** [`matrix`] (the cells), [`plan`] (every command, URL and digest, for
+//! - **What will run:** [`matrix`] (the cells), [`lifecycle::plan`] (every command, URL and digest, for
 //!   `--dry-run`), [`pins`] (download → sha256 → store), [`workdir`] (where files go).
 //! - **The cluster:** [`host`] (what kind needs from this machine), [`docker`], [`kind`].
 //! - **Install:** [`k8s`] (client, manifests, server-side apply, waits), [`operator`] (the
@@ -23,7 +23,7 @@
 //!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
 //!   [`relabel`] (the job the operator generates and what Prometheus does with it).
 //! - **Report:** [`artifacts`], [`diagnose`] (why pods are missing), [`redact`].
-//! - [`run`] drives the phases of `cargo xtask e2e`; [`image`] builds the local Prometheus image.
+//! - [`lifecycle`] drives the phases of `cargo xtask e2e`; [`image`] builds the local Prometheus image.
 
 pub mod artifacts;
 pub mod coverage;
@@ -35,15 +35,14 @@ pub mod install;
 pub mod k8s;
 pub mod kind;
 pub mod kubeproxy;
+pub mod lifecycle;
 pub mod matrix;
 pub mod operator;
 pub mod pins;
-pub mod plan;
 pub mod pods;
 pub mod prometheus;
 pub mod redact;
 pub mod relabel;
-pub mod run;
 pub mod scrape_config;
 pub mod workdir;
 

@@ -5,7 +5,7 @@
 //!
 //! Every test is `#[ignore]`d, so `cargo test --workspace` and the unit/component profiles pass
 //! without a cluster; the nextest `e2e` profile runs them with `--run-ignored only`
-//! (`e2e::plan::NEXTEST_ARGS`). Run by hand without `E2E_KUBECONFIG` (`--ignored`), every test
+//! (`e2e::lifecycle::plan::NEXTEST_ARGS`). Run by hand without `E2E_KUBECONFIG` (`--ignored`), every test
 //! FAILS: a cluster test that passes without a cluster would prove nothing.
 //!
 //! Environment: `E2E_KUBECONFIG` (required), `E2E_CELL` (matrix cell; default cell otherwise:

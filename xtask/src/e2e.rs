@@ -1,11 +1,18 @@
 //! `cargo xtask e2e`: the cluster tier (kind → prometheus-operator → Prometheus → ServiceMonitor →
-//! workloads → cluster tests → teardown). The work is in `e2e::run`; this file maps flags.
+//! workloads → cluster tests → teardown). The work is in `e2e::lifecycle::run`; this file maps flags.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use e2e::lifecycle::plan::{PhaseId, NEXTEST_ARGS};
+use e2e::lifecycle::run::{self, AssertContext, Options};
 use e2e::matrix::Matrix;
-use e2e::run::{self, Options};
+use futures::future::BoxFuture;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+use xshell::{cmd, Shell};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -82,8 +89,89 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .try_init();
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let outcome = runtime.block_on(run::execute(cell, &opts))?;
+    let frontend = Terminal::new(args.verbose);
+    let outcome = runtime.block_on(run::execute(cell, &opts, &frontend))?;
     Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// How `cargo xtask e2e` shows the run: a spinner per phase on a terminal, plain lines otherwise
+/// (CI logs); and how it asserts: the cluster tests under `cargo nextest`.
+struct Terminal {
+    spinner: bool,
+    current: Mutex<Option<ProgressBar>>,
+}
+
+impl Terminal {
+    fn new(verbose: bool) -> Self {
+        // With -v, kind's own output streams to the terminal and would tear a spinner apart.
+        Terminal {
+            spinner: std::io::stderr().is_terminal() && !verbose,
+            current: Mutex::new(None),
+        }
+    }
+}
+
+impl run::Frontend for Terminal {
+    fn phase_started(&self, id: PhaseId) {
+        // nextest and teardown print their own lines, which a spinner would overwrite.
+        if self.spinner && !matches!(id, PhaseId::Assert | PhaseId::Teardown) {
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+            );
+            pb.set_message(id.label());
+            pb.enable_steady_tick(Duration::from_millis(120));
+            *self.current.lock().expect("progress lock") = Some(pb);
+        } else {
+            eprintln!("{} ...", id.label());
+        }
+    }
+
+    fn phase_done(&self, id: PhaseId, took: Duration, ok: bool) {
+        let line = format!(
+            "{} {} ({:.1}s)",
+            id.label(),
+            if ok { "ok" } else { "FAILED" },
+            took.as_secs_f64()
+        );
+        // Clear the spinner and print a plain line, so the log reads the same with or without a TTY.
+        if let Some(pb) = self.current.lock().expect("progress lock").take() {
+            pb.finish_and_clear();
+        }
+        eprintln!("{line}");
+    }
+
+    /// The cluster tests are ordinary test binaries run by nextest (its e2e profile writes the
+    /// JUnit report CI uploads), so a user can rerun them by hand with the same `E2E_*` variables.
+    fn assert<'a>(&'a self, ctx: &'a AssertContext) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let sh = Shell::new()?;
+            sh.change_dir(e2e::workspace_root());
+            for (key, value) in ctx.env() {
+                sh.set_var(key, value);
+            }
+            let args = &NEXTEST_ARGS[1..];
+            let mut command = tokio::process::Command::from(std::process::Command::from(cmd!(
+                sh,
+                "cargo {args...}"
+            )));
+            command
+                .kill_on_drop(true)
+                .stdin(std::process::Stdio::null());
+            let status = command
+                .status()
+                .await
+                .context("running `cargo nextest run --profile e2e --run-ignored only`")?;
+            if !status.success() {
+                bail!(
+                    "the cluster tests failed ({status}); see the nextest output above, {}/coverage.json and \
+                     target/nextest/e2e/junit.xml",
+                    e2e::workdir::display_path(&ctx.artifacts)
+                );
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Flags are relative to where the user ran the command; `e2e` works from the workspace root.

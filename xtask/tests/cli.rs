@@ -1002,7 +1002,7 @@ fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
     let out = sb.run(&["e2e", "--operator-bundle", &bundle, "--timeout", "20s"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    for phase in e2e::plan::PhaseId::ALL {
+    for phase in e2e::lifecycle::plan::PhaseId::ALL {
         assert!(
             err.contains(&format!("{} ok", phase.label())),
             "no `{} ok`:\n{err}",

@@ -207,7 +207,7 @@ fn the_default_kind_path_runs_end_to_end_on_a_twin_and_tears_it_down() {
     .env("TWIN_PROFILE", "1.21"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    for phase in e2e::plan::PhaseId::ALL {
+    for phase in e2e::lifecycle::plan::PhaseId::ALL {
         assert!(
             err.contains(&format!("{} ok", phase.label())),
             "no `{} ok`: {err}",

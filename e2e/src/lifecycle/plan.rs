@@ -1,7 +1,7 @@
 //! The ordered phases of `cargo xtask e2e`, with every command, URL, sha256 and manifest digest.
 //!
 //! Pure: built from a matrix cell and the run's options, rendered by `--dry-run`, and used by
-//! [`crate::run`] for the phase names and numbering of its progress lines.
+//! [`crate::lifecycle::run`] for the phase names and numbering of its progress lines.
 
 use crate::kind;
 use crate::matrix::Cell;

@@ -1,4 +1,4 @@
-//! `cargo xtask e2e`: executes the [`crate::plan`] — preflight, kind cluster, operator,
+//! `cargo xtask e2e`: executes the [`crate::lifecycle::plan`] — preflight, kind cluster, operator,
 //! Prometheus, ServiceMonitor, workloads, the cluster tests, teardown — with a progress line per
 //! phase, artifacts on failure, `summary.md`, and Ctrl-C handling.
 //!
@@ -6,16 +6,15 @@
 //! one reached through `--kubeconfig`), and nothing is created before preflight passes.
 
 use crate::kind::{self, Kind, KindPin};
+use crate::lifecycle::plan::{
+    self, BundleChoice, DisplayPaths, Keep, Mode, PhaseId, Plan, PlanInput,
+};
 use crate::matrix::Cell;
-use crate::plan::{self, BundleChoice, DisplayPaths, Keep, Mode, PhaseId, Plan, PlanInput};
 use crate::workdir::{self, RunPaths};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::fmt::Write as _;
-use std::io::IsTerminal;
+use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use xshell::{cmd, Shell};
 
 /// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -197,18 +196,74 @@ struct State {
     kind_logs_exported: bool,
 }
 
+/// What the caller of [`execute`] provides: how progress is shown (a spinner on a terminal,
+/// plain lines in CI) and how the assert phase runs the cluster tests. `cargo xtask e2e` spawns
+/// `cargo nextest` for the latter; tests stand in for both.
+pub trait Frontend: Send + Sync {
+    /// A phase starts.
+    fn phase_started(&self, id: PhaseId);
+    /// A phase ended after `took`, `ok` or not.
+    fn phase_done(&self, id: PhaseId, took: Duration, ok: bool);
+    /// Runs the cluster tests against the installed cluster.
+    ///
+    /// # Errors
+    /// The tests failed or could not run; the message says where their output is.
+    fn assert<'a>(&'a self, ctx: &'a AssertContext) -> BoxFuture<'a, Result<()>>;
+}
+
+/// What the assert phase knows: the environment the cluster tests read (`E2E_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertContext {
+    /// `E2E_KUBECONFIG`.
+    pub kubeconfig: PathBuf,
+    /// `E2E_CELL`.
+    pub cell: String,
+    /// `E2E_ARTIFACTS_DIR` (created before the tests run).
+    pub artifacts: PathBuf,
+    /// `E2E_METRICS`: the metrics every running container must have, comma-separated.
+    pub metrics: String,
+}
+
+impl AssertContext {
+    /// The `E2E_*` variables, in the order the plan prints them.
+    pub fn env(&self) -> [(&'static str, std::ffi::OsString); 4] {
+        [
+            ("E2E_KUBECONFIG", self.kubeconfig.clone().into()),
+            ("E2E_CELL", self.cell.clone().into()),
+            ("E2E_ARTIFACTS_DIR", self.artifacts.clone().into()),
+            ("E2E_METRICS", self.metrics.clone().into()),
+        ]
+    }
+}
+
+/// Runs one phase between the frontend's lines; returns its duration and result.
+async fn run_phase<F: std::future::Future<Output = Result<()>>>(
+    frontend: &dyn Frontend,
+    id: PhaseId,
+    body: F,
+) -> (Duration, Result<()>) {
+    frontend.phase_started(id);
+    let started = Instant::now();
+    let res = body.await;
+    let took = started.elapsed();
+    frontend.phase_done(id, took, res.is_ok());
+    (took, res)
+}
+
 /// Runs every phase. `Err` only for preflight problems (nothing was created); later failures are
 /// reported, torn down and returned as [`Outcome::Failed`].
-pub async fn execute(cell: &Cell, opts: &Options) -> Result<Outcome> {
+///
+/// # Errors
+/// Preflight refused the input (nothing was created).
+pub async fn execute(cell: &Cell, opts: &Options, frontend: &dyn Frontend) -> Result<Outcome> {
     let r = resolve(cell, opts)?;
-    let progress = Progress::new(opts.verbose);
     // Listen for Ctrl-C from the start, so the default handler never kills us mid-create.
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
 
     let mut state = State::default();
     let preflight = {
-        let fut = progress.phase(PhaseId::Preflight, preflight(&r, &mut state));
+        let fut = run_phase(frontend, PhaseId::Preflight, preflight(&r, &mut state));
         tokio::pin!(fut);
         tokio::select! {
             res = &mut fut => Some(res),
@@ -227,7 +282,7 @@ pub async fn execute(cell: &Cell, opts: &Options) -> Result<Outcome> {
     }
 
     let result = {
-        let fut = phases(&r, &mut state, &progress);
+        let fut = phases(&r, &mut state, frontend);
         tokio::pin!(fut);
         tokio::select! {
             res = &mut fut => Some(res),
@@ -251,10 +306,10 @@ pub async fn execute(cell: &Cell, opts: &Options) -> Result<Outcome> {
         }
     };
     let started = Instant::now();
-    progress.start(PhaseId::Teardown);
+    frontend.phase_started(PhaseId::Teardown);
     teardown(&r, &mut state, outcome).await;
     let took = started.elapsed();
-    progress.done(PhaseId::Teardown, took, true);
+    frontend.phase_done(PhaseId::Teardown, took, true);
     state.timings.push((PhaseId::Teardown, took, true));
     write_summary(&r, &state, outcome);
     Ok(outcome)
@@ -381,11 +436,11 @@ async fn explain_create_failure(
 
 type PhaseResult = std::result::Result<(), (PhaseId, anyhow::Error)>;
 
-async fn phases(r: &Resolved<'_>, state: &mut State, progress: &Progress) -> PhaseResult {
+async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) -> PhaseResult {
     let timeout = r.opts.timeout;
     macro_rules! phase {
         ($id:expr, $body:expr) => {{
-            let (took, res) = progress.phase($id, $body).await;
+            let (took, res) = run_phase(frontend, $id, $body).await;
             state.timings.push(($id, took, res.is_ok()));
             if let Err(err) = res {
                 return Err(($id, err));
@@ -424,7 +479,7 @@ async fn phases(r: &Resolved<'_>, state: &mut State, progress: &Progress) -> Pha
         .kubeconfig
         .clone()
         .expect("cluster phase sets the kubeconfig");
-    phase!(PhaseId::Assert, assert_phase(r, &kubeconfig));
+    phase!(PhaseId::Assert, assert_phase(r, &kubeconfig, frontend));
     Ok(())
 }
 
@@ -465,34 +520,17 @@ async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
     Ok(crate::k8s::wait::wait_nodes_ready(&client, r.opts.timeout).await?)
 }
 
-async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path) -> Result<()> {
+async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path, frontend: &dyn Frontend) -> Result<()> {
     std::fs::create_dir_all(&r.paths.artifacts)
         .with_context(|| format!("creating {}", r.paths.artifacts.display()))?;
-    let sh = Shell::new()?;
-    sh.change_dir(crate::workspace_root());
-    sh.set_var("E2E_KUBECONFIG", kubeconfig);
-    sh.set_var("E2E_CELL", &r.cell.name);
-    sh.set_var("E2E_ARTIFACTS_DIR", &r.paths.artifacts);
-    // The cell's metrics, or `--metric`'s: the cluster test checks each.
-    sh.set_var("E2E_METRICS", plan::metrics_env(&r.cell.metrics));
-    let args = &plan::NEXTEST_ARGS[1..];
-    let mut command =
-        tokio::process::Command::from(std::process::Command::from(cmd!(sh, "cargo {args...}")));
-    command
-        .kill_on_drop(true)
-        .stdin(std::process::Stdio::null());
-    let status = command
-        .status()
-        .await
-        .context("running `cargo nextest run --profile e2e --run-ignored only`")?;
-    if !status.success() {
-        bail!(
-            "the cluster tests failed ({status}); see the nextest output above, {}/coverage.json and \
-             target/nextest/e2e/junit.xml",
-            workdir::display_path(&r.paths.artifacts)
-        );
-    }
-    Ok(())
+    let ctx = AssertContext {
+        kubeconfig: kubeconfig.to_path_buf(),
+        cell: r.cell.name.clone(),
+        artifacts: r.paths.artifacts.clone(),
+        // The cell's metrics, or `--metric`'s: the cluster test checks each.
+        metrics: plan::metrics_env(&r.cell.metrics),
+    };
+    frontend.assert(&ctx).await
 }
 
 /// What teardown does, decided from how the run ended and what it owns. Pure.
@@ -591,7 +629,7 @@ fn write_summary(r: &Resolved<'_>, state: &State, outcome: Outcome) {
         .chain(&state.host_findings)
         .cloned()
         .collect();
-    let text = render_summary(
+    let text = super::summary::render(
         r.cell,
         &r.name,
         outcome,
@@ -608,230 +646,10 @@ fn write_summary(r: &Resolved<'_>, state: &State, outcome: Outcome) {
     }
 }
 
-/// The Markdown summary (for `$GITHUB_STEP_SUMMARY`): outcome, phase timings, findings (a failed
-/// `kind create`, host warnings), coverage.
-pub fn render_summary(
-    cell: &Cell,
-    name: &str,
-    outcome: Outcome,
-    timings: &[(PhaseId, Duration, bool)],
-    failure: Option<&(PhaseId, String)>,
-    findings: &[crate::diagnose::Finding],
-    coverage_json: Option<&str>,
-) -> String {
-    let verdict = match outcome {
-        Outcome::Passed => "passed",
-        Outcome::Failed => "FAILED",
-        Outcome::Interrupted => "interrupted",
-    };
-    let mut out = format!("## pod-metrics-e2e `{}`: {verdict}\n\n", cell.name);
-    let _ = writeln!(
-        out,
-        "kind {}, Kubernetes {}, prometheus-operator {}, cluster `{name}`\n",
-        cell.kind_version,
-        cell.kubernetes_version(),
-        cell.operator_version
-    );
-    out.push_str("| phase | result | duration |\n| --- | --- | --- |\n");
-    for (id, took, ok) in timings {
-        let result = if *ok { "ok" } else { "failed" };
-        let _ = writeln!(
-            out,
-            "| {} | {result} | {:.1}s |",
-            id.label(),
-            took.as_secs_f64()
-        );
-    }
-    if let Some((phase, msg)) = failure {
-        let _ = writeln!(
-            out,
-            "\n**{} failed:**\n\n```\n{}\n```",
-            phase.label(),
-            msg.trim()
-        );
-    }
-    if !findings.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n### Findings\n\n```\n{}```",
-            crate::diagnose::render_text(findings)
-        );
-    }
-    match coverage_json.map(serde_json::from_str::<crate::coverage::MetricsReport>) {
-        Some(Ok(report)) => {
-            // Per metric: a table row each, then the report with every missing pod by name.
-            out.push_str(
-                "\n### Coverage\n\n| metric | pods | containers | covered |\n| --- | --- | --- | --- |\n",
-            );
-            for m in &report.metrics {
-                let _ = writeln!(
-                    out,
-                    "| `{}` | {}/{} | {}/{} | {} |",
-                    m.metric,
-                    m.pods_covered,
-                    m.pods_total,
-                    m.containers_covered,
-                    m.containers_total,
-                    if m.is_complete() { "yes" } else { "**no**" }
-                );
-            }
-            let _ = writeln!(out, "\n```\n{}\n```", report.to_string().trim());
-        }
-        Some(Err(err)) => {
-            let _ = writeln!(out, "\ncoverage.json could not be read: {err}");
-        }
-        None => {}
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Progress: a spinner per phase on a terminal, plain lines otherwise (CI logs).
-
-struct Progress {
-    spinner: bool,
-    current: std::sync::Mutex<Option<ProgressBar>>,
-}
-
-impl Progress {
-    fn new(verbose: bool) -> Self {
-        // With -v, kind's own output streams to the terminal and would tear a spinner apart.
-        Progress {
-            spinner: std::io::stderr().is_terminal() && !verbose,
-            current: Default::default(),
-        }
-    }
-
-    fn start(&self, id: PhaseId) {
-        // nextest and teardown print their own lines, which a spinner would overwrite.
-        if self.spinner && !matches!(id, PhaseId::Assert | PhaseId::Teardown) {
-            let pb = ProgressBar::new_spinner();
-            pb.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
-            );
-            pb.set_message(id.label());
-            pb.enable_steady_tick(Duration::from_millis(120));
-            *self.current.lock().expect("progress lock") = Some(pb);
-        } else {
-            eprintln!("{} ...", id.label());
-        }
-    }
-
-    fn done(&self, id: PhaseId, took: Duration, ok: bool) {
-        let line = format!(
-            "{} {} ({:.1}s)",
-            id.label(),
-            if ok { "ok" } else { "FAILED" },
-            took.as_secs_f64()
-        );
-        match self.current.lock().expect("progress lock").take() {
-            // Clear the spinner and print a plain line, so the log reads the same with or without a TTY.
-            Some(pb) => {
-                pb.finish_and_clear();
-                eprintln!("{line}");
-            }
-            None => eprintln!("{line}"),
-        }
-    }
-
-    /// Runs one phase between its progress lines; returns its duration and result.
-    async fn phase<F: std::future::Future<Output = Result<()>>>(
-        &self,
-        id: PhaseId,
-        body: F,
-    ) -> (Duration, Result<()>) {
-        self.start(id);
-        let started = Instant::now();
-        let res = body.await;
-        let took = started.elapsed();
-        self.done(id, took, res.is_ok());
-        (took, res)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::matrix::Matrix;
-
-    #[test]
-    fn summary_has_timings_failure_and_coverage() {
-        let m = Matrix::load_default().unwrap();
-        let cell = m.default_cell();
-        let timings = [
-            (PhaseId::Preflight, Duration::from_millis(1500), true),
-            (PhaseId::Cluster, Duration::ZERO, false),
-        ];
-        let failure = (PhaseId::Cluster, "nodes not Ready".to_string());
-        let text = render_summary(
-            cell,
-            "pme2e-x",
-            Outcome::Failed,
-            &timings,
-            Some(&failure),
-            &[],
-            None,
-        );
-        assert!(text.contains(": FAILED"), "{text}");
-        assert!(text.contains("| [1/8] preflight | ok | 1.5s |"), "{text}");
-        assert!(text.contains("| [2/8] cluster | failed |"), "{text}");
-        assert!(text.contains("nodes not Ready"), "{text}");
-        assert!(!text.contains("Coverage"), "{text}");
-
-        // CPU covered, memory missing for apps/web: reported per metric.
-        let pods = [crate::pods::RunningPod::new("apps", "web", &["app"])];
-        let row: std::collections::BTreeMap<String, String> =
-            [("namespace", "apps"), ("pod", "web"), ("container", "app")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-        let no_series: Vec<std::collections::BTreeMap<String, String>> = Vec::new();
-        let memory = crate::coverage::MetricName::new(crate::coverage::MEMORY_METRIC).unwrap();
-        let report = crate::coverage::MetricsReport {
-            metrics: vec![
-                crate::coverage::evaluate(&pods, [&row]),
-                crate::coverage::evaluate_for(&memory, &pods, &no_series),
-            ],
-            waited_ms: 1000,
-            deadline_ms: 45000,
-            polls: 2,
-            requests: 8,
-        };
-        let json = serde_json::to_string(&report).unwrap();
-        let text = render_summary(
-            cell,
-            "pme2e-x",
-            Outcome::Failed,
-            &timings,
-            None,
-            &[],
-            Some(&json),
-        );
-        assert!(text.contains("### Coverage"), "{text}");
-        assert!(
-            text.contains("| `container_cpu_usage_seconds_total` | 1/1 | 1/1 | yes |"),
-            "{text}"
-        );
-        assert!(
-            text.contains("| `container_memory_working_set_bytes` | 0/1 | 0/1 | **no** |"),
-            "{text}"
-        );
-        assert!(text.contains("NOT covered: 1/2 metrics"), "{text}");
-        assert!(
-            text.contains("apps/web: no series for any container (app)"),
-            "{text}"
-        );
-        let text = render_summary(
-            cell,
-            "pme2e-x",
-            Outcome::Failed,
-            &timings,
-            None,
-            &[],
-            Some("{"),
-        );
-        assert!(text.contains("coverage.json could not be read"), "{text}");
-    }
 
     #[test]
     fn teardown_deletes_only_what_this_run_created_unless_kept() {
