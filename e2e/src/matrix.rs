@@ -7,7 +7,6 @@
 //! mistake in the file is reported as `file:line:column: reason`.
 
 use crate::coverage::MetricName;
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -161,14 +160,16 @@ impl Cell {
 
 impl Matrix {
     /// Parses and validates a matrix file's text; `origin` (usually the path) prefixes errors.
-    pub fn parse(text: &str, origin: &str) -> Result<Matrix> {
-        parse(text, origin).map_err(anyhow::Error::new)
+    pub fn parse(text: &str, origin: &str) -> Result<Matrix, MatrixError> {
+        Ok(parse(text, origin)?)
     }
 
     /// Reads and parses a matrix file.
-    pub fn load(path: &Path) -> Result<Matrix> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the matrix file {}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Matrix, MatrixError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MatrixError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Matrix::parse(&text, &path.display().to_string())
     }
 
@@ -178,18 +179,19 @@ impl Matrix {
     }
 
     /// Loads [`Matrix::default_path`].
-    pub fn load_default() -> Result<Matrix> {
+    pub fn load_default() -> Result<Matrix, MatrixError> {
         Matrix::load(&Matrix::default_path())
     }
 
     /// The cell called `name`; an unknown name is an error listing every known cell.
-    pub fn cell(&self, name: &str) -> Result<&Cell> {
-        self.cells.iter().find(|c| c.name == name).ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown matrix cell `{name}`; known cells: {} (see `cargo xtask matrix`)",
-                self.names().join(", ")
-            )
-        })
+    pub fn cell(&self, name: &str) -> Result<&Cell, MatrixError> {
+        self.cells
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| MatrixError::UnknownCell {
+                name: name.to_string(),
+                known: self.names().join(", "),
+            })
     }
 
     /// The cell named by the file's `default` key (what `cargo xtask e2e` runs without `--cell`).
@@ -204,7 +206,10 @@ impl Matrix {
 
     /// What GitHub's `strategy.matrix` takes via `fromJSON`: `{"include": [<one object per cell>]}`.
     /// `only` restricts it to one cell (the workflow's dispatch input); `None` or `""` means all.
-    pub fn github_matrix(&self, only: Option<&str>) -> Result<serde_json::Value> {
+    ///
+    /// # Errors
+    /// [`MatrixError::UnknownCell`] for an `only` that names no cell.
+    pub fn github_matrix(&self, only: Option<&str>) -> Result<serde_json::Value, MatrixError> {
         let include: Vec<serde_json::Value> = match only.filter(|o| !o.trim().is_empty()) {
             Some(name) => vec![self.cell(name.trim())?.github_entry()],
             None => self.cells.iter().map(Cell::github_entry).collect(),
@@ -213,26 +218,43 @@ impl Matrix {
     }
 }
 
+/// Why a matrix could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// A mistake in the file, at a line and column.
+    #[error(transparent)]
+    At(#[from] Located),
+    /// The file could not be read.
+    #[error("cannot read the matrix file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// No cell has that name.
+    #[error("unknown matrix cell `{name}`; known cells: {known} (see `cargo xtask matrix`)")]
+    UnknownCell {
+        /// The name asked for.
+        name: String,
+        /// Every cell's name, comma-separated.
+        known: String,
+    },
+}
+
 /// A problem in a matrix file, located by line and column (1-based).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatrixError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {reason}")]
+pub struct Located {
+    /// The file, as the user named it.
     pub origin: String,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
+    /// What is wrong and how to fix it.
     pub reason: String,
 }
-
-impl fmt::Display for MatrixError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.origin, self.line, self.column, self.reason
-        )
-    }
-}
-
-impl std::error::Error for MatrixError {}
 
 // ---- the file's shape ---------------------------------------------------------------------------
 
@@ -277,12 +299,12 @@ struct Locator<'a> {
 }
 
 impl Locator<'_> {
-    fn error(&self, span: Range<usize>, reason: impl Into<String>) -> MatrixError {
+    fn error(&self, span: Range<usize>, reason: impl Into<String>) -> Located {
         let start = span.start.min(self.text.len());
         let before = &self.text[..start];
         let line = before.matches('\n').count() + 1;
         let column = before.rfind('\n').map_or(start, |nl| start - nl - 1) + 1;
-        MatrixError {
+        Located {
             origin: self.origin.to_string(),
             line,
             column,
@@ -290,12 +312,12 @@ impl Locator<'_> {
         }
     }
 
-    fn at<T>(&self, spanned: &Spanned<T>, reason: impl Into<String>) -> MatrixError {
+    fn at<T>(&self, spanned: &Spanned<T>, reason: impl Into<String>) -> Located {
         self.error(spanned.span(), reason)
     }
 }
 
-fn parse(text: &str, origin: &str) -> Result<Matrix, MatrixError> {
+fn parse(text: &str, origin: &str) -> Result<Matrix, Located> {
     let loc = Locator { text, origin };
     let raw: RawMatrix = toml::from_str(text)
         .map_err(|e| loc.error(e.span().unwrap_or(0..0), e.message().trim_end().to_string()))?;
@@ -364,7 +386,7 @@ fn check_kind(
     loc: &Locator,
     version: &str,
     platforms: &Spanned<BTreeMap<String, Spanned<String>>>,
-) -> Result<(), MatrixError> {
+) -> Result<(), Located> {
     if !is_semver_tag(version) {
         return Err(loc.at(
             platforms,
@@ -395,7 +417,7 @@ fn check_kind(
     Ok(())
 }
 
-fn check_operator(loc: &Locator, version: &str, op: &RawOperator) -> Result<(), MatrixError> {
+fn check_operator(loc: &Locator, version: &str, op: &RawOperator) -> Result<(), Located> {
     let url = op.bundle_url.get_ref();
     if !url.starts_with("https://") {
         return Err(loc.at(
@@ -417,7 +439,7 @@ fn check_operator(loc: &Locator, version: &str, op: &RawOperator) -> Result<(), 
     )
 }
 
-fn check_sha256(loc: &Locator, sha: &Spanned<String>, what: &str) -> Result<(), MatrixError> {
+fn check_sha256(loc: &Locator, sha: &Spanned<String>, what: &str) -> Result<(), Located> {
     let value = sha.get_ref();
     if value.len() != 64 {
         return Err(loc.at(
@@ -437,7 +459,7 @@ fn check_sha256(loc: &Locator, sha: &Spanned<String>, what: &str) -> Result<(), 
     Ok(())
 }
 
-fn build_cell(loc: &Locator, raw: &RawMatrix, c: &RawCell) -> Result<Cell, MatrixError> {
+fn build_cell(loc: &Locator, raw: &RawMatrix, c: &RawCell) -> Result<Cell, Located> {
     let name = c.name.get_ref();
     let name_ok = !name.is_empty()
         && name.len() <= MAX_CELL_NAME
@@ -639,10 +661,11 @@ note = "the test cell"
         )
     }
 
-    fn err(text: &str) -> MatrixError {
+    fn err(text: &str) -> Located {
         match Matrix::parse(text, "m.toml") {
             Ok(m) => panic!("expected an error, parsed {:?}", m.names()),
-            Err(e) => e.downcast::<MatrixError>().expect("a located MatrixError"),
+            Err(MatrixError::At(located)) => located,
+            Err(other) => panic!("expected a located error, got {other:?}"),
         }
     }
 

@@ -516,18 +516,16 @@ fn parse_sample_value(v: &str) -> Result<f64, String> {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`) is encoded.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass through).
 pub fn encode_query_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() * 3);
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(v, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]
