@@ -53,6 +53,22 @@ pub async fn apply_prometheus(client: &Client, timeout: Duration) -> Result<()> 
     Ok(())
 }
 
+/// The `scrapeInterval` of the Prometheus CR in `manifests/prometheus/` (Prometheus's default,
+/// 30 s, when unset), so waits follow the manifest.
+///
+/// # Errors
+/// The manifests cannot be read, hold no Prometheus, or the interval is not a duration.
+pub fn scrape_interval() -> Result<Duration> {
+    let docs = read_manifest_dir(&crate::workspace_root().join(PROMETHEUS_DIR))?;
+    let prom = docs
+        .iter()
+        .find(|d| d.get("kind").and_then(Value::as_str) == Some("Prometheus"))
+        .with_context(|| format!("{PROMETHEUS_DIR} has no Prometheus object"))?;
+    let text = prom["spec"]["scrapeInterval"].as_str().unwrap_or("30s");
+    humantime::parse_duration(text)
+        .with_context(|| format!("{PROMETHEUS_DIR}: scrapeInterval {text:?} is not a duration"))
+}
+
 /// Applies the ServiceMonitor manifest of `variant`, then waits until Prometheus (reached
 /// through the API server's service proxy) has loaded the scrape job the operator generates
 /// for it.
@@ -182,6 +198,25 @@ pub async fn apply_workloads(client: &Client, timeout: Duration) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scrape_interval_is_the_prometheus_crs() {
+        let text = std::fs::read_to_string(
+            crate::workspace_root()
+                .join(PROMETHEUS_DIR)
+                .join("20-prometheus.yaml"),
+        )
+        .unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("scrapeInterval:"))
+            .expect("the CR sets scrapeInterval");
+        let written = line.split(':').nth(1).unwrap().trim().trim_matches('"');
+        assert_eq!(
+            scrape_interval().unwrap(),
+            humantime::parse_duration(written).unwrap()
+        );
+    }
 
     #[test]
     fn scrape_job_names_of_a_loaded_config() {

@@ -89,6 +89,18 @@ pub fn from_kubectl_json(text: &str) -> Result<Vec<RunningPod>> {
     Ok(running_pods(&list.items))
 }
 
+/// The running pods of the whole cluster (what the coverage check must find).
+///
+/// # Errors
+/// The API server refuses or does not answer the list.
+pub async fn list_running_pods(client: &Client) -> Result<Vec<RunningPod>> {
+    let pods = Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("listing pods")?;
+    Ok(running_pods(&pods.items))
+}
+
 /// One line per pod: phase and why containers are not running (ImagePullBackOff, …).
 /// Best effort: a failure to list is reported in the text.
 pub async fn describe_pods(client: &Client, ns: &str, selector: Option<&str>) -> String {

@@ -14,11 +14,11 @@
 //! `diagnose.json` go; `target/e2e/artifacts` otherwise).
 
 use e2e::coverage::{self, MetricName, MetricsReport, NamespaceLabel, WaitOptions};
-use e2e::install::{self, PROMETHEUS_DIR};
+use e2e::install;
 use e2e::matrix::{Cell, Matrix, ServiceMonitorVariant};
-use e2e::pods::{running_pods, RunningPod};
+use e2e::pods::RunningPod;
 use e2e::prometheus::PrometheusClient;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
 use kube::{Api, Client};
 use std::path::PathBuf;
@@ -77,18 +77,7 @@ fn artifacts_dir() -> PathBuf {
 
 /// The Prometheus CR's scrapeInterval (e.g. `10s`), so waits follow the manifest.
 fn scrape_interval() -> Duration {
-    let docs = e2e::k8s::manifests::read_manifest_dir(&e2e::workspace_root().join(PROMETHEUS_DIR))
-        .unwrap();
-    let prom = docs
-        .iter()
-        .find(|d| d["kind"] == "Prometheus")
-        .expect("a Prometheus CR");
-    let text = prom["spec"]["scrapeInterval"].as_str().unwrap_or("30s");
-    let secs: u64 = text
-        .strip_suffix('s')
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("scrapeInterval {text:?}: expected whole seconds like 10s"));
-    Duration::from_secs(secs)
+    install::scrape_interval().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 async fn prometheus(client: &Client) -> PrometheusClient {
@@ -103,12 +92,9 @@ async fn prometheus(client: &Client) -> PrometheusClient {
 }
 
 async fn list_running(client: &Client) -> Vec<RunningPod> {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let list = pods
-        .list(&ListParams::default())
+    e2e::pods::list_running_pods(client)
         .await
-        .expect("list pods in all namespaces");
-    running_pods(&list.items)
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn write_json(name: &str, value: &serde_json::Value) -> PathBuf {

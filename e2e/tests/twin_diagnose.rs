@@ -11,7 +11,7 @@ use std::time::Duration;
 use testkit::twin::{Profile, Twin, TwinOptions};
 
 async fn diagnose(client: &kube::Client) -> Vec<Finding> {
-    let pods = diagnose::list_running_pods(client).await.unwrap();
+    let pods = e2e::pods::list_running_pods(client).await.unwrap();
     let prom = e2e::kubeproxy::prometheus_client(client.clone())
         .with_retry_deadline(Duration::from_secs(2));
     diagnose::cluster(client, &prom, &pods).await.unwrap()

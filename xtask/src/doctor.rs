@@ -44,7 +44,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     let findings = runtime.block_on(async {
         let client = e2e::k8s::client::kube_client(&kubeconfig).await?;
-        let pods = diagnose::list_running_pods(&client).await?;
+        let pods = e2e::pods::list_running_pods(&client).await?;
         let transport = KubeProxyTransport::for_service(
             client.clone(),
             &args.prometheus_namespace,

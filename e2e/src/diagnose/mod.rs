@@ -23,7 +23,7 @@ use crate::pods::RunningPod;
 use crate::prometheus::{PromError, PrometheusClient};
 use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use serde::Serialize;
@@ -357,15 +357,6 @@ async fn cluster_chain(
             vec![format!("{e:#}")],
         )]),
     }
-}
-
-/// The running pods of the whole cluster (what the coverage check must find).
-pub async fn list_running_pods(client: &kube::Client) -> Result<Vec<RunningPod>> {
-    let pods = Api::<Pod>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .context("listing pods")?;
-    Ok(crate::pods::running_pods(&pods.items))
 }
 
 /// Lists a monitoring.coreos.com resource in all namespaces as JSON; `None` when the CRD is absent.
