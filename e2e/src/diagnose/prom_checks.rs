@@ -465,12 +465,15 @@ fn namespace_and_coverage(
                     .map(|n| format!(" (node {n})"))
                     .unwrap_or_default(),
                 absent.join(", "),
-                match (pod.started_at, last) {
-                    (Some(s), Some(l)) if s >= l =>
+                match (pod.node.as_deref(), pod.started_at, last) {
+                    // Without spec.nodeName there is no node, hence no target, to blame.
+                    (None, ..) =>
+                        "; the pod list gives it no node (spec.nodeName is empty)".to_string(),
+                    (_, Some(s), Some(l)) if s >= l =>
                         format!("; pod started {}s after the last scrape", s - l),
-                    (Some(s), Some(l)) =>
+                    (_, Some(s), Some(l)) =>
                         format!("; pod started {}s before the last scrape", l - s),
-                    (_, None) => "; its node has no scraped target".to_string(),
+                    (_, _, None) => "; its node has no scraped target".to_string(),
                     _ => String::new(),
                 }
             );

@@ -590,6 +590,22 @@ fn a_container_missing_for_memory_only_is_named_with_the_metric() {
 }
 
 #[test]
+fn a_pod_without_a_node_is_said_to_have_none_not_a_node_without_a_target() {
+    let (snap, mut pods) = healthy(true);
+    let mut pending = RunningPod::new("apps", "nowhere", &["app"]);
+    pending.started_at = Some(LAST_SCRAPE - 100);
+    pods.push(pending);
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["pods-missing"]);
+    assert_eq!(
+        f[0].evidence,
+        [format!(
+            "apps/nowhere: no {CPU_METRIC} series for container app; the pod list gives it no node (spec.nodeName is empty)"
+        )]
+    );
+}
+
+#[test]
 fn a_pod_missing_for_both_metrics_is_one_pod_with_a_line_per_metric() {
     let (mut snap, mut pods) = healthy(true);
     pods.push(pod("apps", "old", &["app"], "w1", LAST_SCRAPE - 600));
