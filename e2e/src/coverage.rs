@@ -26,6 +26,7 @@ pub const DEFAULT_METRICS: [&str; 2] = [CPU_METRIC, MEMORY_METRIC];
 /// Why a metric name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetricNameError {
+    /// An empty name.
     #[error("metric name is empty; give a Prometheus metric name such as {CPU_METRIC}")]
     Empty,
     #[error(
@@ -33,9 +34,13 @@ pub enum MetricNameError {
          metric name matches [a-zA-Z_:][a-zA-Z0-9_:]* (e.g. {MEMORY_METRIC}); \
          pass the metric's name without labels or braces"
     )]
+    /// A character Prometheus does not allow there.
     Invalid {
+        /// The name given.
         name: String,
+        /// The first character not allowed.
         found: char,
+        /// Its 0-based position.
         position: usize,
     },
 }
@@ -107,6 +112,7 @@ impl MetricName {
         Ok(out)
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -212,6 +218,7 @@ pub enum NamespaceLabel {
 }
 
 impl NamespaceLabel {
+    /// Which label held the namespace, for the report.
     pub fn describe(self) -> &'static str {
         match self {
             NamespaceLabel::Namespace => "pod namespaces in `namespace` (honorLabels: true)",
@@ -227,8 +234,11 @@ impl NamespaceLabel {
 /// A pod that is not (fully) covered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingPod {
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
+    /// Its node, when the pod list says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Running containers without a series.
@@ -237,19 +247,28 @@ pub struct MissingPod {
     pub no_series_at_all: bool,
 }
 
+/// Coverage of one metric: totals, and every pod not fully covered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CoverageReport {
+    /// The metric checked.
     pub metric: String,
+    /// Running pods checked.
     pub pods_total: usize,
+    /// Pods with a series for every running container.
     pub pods_covered: usize,
+    /// Running containers checked.
     pub containers_total: usize,
+    /// Containers with a series.
     pub containers_covered: usize,
+    /// Which label held the pods' namespaces.
     pub namespace_label: NamespaceLabel,
     /// Sorted by namespace, then name.
     pub missing: Vec<MissingPod>,
     /// Time from the first query to this report.
     pub waited_ms: u64,
+    /// The deadline the check was given.
     pub deadline_ms: u64,
+    /// Query rounds made.
     pub polls: u32,
     /// HTTP requests sent to Prometheus by this check (retries included).
     pub requests: u64,
@@ -259,10 +278,12 @@ pub struct CoverageReport {
 }
 
 impl CoverageReport {
+    /// Every running container has a series.
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty()
     }
 
+    /// The report as JSON (what `coverage.json` holds per metric).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a report always serialises")
     }
@@ -598,7 +619,9 @@ pub fn evaluate_seen_for(
 /// How long [`check`] keeps polling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitOptions {
+    /// Give up after this long.
     pub deadline: Duration,
+    /// Time between polls.
     pub poll_interval: Duration,
 }
 
@@ -724,7 +747,9 @@ pub struct MetricsReport {
     pub metrics: Vec<CoverageReport>,
     /// Time from the first query to this report.
     pub waited_ms: u64,
+    /// The deadline the check was given.
     pub deadline_ms: u64,
+    /// Query rounds made.
     pub polls: u32,
     /// HTTP requests sent to Prometheus by the whole check (all metrics, retries included).
     pub requests: u64,
@@ -751,6 +776,7 @@ impl MetricsReport {
         self.metrics.iter().map(|r| r.metric.as_str()).collect()
     }
 
+    /// The report as JSON (`coverage.json`, `check --json`).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a report always serialises")
     }

@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+#![warn(clippy::missing_errors_doc)]
 //! pod-metrics-e2e: proves that every running pod's containers have their metrics
 //! (`container_cpu_usage_seconds_total`, …) in Prometheus through prometheus-operator's kubelet
 //! Service and a cadvisor ServiceMonitor, and says why when they do not.

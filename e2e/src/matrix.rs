@@ -43,6 +43,7 @@ pub const GITHUB_MATRIX_KEYS: &[&str] = &[
 /// Every cell of `fixtures/matrix.toml`, in file order.
 #[derive(Debug, Clone, Serialize)]
 pub struct Matrix {
+    /// The cells, in file order.
     pub cells: Vec<Cell>,
     /// Index into `cells` of the cell named by the file's `default`.
     #[serde(skip)]
@@ -65,8 +66,11 @@ pub struct Cell {
     pub kind_config: PathBuf,
     /// e.g. `v0.48.1`.
     pub operator_version: String,
+    /// The pinned bundle URL.
     pub operator_bundle_url: String,
+    /// Its sha256.
     pub operator_bundle_sha256: String,
+    /// Which ServiceMonitor manifest the cell applies.
     pub servicemonitor: ServiceMonitorVariant,
     /// Allowed-to-fail cells run and report but do not fail the workflow.
     pub allowed_to_fail: bool,
@@ -160,11 +164,17 @@ impl Cell {
 
 impl Matrix {
     /// Parses and validates a matrix file's text; `origin` (usually the path) prefixes errors.
+    ///
+    /// # Errors
+    /// [`MatrixError::At`] the first mistake, with its line and column.
     pub fn parse(text: &str, origin: &str) -> Result<Matrix, MatrixError> {
         Ok(parse(text, origin)?)
     }
 
     /// Reads and parses a matrix file.
+    ///
+    /// # Errors
+    /// [`MatrixError::Read`], or as [`Matrix::parse`].
     pub fn load(path: &Path) -> Result<Matrix, MatrixError> {
         let text = std::fs::read_to_string(path).map_err(|source| MatrixError::Read {
             path: path.to_path_buf(),
@@ -179,11 +189,17 @@ impl Matrix {
     }
 
     /// Loads [`Matrix::default_path`].
+    ///
+    /// # Errors
+    /// As [`Matrix::load`].
     pub fn load_default() -> Result<Matrix, MatrixError> {
         Matrix::load(&Matrix::default_path())
     }
 
     /// The cell called `name`; an unknown name is an error listing every known cell.
+    ///
+    /// # Errors
+    /// [`MatrixError::UnknownCell`], listing every cell.
     pub fn cell(&self, name: &str) -> Result<&Cell, MatrixError> {
         self.cells
             .iter()

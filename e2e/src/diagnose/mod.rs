@@ -34,6 +34,7 @@ pub use prom_checks::{Expectation, Snapshot};
 use crate::coverage::MetricName;
 pub use crate::coverage::CPU_METRIC;
 
+/// How bad a finding is; decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -48,15 +49,22 @@ pub enum Severity {
 /// One observation with its evidence, likely cause and fix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// The catalogue id, e.g. `pods-missing`.
     pub id: &'static str,
+    /// Error, warning or info.
     pub severity: Severity,
+    /// What was seen, one line.
     pub observed: String,
+    /// The lines that show it (redacted).
     pub evidence: Vec<String>,
+    /// The likely cause.
     pub cause: String,
+    /// What to do.
     pub fix: String,
 }
 
 impl Finding {
+    /// A finding of `kind` with the catalogue's cause and fix.
     pub fn new(kind: &catalogue::Kind, observed: String, evidence: Vec<String>) -> Self {
         Finding {
             id: kind.id,
@@ -68,6 +76,7 @@ impl Finding {
         }
     }
 
+    /// Whether it is an error (a broken link).
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -86,6 +95,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict of a set of findings: any error is broken, else any info is not yet.
     pub fn of(findings: &[Finding]) -> Verdict {
         if findings.iter().any(Finding::is_error) {
             Verdict::Broken
@@ -96,6 +106,7 @@ impl Verdict {
         }
     }
 
+    /// 0 healthy, 1 broken, 2 not yet.
     pub fn exit_code(self) -> u8 {
         match self {
             Verdict::Healthy => 0,
@@ -138,6 +149,9 @@ pub fn to_json(findings: &[Finding]) -> serde_json::Value {
 }
 
 /// Links 3–7 against a Prometheus only (no Kubernetes access): every loaded scrape job counts.
+///
+/// # Errors
+/// Prometheus does not answer one of the reads (the message names which).
 pub async fn prometheus_side(prom: &PrometheusClient, pods: &[RunningPod]) -> Result<Vec<Finding>> {
     prometheus_side_expecting(prom, pods, &Expectation::default()).await
 }
@@ -161,6 +175,9 @@ pub async fn prometheus_side_for(
 }
 
 /// Links 3–7, restricted to the scrape jobs in `expect`.
+///
+/// # Errors
+/// As [`prometheus_side`].
 pub async fn prometheus_side_expecting(
     prom: &PrometheusClient,
     pods: &[RunningPod],
@@ -184,6 +201,9 @@ fn redacted(mut findings: Vec<Finding>) -> Vec<Finding> {
 
 /// Reads what the Prometheus-side checks need: loaded config, targets, the CPU series and, when
 /// there are none, which related metric names exist.
+///
+/// # Errors
+/// Prometheus does not answer one of the reads, or its configuration does not parse.
 pub async fn snapshot(prom: &PrometheusClient) -> Result<Snapshot> {
     snapshot_for(prom, &[]).await
 }
@@ -266,6 +286,9 @@ fn monitoring(kind: &str, plural: &str) -> ApiResource {
 
 /// The whole chain: links 1–2 read the cluster (read-only), then links 3–7 run against `prom`
 /// restricted to the jobs of the selected cadvisor ServiceMonitors.
+///
+/// # Errors
+/// The API server refuses a read (a Prometheus that does not answer is a finding instead).
 pub async fn cluster(
     client: &kube::Client,
     prom: &PrometheusClient,

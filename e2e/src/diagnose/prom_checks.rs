@@ -15,7 +15,9 @@ const MAX_EVIDENCE: usize = 12;
 /// What the Prometheus API answered, gathered once per diagnosis.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// Scrape jobs of the loaded configuration.
     pub jobs: Vec<Job>,
+    /// `/api/v1/targets`.
     pub targets: Targets,
     /// Label sets of the aggregated `container_cpu_usage_seconds_total` series.
     pub cpu_series: Vec<BTreeMap<String, String>>,
@@ -30,13 +32,20 @@ pub struct Snapshot {
 /// The parts of a scrape job the diagnosis reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// `job_name`.
     pub name: String,
+    /// `metrics_path`.
     pub metrics_path: String,
+    /// `scheme`.
     pub scheme: String,
+    /// `honor_labels`.
     pub honor_labels: bool,
 }
 
 /// Parses the `yaml` of `/api/v1/status/config` into its scrape jobs (with Prometheus's defaults).
+///
+/// # Errors
+/// The configuration is not YAML.
 pub fn parse_jobs(config_yaml: &str) -> Result<Vec<Job>> {
     let doc: serde_yaml::Value = serde_yaml::from_str(config_yaml)
         .context("Prometheus's /api/v1/status/config returned YAML that does not parse")?;
@@ -72,6 +81,7 @@ pub fn parse_jobs(config_yaml: &str) -> Result<Vec<Job>> {
 /// ServiceMonitors (`serviceMonitor/<ns>/<name>/<endpoint>`).
 #[derive(Debug, Clone, Default)]
 pub struct Expectation {
+    /// Jobs of the selected cadvisor ServiceMonitors (`serviceMonitor/<ns>/<name>/`); empty: any cadvisor job.
     pub job_prefixes: Vec<String>,
 }
 

@@ -11,17 +11,26 @@ use std::time::Duration;
 /// The phases, in execution order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PhaseId {
+    /// Before anything is created: inputs, Docker, kind, host.
     Preflight,
+    /// The kind cluster, nodes Ready.
     Cluster,
+    /// prometheus-operator from the pinned bundle, and its kubelet Service.
     Operator,
+    /// `manifests/prometheus/`, the StatefulSet ready.
     Prometheus,
+    /// The ServiceMonitor, its job loaded by Prometheus.
     ServiceMonitor,
+    /// `fixtures/workloads/`, their pods Running.
     Workloads,
+    /// The cluster tests.
     Assert,
+    /// Artifacts on failure, the cluster deleted unless kept, `summary.md`.
     Teardown,
 }
 
 impl PhaseId {
+    /// The phases in the order they run.
     pub const ALL: [PhaseId; 8] = [
         PhaseId::Preflight,
         PhaseId::Cluster,
@@ -33,6 +42,7 @@ impl PhaseId {
         PhaseId::Teardown,
     ];
 
+    /// Lower-case name, e.g. `servicemonitor`.
     pub fn name(self) -> &'static str {
         match self {
             PhaseId::Preflight => "preflight",
@@ -69,7 +79,10 @@ pub enum Mode {
     /// Use the kind cluster of that name if it exists (never deleting it), else create it.
     Reuse,
     /// `--kubeconfig`: phases 3–8 against an existing cluster; nothing is created or deleted.
-    Existing { kubeconfig: String },
+    Existing {
+        /// The `--kubeconfig` path, as displayed.
+        kubeconfig: String,
+    },
 }
 
 /// When the cluster this run created is deleted.
@@ -98,26 +111,46 @@ impl Keep {
 /// Where the operator bundle comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BundleChoice {
-    Pinned { url: String, cache_dir: String },
-    File { path: String },
+    /// Downloaded once from the pinned URL, then served from the cache.
+    Pinned {
+        /// The pinned URL.
+        url: String,
+        /// Where the verified copy is cached.
+        cache_dir: String,
+    },
+    /// `--operator-bundle PATH`.
+    File {
+        /// The `--operator-bundle` path.
+        path: String,
+    },
 }
 
 /// Everything a plan depends on (paths already in display form).
 #[derive(Debug, Clone)]
 pub struct PlanInput<'a> {
+    /// The matrix cell.
     pub cell: &'a Cell,
+    /// `--name`, or `pme2e-<cell>`.
     pub cluster_name: String,
+    /// Create, reuse or an existing cluster.
     pub mode: Mode,
+    /// What teardown keeps.
     pub keep: Keep,
+    /// The kind binary pinned for this platform.
     pub kind: kind::KindPin,
+    /// Where a downloaded kind is kept.
     pub tools_path: String,
+    /// The kind config, as displayed.
     pub kind_config: String,
+    /// The run's files, as displayed.
     pub paths: DisplayPaths,
+    /// Where the operator bundle comes from.
     pub bundle: BundleChoice,
     /// `(path, sha256)` of every manifest the run applies, from `crate::k8s::manifests::manifest_digests`.
     pub manifests: Vec<(String, String)>,
     /// What the Prometheus CR and the ServiceMonitor the run applies say ([`describe_applied`]).
     pub applied: Applied,
+    /// `--timeout`.
     pub timeout: Duration,
 }
 
@@ -125,7 +158,9 @@ pub struct PlanInput<'a> {
 /// applies, one line each (see [`describe_prometheus`], [`describe_servicemonitor`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
+    /// What the Prometheus CR says, one line per setting.
     pub prometheus: Vec<String>,
+    /// What the ServiceMonitor says, one line per setting.
     pub servicemonitor: Vec<String>,
 }
 
@@ -273,22 +308,31 @@ pub fn describe_servicemonitor(obj: &serde_json::Value) -> Vec<String> {
 /// The run's paths, as shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayPaths {
+    /// The kubeconfig kind writes.
     pub kubeconfig: String,
+    /// The artifacts directory.
     pub artifacts: String,
+    /// `summary.md`.
     pub summary: String,
 }
 
 /// One phase and what it does, one line per step (`$ …` lines are commands run verbatim).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phase {
+    /// Which phase.
     pub id: PhaseId,
+    /// What it is about (a version, a directory), shown after its label.
     pub title: String,
+    /// One line per step: commands with `$`, URLs, digests, waits.
     pub steps: Vec<String>,
 }
 
+/// Everything `cargo xtask e2e` would do, for `--dry-run`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// Key/value lines above the phases.
     pub header: Vec<(String, String)>,
+    /// The eight phases, in order.
     pub phases: Vec<Phase>,
 }
 

@@ -24,16 +24,21 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub struct Options {
     /// `--name`; default `pme2e-<cell>`.
     pub name: Option<String>,
+    /// `--keep`: never delete the cluster.
     pub keep: bool,
+    /// `--keep-on-failure`: delete it on success only.
     pub keep_on_failure: bool,
+    /// `--reuse`: use an existing kind cluster of that name.
     pub reuse: bool,
     /// `--kubeconfig`: an existing cluster; phases 3–8 only.
     pub kubeconfig: Option<PathBuf>,
+    /// `--operator-bundle`: a local copy of the pinned bundle.
     pub operator_bundle: Option<PathBuf>,
     /// `--kind-config`: replaces the cell's kind config.
     pub kind_config: Option<PathBuf>,
     /// Deadline of each wait.
     pub timeout: Duration,
+    /// `-v`: stream kind's output.
     pub verbose: bool,
 }
 
@@ -95,6 +100,9 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
 }
 
 /// The plan for `--dry-run`: reads the manifests (for their digests) and nothing else.
+///
+/// # Errors
+/// The options contradict each other, a name is invalid, or a manifest cannot be read.
 pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
     let r = resolve(cell, opts)?;
     let d = workdir::display_path;
@@ -154,12 +162,16 @@ fn applied_manifests(cell: &crate::matrix::Cell) -> Result<plan::Applied> {
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Every phase passed.
     Passed,
+    /// A phase failed (reported, torn down).
     Failed,
+    /// Ctrl-C.
     Interrupted,
 }
 
 impl Outcome {
+    /// 0 passed, 1 failed, 130 interrupted.
     pub fn exit_code(self) -> u8 {
         match self {
             Outcome::Passed => 0,
