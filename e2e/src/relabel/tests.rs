@@ -1,4 +1,5 @@
 use super::*;
+use crate::scrape_config::ServiceMonitorSpec;
 use crate::scrape_config::{kubelet_file_sd, KubeletNode, RelabelConfig};
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {

@@ -5,12 +5,17 @@
 //! It runs on the scrape job [`crate::scrape_config::scrape_job`] generates, so what it says
 //! about a ServiceMonitor is what the real Prometheus does with the operator's job.
 
-use crate::scrape_config::{scrape_job, Discovery, ServiceMonitorSpec, Shard};
 use md5::{Digest, Md5};
 use regex::Regex;
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
+
+mod exposition;
+mod scrape;
+
+pub use exposition::exposition_series;
+pub use scrape::{scrape_series, ScrapeJob, TargetOutcome};
 
 /// A label set, sorted by name as Prometheus keeps it. Empty values are absent labels.
 pub type Labels = BTreeMap<String, String>;
@@ -92,7 +97,7 @@ static RELABEL_TARGET: LazyLock<Regex> = LazyLock::new(|| {
 static LABEL_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z_][a-zA-Z0-9_]*$").expect("label name regex"));
 
-fn scalar(v: &Value) -> Option<String> {
+pub(crate) fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -300,7 +305,7 @@ impl Rule {
 }
 
 /// labels.Builder `Set`: an empty value deletes the label.
-fn set(labels: &mut Labels, name: String, value: String) {
+pub(crate) fn set(labels: &mut Labels, name: String, value: String) {
     if value.is_empty() {
         labels.remove(&name);
     } else {
@@ -371,268 +376,6 @@ pub fn process(labels: Labels, rules: &[Rule]) -> Outcome {
 
 /// What a scrape did to one series (mutateSampleLabels).
 pub type SeriesOutcome = Outcome;
-
-/// What discovery plus `relabel_configs` made of one discovered target (populateLabels).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TargetOutcome {
-    /// The target's labels as Prometheus shows them (no `__`-prefixed labels), and its address.
-    Kept {
-        /// Labels after relabeling.
-        labels: Labels,
-        /// `__address__`, the host:port scraped.
-        address: String,
-    },
-    /// `relabel_configs[rule_index]` dropped it.
-    Dropped {
-        /// Index in `relabel_configs`.
-        rule_index: usize,
-        /// The rule, one line of YAML.
-        rule: String,
-    },
-    /// Prometheus discards the target with this error (no `__address__`, bad scheme).
-    Invalid(String),
-}
-
-/// The parts of a scrape job that shape labels, compiled once for many series.
-#[derive(Debug, Clone)]
-pub struct ScrapeJob {
-    /// `job_name`.
-    pub job_name: String,
-    /// `honor_labels`: on a clash the series' label wins (else it becomes `exported_<name>`).
-    pub honor_labels: bool,
-    /// `metrics_path`.
-    pub metrics_path: String,
-    /// `scheme`.
-    pub scheme: String,
-    /// `params`.
-    pub params: BTreeMap<String, Vec<String>>,
-    /// Rules applied to each discovered target.
-    pub relabel_configs: Vec<Rule>,
-    /// Rules applied to each scraped series.
-    pub metric_relabel_configs: Vec<Rule>,
-}
-
-impl ScrapeJob {
-    /// The job the operator generates for `spec` (kubernetes_sd, shard 0 as the reloader substitutes).
-    ///
-    /// # Errors
-    ///
-    /// A rule of the job Prometheus would refuse (only possible with hand-made relabelings).
-    pub fn from_spec(spec: &ServiceMonitorSpec) -> Result<Self, RelabelError> {
-        Self::from_job_yaml(&scrape_job(spec, &Discovery::Kubernetes, Shard::Number(0)))
-    }
-
-    /// A job from Prometheus configuration YAML (one `scrape_configs` entry, e.g. from
-    /// `/api/v1/status/config`), with Prometheus's defaults for what it omits.
-    ///
-    /// # Errors
-    ///
-    /// A rule Prometheus would refuse, or a field of the wrong shape.
-    pub fn from_job_yaml(job: &Value) -> Result<Self, RelabelError> {
-        let str_field = |k: &str, default: &str| -> Result<String, RelabelError> {
-            match job.get(k) {
-                None | Some(Value::Null) => Ok(default.to_string()),
-                Some(v) => scalar(v).ok_or(RelabelError::Field {
-                    field: k.to_string(),
-                    expected: "a string",
-                }),
-            }
-        };
-        let mut params = BTreeMap::new();
-        if let Some(m) = job.get("params").and_then(Value::as_mapping) {
-            for (k, vs) in m {
-                let vs = vs
-                    .as_sequence()
-                    .map(|s| s.iter().filter_map(scalar).collect())
-                    .unwrap_or_default();
-                params.insert(scalar(k).unwrap_or_default(), vs);
-            }
-        }
-        Ok(ScrapeJob {
-            job_name: str_field("job_name", "")?,
-            honor_labels: job
-                .get("honor_labels")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            metrics_path: str_field("metrics_path", "/metrics")?,
-            scheme: str_field("scheme", "http")?,
-            params,
-            relabel_configs: rules_from_yaml(job.get("relabel_configs"), "relabel_configs")?,
-            metric_relabel_configs: rules_from_yaml(
-                job.get("metric_relabel_configs"),
-                "metric_relabel_configs",
-            )?,
-        })
-    }
-
-    /// target.go `populateLabels`: the discovered labels (`__address__`, `__meta_*`) through
-    /// `relabel_configs`, then Prometheus's own defaults (`instance`, a default port).
-    pub fn target(&self, discovered: &Labels) -> TargetOutcome {
-        let mut lset = discovered.clone();
-        for (name, value) in [
-            ("job", &self.job_name),
-            ("__metrics_path__", &self.metrics_path),
-            ("__scheme__", &self.scheme),
-        ] {
-            if lset.get(name).is_none_or(String::is_empty) {
-                set(&mut lset, name.to_string(), value.clone());
-            }
-        }
-        for (k, vs) in &self.params {
-            if let Some(v) = vs.first() {
-                set(&mut lset, format!("__param_{k}"), v.clone());
-            }
-        }
-        let mut lset = match process(lset, &self.relabel_configs) {
-            Outcome::Kept(l) => l,
-            Outcome::Dropped { rule_index, rule } => {
-                return TargetOutcome::Dropped { rule_index, rule }
-            }
-        };
-        let Some(mut addr) = lset.get("__address__").filter(|a| !a.is_empty()).cloned() else {
-            return TargetOutcome::Invalid("no address".into());
-        };
-        if needs_port(&addr) {
-            match lset.get("__scheme__").map(String::as_str).unwrap_or("") {
-                "http" | "" => addr.push_str(":80"),
-                "https" => addr.push_str(":443"),
-                other => return TargetOutcome::Invalid(format!("invalid scheme: {other:?}")),
-            }
-            lset.insert("__address__".into(), addr.clone());
-        }
-        lset.retain(|k, _| !k.starts_with("__meta_"));
-        if lset.get("instance").is_none_or(String::is_empty) {
-            lset.insert("instance".into(), addr.clone());
-        }
-        // Target.Labels(): the `__`-prefixed labels stay internal.
-        lset.retain(|k, _| !k.starts_with("__"));
-        TargetOutcome::Kept {
-            labels: lset,
-            address: addr,
-        }
-    }
-
-    /// scrape.go `mutateSampleLabels`: the target's labels merged into the series' per
-    /// `honor_labels`, then `metric_relabel_configs`.
-    pub fn series(&self, target: &Labels, series: &Labels) -> SeriesOutcome {
-        process(
-            self.merge_target(target, series),
-            &self.metric_relabel_configs,
-        )
-    }
-
-    /// The first half of `mutateSampleLabels`: the series' labels with the target's merged in
-    /// (a clashing series label kept as `exported_<name>` unless `honor_labels`), before
-    /// `metric_relabel_configs`.
-    pub fn merge_target(&self, target: &Labels, series: &Labels) -> Labels {
-        let mut lb = series.clone();
-        for (name, value) in target {
-            if self.honor_labels {
-                if !series.contains_key(name) {
-                    set(&mut lb, name.clone(), value.clone());
-                }
-            } else {
-                if let Some(existing) = series.get(name).filter(|v| !v.is_empty()) {
-                    lb.insert(format!("exported_{name}"), existing.clone());
-                }
-                set(&mut lb, name.clone(), value.clone());
-            }
-        }
-        lb
-    }
-}
-
-/// Go's `net.SplitHostPort` succeeding, for the shapes addresses take: `host:port`, `[v6]:port`.
-fn splits_host_port(addr: &str) -> bool {
-    match addr.strip_prefix('[') {
-        Some(rest) => rest
-            .split_once(']')
-            .is_some_and(|(_, p)| p.starts_with(':') && !p[1..].contains(':')),
-        None => addr.matches(':').count() == 1,
-    }
-}
-
-/// target.go `addPort`: only an address without a port that becomes valid with one.
-fn needs_port(addr: &str) -> bool {
-    !splits_host_port(addr) && splits_host_port(&format!("{addr}:1234"))
-}
-
-/// One series through the job `spec` generates: `target` are the target's labels (as
-/// [`ScrapeJob::target`] returns them, or `/api/v1/targets` shows them), `series` the labels
-/// of a sample line as the kubelet exposes it (with `__name__`).
-///
-/// # Errors
-///
-/// A relabeling in `spec` Prometheus would refuse to load.
-pub fn scrape_series(
-    spec: &ServiceMonitorSpec,
-    target: &Labels,
-    series: &Labels,
-) -> Result<SeriesOutcome, RelabelError> {
-    Ok(ScrapeJob::from_spec(spec)?.series(target, series))
-}
-
-/// The label sets of `metric`'s samples in a Prometheus text exposition body (a kubelet's
-/// `/metrics/cadvisor`), `__name__` included. Comments and other metrics are skipped; so are
-/// lines that are not well-formed samples.
-pub fn exposition_series<'a>(text: &'a str, metric: &'a str) -> impl Iterator<Item = Labels> + 'a {
-    text.lines().filter_map(move |line| {
-        let line = line.trim_start();
-        let rest = line.strip_prefix(metric)?;
-        if !(rest.starts_with('{') || rest.starts_with(char::is_whitespace)) {
-            return None;
-        }
-        let mut labels = parse_label_block(rest)?;
-        labels.insert("__name__".into(), metric.to_string());
-        Some(labels)
-    })
-}
-
-/// `{a="1",b="x\"y"} 3` → the labels (exposition escapes `\\`, `\"`, `\n`).
-fn parse_label_block(rest: &str) -> Option<Labels> {
-    let mut labels = Labels::new();
-    let Some(body) = rest.strip_prefix('{') else {
-        return Some(labels);
-    };
-    let mut chars = body.char_indices().peekable();
-    loop {
-        while chars
-            .peek()
-            .is_some_and(|(_, c)| *c == ',' || c.is_whitespace())
-        {
-            chars.next();
-        }
-        let (start, c) = chars.next()?;
-        if c == '}' {
-            return Some(labels);
-        }
-        let mut end = start + c.len_utf8();
-        while let Some(&(i, c)) = chars.peek() {
-            if c == '=' {
-                end = i;
-                break;
-            }
-            chars.next();
-        }
-        let name = body[start..end].trim().to_string();
-        chars.next(); // '='
-        if chars.next()?.1 != '"' {
-            return None;
-        }
-        let mut value = String::new();
-        loop {
-            match chars.next()?.1 {
-                '\\' => match chars.next()?.1 {
-                    'n' => value.push('\n'),
-                    other => value.push(other),
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        set(&mut labels, name, value);
-    }
-}
 
 /// YAML flow style on one line; strings quoted unless plainly safe.
 fn flow(v: &Value) -> String {
