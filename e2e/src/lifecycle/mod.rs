@@ -4,6 +4,7 @@
 //! How progress is shown and how the assert phase runs the cluster tests are the caller's
 //! ([`run::Frontend`]): the library never draws a spinner or spawns `cargo`.
 
+pub mod applied;
 pub mod plan;
 pub mod run;
 pub mod summary;
