@@ -6,5 +6,9 @@
 
 pub mod applied;
 pub mod plan;
+mod preflight;
 pub mod run;
 pub mod summary;
+mod teardown;
+
+pub use teardown::{teardown_actions, TeardownActions};

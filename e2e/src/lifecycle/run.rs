@@ -5,6 +5,8 @@
 //! Ownership rule: only a cluster this run created is ever deleted (not a `--reuse`d one, never
 //! one reached through `--kubeconfig`), and nothing is created before preflight passes.
 
+use super::preflight::{explain_create_failure, preflight};
+use super::teardown::{teardown, write_summary};
 use crate::kind::{self, Kind, KindPin};
 use crate::lifecycle::plan::{
     self, BundleChoice, DisplayPaths, Keep, Mode, PhaseId, Plan, PlanInput,
@@ -53,7 +55,7 @@ impl Options {
         }
     }
 
-    fn keep(&self) -> Keep {
+    pub(super) fn keep(&self) -> Keep {
         if self.keep {
             Keep::Always
         } else if self.keep_on_failure {
@@ -65,13 +67,13 @@ impl Options {
 }
 
 /// Everything resolved from a cell and the options, before anything is touched.
-struct Resolved<'a> {
-    cell: &'a Cell,
-    opts: &'a Options,
-    name: String,
-    work_dir: PathBuf,
-    paths: RunPaths,
-    kind_config: PathBuf,
+pub(super) struct Resolved<'a> {
+    pub(super) cell: &'a Cell,
+    pub(super) opts: &'a Options,
+    pub(super) name: String,
+    pub(super) work_dir: PathBuf,
+    pub(super) paths: RunPaths,
+    pub(super) kind_config: PathBuf,
 }
 
 fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
@@ -183,29 +185,29 @@ impl Outcome {
 
 /// What the run has done so far; teardown decides from it.
 #[derive(Default)]
-struct State {
-    kind: Option<Kind>,
+pub(super) struct State {
+    pub(super) kind: Option<Kind>,
     /// This run started `kind create` (so the cluster, even half-made, is ours to delete).
-    created: bool,
+    pub(super) created: bool,
     /// A kind cluster of our name exists (created or reused): `kind export logs` works.
-    kind_cluster: bool,
-    client: Option<kube::Client>,
-    kubeconfig: Option<PathBuf>,
+    pub(super) kind_cluster: bool,
+    pub(super) client: Option<kube::Client>,
+    pub(super) kubeconfig: Option<PathBuf>,
     /// `--operator-bundle`, verified and parsed in preflight.
-    bundle: Option<crate::operator::Bundle>,
-    timings: Vec<(PhaseId, Duration, bool)>,
-    failure: Option<(PhaseId, String)>,
+    pub(super) bundle: Option<crate::operator::Bundle>,
+    pub(super) timings: Vec<(PhaseId, Duration, bool)>,
+    pub(super) failure: Option<(PhaseId, String)>,
     /// Host preflight: the warnings and notes as printed, and the findings for summary.md.
-    host_text: String,
-    host_findings: Vec<crate::diagnose::Finding>,
+    pub(super) host_text: String,
+    pub(super) host_findings: Vec<crate::diagnose::Finding>,
     /// Docker is a snap (a cause `kind create` failures are classified against).
-    docker_snap: bool,
+    pub(super) docker_snap: bool,
     /// The cell a cgroup-v2 failure's fix names.
-    suggested_cell: Option<String>,
+    pub(super) suggested_cell: Option<String>,
     /// Why `kind create` failed (`cluster-create-failed`).
-    create_finding: Option<crate::diagnose::Finding>,
+    pub(super) create_finding: Option<crate::diagnose::Finding>,
     /// `kind export logs` already ran (after a failed create): teardown does not repeat it.
-    kind_logs_exported: bool,
+    pub(super) kind_logs_exported: bool,
 }
 
 /// What the caller of [`execute`] provides: how progress is shown (a spinner on a terminal,
@@ -327,125 +329,6 @@ pub async fn execute(cell: &Cell, opts: &Options, frontend: &dyn Frontend) -> Re
     Ok(outcome)
 }
 
-async fn preflight(r: &Resolved<'_>, state: &mut State) -> Result<()> {
-    if let Some(path) = &r.opts.operator_bundle {
-        // A local file costs nothing to verify: a wrong one is refused before any cluster exists.
-        let src = crate::operator::BundleSource::for_cell(r.cell, Some(path));
-        state.bundle = Some(
-            crate::operator::load_bundle(&src, &r.work_dir.join("cache"), r.opts.timeout).await?,
-        );
-    }
-    if let Some(kubeconfig) = &r.opts.kubeconfig {
-        std::fs::read(kubeconfig).with_context(|| {
-            format!(
-                "cannot read --kubeconfig {}: pass the kubeconfig file of an existing cluster",
-                kubeconfig.display()
-            )
-        })?;
-        state.kubeconfig = Some(kubeconfig.clone());
-        return Ok(());
-    }
-    // Cheapest and most likely mistakes first.
-    let nodes = kind::read_kind_config(&r.kind_config)?;
-    crate::docker::check_engine(r.opts.timeout).await?;
-    host_checks(r, state, &nodes).await?;
-    let bin = match KindPin::new(r.cell, &kind::platform()) {
-        Ok(pin) => kind::ensure_kind(&pin, &r.work_dir, r.opts.timeout).await?,
-        // No pinned binary for this platform: only a kind of the right version on PATH will do.
-        Err(err) => kind::KindBinary {
-            path: kind::kind_on_path(&r.cell.kind_version).map_err(|note| err.context(note))?,
-            origin: kind::KindOrigin::Path,
-        },
-    };
-    tracing::debug!(path = %bin.path.display(), origin = ?bin.origin, "kind binary");
-    let kind = Kind {
-        bin: bin.path,
-        kubeconfig: r.paths.kubeconfig.clone(),
-        verbose: r.opts.verbose,
-    };
-    let existing = kind.get_clusters().await?;
-    if existing.contains(&r.name) {
-        if !r.opts.reuse {
-            bail!(
-                "a kind cluster named {0} already exists: pass --reuse to use it (it will not be deleted), \
-                 or delete it with `cargo xtask down --name {0}`",
-                r.name
-            );
-        }
-        state.kind_cluster = true;
-    }
-    state.kind = Some(kind);
-    Ok(())
-}
-
-/// Host preflight: prints warnings (never blocking); a certain failure stops preflight.
-async fn host_checks(
-    r: &Resolved<'_>,
-    state: &mut State,
-    nodes: &kind::KindConfigSummary,
-) -> Result<()> {
-    use crate::host;
-    let matrix = crate::matrix::Matrix::load_default()?;
-    let facts = host::gather(&host::proc_root(), r.opts.timeout).await;
-    let findings = host::assess(&facts, &matrix, r.cell, host::Needs::from(nodes));
-    let text = host::render(&findings, &facts.notes);
-    if host::blocks(&findings) {
-        bail!(
-            "the host checks found a certain failure:\n{}",
-            text.trim_end()
-        );
-    }
-    state.docker_snap = facts.docker.as_ref().is_some_and(|d| d.snap());
-    state.suggested_cell = host::suggested_cell(&matrix, r.cell).map(|c| c.name.clone());
-    state.host_text = text;
-    state.host_findings = findings;
-    Ok(())
-}
-
-/// After a failed `kind create` (nodes retained): export the node logs, classify the failure,
-/// write `diagnose.json`. Best effort: problems are printed, the run fails either way.
-async fn explain_create_failure(
-    r: &Resolved<'_>,
-    state: &mut State,
-    kind: &Kind,
-    err: &anyhow::Error,
-) {
-    let logs_dir = r.paths.artifacts.join("kind-logs");
-    let export_error = match std::fs::create_dir_all(&r.paths.artifacts) {
-        Err(e) => Some(format!("creating {}: {e}", r.paths.artifacts.display())),
-        Ok(()) => {
-            match tokio::time::timeout(r.opts.timeout, kind.export_logs(&logs_dir, &r.name)).await {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("{e:#}")),
-                Err(_) => Some(format!(
-                    "`kind export logs` timed out after {}s",
-                    r.opts.timeout.as_secs()
-                )),
-            }
-        }
-    };
-    state.kind_logs_exported = true;
-    let kind_stderr = err
-        .downcast_ref::<kind::KindFailed>()
-        .map(|k| k.stderr.clone())
-        .unwrap_or_else(|| format!("{err:#}"));
-    let ctx = crate::diagnose::cluster_create::Context {
-        kind_stderr,
-        logs_dir,
-        export_error,
-        snap: state.docker_snap,
-        suggested_cell: state.suggested_cell.clone(),
-    };
-    let finding = crate::diagnose::cluster_create::diagnose(&ctx);
-    let json = crate::diagnose::to_json(std::slice::from_ref(&finding));
-    let path = r.paths.artifacts.join("diagnose.json");
-    let text = serde_json::to_string_pretty(&json).expect("findings serialise");
-    if let Err(e) = std::fs::write(&path, text) {
-        eprintln!("warning: cannot write {}: {e}", path.display());
-    }
-    state.create_finding = Some(finding);
-}
-
 type PhaseResult = std::result::Result<(), (PhaseId, anyhow::Error)>;
 
 async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) -> PhaseResult {
@@ -545,176 +428,10 @@ async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path, frontend: &dyn Fronte
     frontend.assert(&ctx).await
 }
 
-/// What teardown does, decided from how the run ended and what it owns. Pure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TeardownActions {
-    /// `artifacts::collect` + `kind export logs` into `artifacts/`.
-    pub collect: bool,
-    /// `kind delete cluster`: only ever for a cluster this run created.
-    pub delete: bool,
-}
-
-/// Collect on failure; delete only a cluster this run `created`, as [`Keep::deletes`] says.
-pub fn teardown_actions(outcome: Outcome, created: bool, keep: Keep) -> TeardownActions {
-    let failed = outcome == Outcome::Failed;
-    TeardownActions {
-        collect: failed,
-        delete: created && keep.deletes(failed),
-    }
-}
-
-async fn teardown(r: &Resolved<'_>, state: &mut State, outcome: Outcome) {
-    let actions = teardown_actions(outcome, state.created, r.opts.keep());
-    if outcome == Outcome::Interrupted {
-        eprintln!("interrupted (Ctrl-C)");
-    }
-    if actions.collect {
-        collect_artifacts(r, state).await;
-    }
-    if actions.delete {
-        let kind = state.kind.as_ref().expect("created implies kind");
-        match kind.delete(&r.name).await {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&r.paths.kubeconfig);
-                eprintln!("deleted kind cluster {}", r.name);
-            }
-            Err(err) => eprintln!(
-                "warning: could not delete kind cluster {0}: {err:#}\n  delete it with `cargo xtask down --name {0}`",
-                r.name
-            ),
-        }
-    } else if let Some(kubeconfig) = state.kubeconfig.as_ref().filter(|k| k.exists()) {
-        let why = if state.created {
-            "kept"
-        } else if r.opts.kubeconfig.is_some() {
-            "not ours to delete (--kubeconfig)"
-        } else {
-            "reused, not deleted"
-        };
-        eprintln!(
-            "cluster {} {why}; reconnect with:\n  export KUBECONFIG={}",
-            r.name,
-            kubeconfig.display()
-        );
-        if state.created {
-            eprintln!("  delete it with `cargo xtask down --name {}`", r.name);
-        }
-    }
-}
-
-/// Best effort: every source is tried, failures are printed, nothing here fails the teardown.
-async fn collect_artifacts(r: &Resolved<'_>, state: &State) {
-    let dir = &r.paths.artifacts;
-    if let Err(err) = std::fs::create_dir_all(dir) {
-        eprintln!("warning: cannot create {}: {err}", dir.display());
-        return;
-    }
-    if let Some(client) = &state.client {
-        // Bounded: the cluster may be the very thing that is broken.
-        match tokio::time::timeout(r.opts.timeout, crate::artifacts::collect(client, dir)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => eprintln!("warning: collecting cluster artifacts: {err:#}"),
-            Err(_) => eprintln!(
-                "warning: collecting cluster artifacts timed out after {}s",
-                r.opts.timeout.as_secs()
-            ),
-        }
-    }
-    if state.kind_cluster && !state.kind_logs_exported {
-        if let Some(kind) = &state.kind {
-            if let Err(err) = kind.export_logs(&dir.join("kind-logs"), &r.name).await {
-                eprintln!("warning: {err:#}");
-            }
-        }
-    }
-    eprintln!("artifacts: {}", dir.display());
-}
-
-// ---------------------------------------------------------------------------------------------
-// summary.md
-
-fn write_summary(r: &Resolved<'_>, state: &State, outcome: Outcome) {
-    let coverage = std::fs::read_to_string(r.paths.artifacts.join("coverage.json")).ok();
-    let findings: Vec<_> = state
-        .create_finding
-        .iter()
-        .chain(&state.host_findings)
-        .cloned()
-        .collect();
-    let text = super::summary::render(
-        r.cell,
-        &r.name,
-        outcome,
-        &state.timings,
-        state.failure.as_ref(),
-        &findings,
-        coverage.as_deref(),
-    );
-    let write =
-        std::fs::create_dir_all(&r.paths.dir).and_then(|()| std::fs::write(&r.paths.summary, text));
-    match write {
-        Ok(()) => eprintln!("summary: {}", r.paths.summary.display()),
-        Err(err) => eprintln!("warning: cannot write {}: {err}", r.paths.summary.display()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::matrix::Matrix;
-
-    #[test]
-    fn teardown_deletes_only_what_this_run_created_unless_kept() {
-        use Outcome::*;
-        // (keep, keep_on_failure) as the flags give them.
-        let t = |outcome, created, keep, keep_on_failure| {
-            let opts = Options {
-                name: None,
-                keep,
-                keep_on_failure,
-                reuse: false,
-                kubeconfig: None,
-                operator_bundle: None,
-                kind_config: None,
-                timeout: Duration::from_secs(1),
-                verbose: false,
-            };
-            teardown_actions(outcome, created, opts.keep())
-        };
-        assert_eq!(
-            t(Passed, true, false, false),
-            TeardownActions {
-                collect: false,
-                delete: true
-            }
-        );
-        assert_eq!(
-            t(Failed, true, false, false),
-            TeardownActions {
-                collect: true,
-                delete: true
-            }
-        );
-        assert_eq!(
-            t(Interrupted, true, false, false),
-            TeardownActions {
-                collect: false,
-                delete: true
-            }
-        );
-        // --keep keeps always; --keep-on-failure only on failure.
-        for outcome in [Passed, Failed, Interrupted] {
-            assert!(!t(outcome, true, true, false).delete);
-        }
-        assert!(!t(Failed, true, false, true).delete);
-        assert!(t(Passed, true, false, true).delete);
-        assert!(t(Interrupted, true, false, true).delete);
-        // Reused or --kubeconfig clusters are never deleted, whatever happens.
-        for outcome in [Passed, Failed, Interrupted] {
-            assert!(!t(outcome, false, false, false).delete);
-        }
-        assert!(t(Failed, false, false, false).collect);
-    }
 
     #[test]
     fn kubeconfig_and_reuse_exclude_each_other() {
