@@ -18,6 +18,7 @@ pub use metric::{MetricName, MetricNameError, CPU_METRIC, DEFAULT_METRICS, MEMOR
 pub use query::{coverage_queries, fetch_metric_series, fetch_series, metric_queries};
 pub use report::{CoverageReport, MetricsReport, MissingPod, NamespaceLabel};
 
+use crate::k8s::wait::{poll_until, Waited};
 use crate::pods::RunningPod;
 use crate::prometheus::{PromError, PrometheusClient};
 use std::time::{Duration, Instant};
@@ -87,40 +88,63 @@ pub async fn check_metrics(
     let start = Instant::now();
     let requests_before = client.request_count();
     let mut polls = 0;
-    loop {
-        // Retries of an unreachable Prometheus stay within the check's own deadline.
-        let remaining = opts.deadline.saturating_sub(start.elapsed());
-        let bounded = client
-            .clone()
-            .with_retry_deadline(remaining.max(Duration::from_millis(100)));
+    // Shared by every poll's future; only one poll runs at a time.
+    let progress = std::sync::Mutex::new(progress);
+    // The one polling helper every wait uses: an unreachable Prometheus is retried until the
+    // deadline, an API error (bad PromQL) fails at once (`wait::is_transient`).
+    let waited = poll_until(opts.deadline, opts.poll_interval, || {
         polls += 1;
-        let mut reports = Vec::with_capacity(unique.len());
-        for metric in &unique {
-            let sent_before = client.request_count();
-            let (mut report, warnings) = poll_once(&bounded, metric, pods).await?;
-            report.polls = polls;
-            report.requests = client.request_count() - sent_before;
-            report.warnings = warnings;
-            reports.push(report);
+        let this_poll = polls;
+        let unique = &unique;
+        let progress = &progress;
+        async move {
+            // Retries of an unreachable Prometheus stay within the check's own deadline.
+            let remaining = opts.deadline.saturating_sub(start.elapsed());
+            let bounded = client
+                .clone()
+                .with_retry_deadline(remaining.max(Duration::from_millis(100)));
+            let mut reports = Vec::with_capacity(unique.len());
+            for metric in unique {
+                let sent_before = client.request_count();
+                let (mut report, warnings) = poll_once(&bounded, metric, pods).await?;
+                report.polls = this_poll;
+                report.requests = client.request_count() - sent_before;
+                report.warnings = warnings;
+                reports.push(report);
+            }
+            let waited_ms = start.elapsed().as_millis() as u64;
+            let deadline_ms = opts.deadline.as_millis() as u64;
+            for r in &mut reports {
+                r.waited_ms = waited_ms;
+                r.deadline_ms = deadline_ms;
+            }
+            let report = MetricsReport {
+                metrics: reports,
+                waited_ms,
+                deadline_ms,
+                polls: this_poll,
+                requests: client.request_count() - requests_before,
+            };
+            (progress.lock().expect("one poll at a time"))(&report);
+            Ok(if report.is_complete() {
+                Ok(report)
+            } else {
+                Err(report)
+            })
         }
-        let waited_ms = start.elapsed().as_millis() as u64;
-        let deadline_ms = opts.deadline.as_millis() as u64;
-        for r in &mut reports {
-            r.waited_ms = waited_ms;
-            r.deadline_ms = deadline_ms;
-        }
-        let report = MetricsReport {
-            metrics: reports,
-            waited_ms,
-            deadline_ms,
-            polls,
-            requests: client.request_count() - requests_before,
-        };
-        progress(&report);
-        if report.is_complete() || start.elapsed() + opts.poll_interval >= opts.deadline {
-            return Ok(report);
-        }
-        tokio::time::sleep(opts.poll_interval).await;
+    })
+    .await;
+    match waited {
+        Ok(report) | Err(Waited::Pending(report)) => Ok(report),
+        Err(Waited::Failed(e)) => Err(match e.downcast::<PromError>() {
+            Ok(prom) => prom,
+            // A poll cut off at the deadline: nothing answered in time.
+            Err(other) => PromError::Unreachable {
+                target: client.describe(),
+                waited: start.elapsed(),
+                last_error: format!("{other:#}"),
+            },
+        }),
     }
 }
 
@@ -596,7 +620,10 @@ mod tests {
         let r = check_metrics(&client, &many, &MetricName::defaults(), &one, &mut |_| {})
             .await
             .unwrap();
-        assert_eq!((r.polls, r.requests), (1, 4));
+        // One poll, then one more at the deadline (`poll_until` always looks last at the
+        // deadline): 4 requests each, whatever the number of pods.
+        assert!((1..=2).contains(&r.polls), "{r}");
+        assert_eq!(r.requests, 4 * r.polls as u64);
     }
 
     #[tokio::test]

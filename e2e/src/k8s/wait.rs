@@ -75,6 +75,14 @@ pub fn remaining(deadline: Instant) -> Duration {
 /// 503, TWIN-FACTS §2a) or 429 (priority and fairness). A 4xx other than 429 never heals and is
 /// reported at once. Errors that do not come from the kube client count as transient.
 pub fn is_transient(err: &anyhow::Error) -> bool {
+    // Prometheus: only "nothing answered" heals; an API error (bad PromQL) or an answer of
+    // another shape stays what it is.
+    if let Some(prom) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::prometheus::PromError>())
+    {
+        return matches!(prom, crate::prometheus::PromError::Unreachable { .. });
+    }
     match err.chain().find_map(|c| c.downcast_ref::<kube::Error>()) {
         Some(kube::Error::Api(status)) => status.code >= 500 || status.code == 429,
         Some(kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)) => {
@@ -376,6 +384,18 @@ mod tests {
         assert!(!is_transient(&api_error(403)));
         assert!(!is_transient(&api_error(404)));
         assert!(is_transient(&anyhow::anyhow!("not a kube error")));
+        let unreachable = crate::prometheus::PromError::Unreachable {
+            target: "t".into(),
+            waited: Duration::from_secs(1),
+            last_error: "connection refused".into(),
+        };
+        assert!(is_transient(&anyhow::Error::new(unreachable)));
+        let bad_query = crate::prometheus::PromError::Api {
+            error_type: "bad_data".into(),
+            error: "parse error".into(),
+            warnings: vec![],
+        };
+        assert!(!is_transient(&anyhow::Error::new(bad_query)));
     }
 
     #[tokio::test]
