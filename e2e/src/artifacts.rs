@@ -206,10 +206,7 @@ impl Writer<'_> {
         if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             meta.remove("managedFields");
         }
-        match serde_yaml::to_string(&value) {
-            Ok(text) => self.write(file, &text),
-            Err(e) => self.fail(file, e),
-        }
+        self.write(file, &crate::yaml::to_string(&value))
     }
 
     fn fail(&mut self, what: &str, e: impl std::fmt::Display) {

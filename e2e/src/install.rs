@@ -160,12 +160,12 @@ pub async fn wait_scrape_job_loaded(
 
 /// The `job_name`s of a Prometheus configuration (empty when it does not parse).
 pub fn scrape_job_names(config_yaml: &str) -> Vec<String> {
-    let Ok(config) = serde_yaml::from_str::<serde_yaml::Value>(config_yaml) else {
+    let Ok(config) = crate::yaml::from_str::<crate::yaml::Value>(config_yaml) else {
         return Vec::new();
     };
     config
         .get("scrape_configs")
-        .and_then(serde_yaml::Value::as_sequence)
+        .and_then(crate::yaml::Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|job| job.get("job_name")?.as_str().map(str::to_string))

@@ -47,6 +47,7 @@ pub mod redact;
 pub mod relabel;
 pub mod scrape_config;
 pub mod workdir;
+pub mod yaml;
 
 /// Root of the workspace (where `Cargo.toml`, `fixtures/` and `manifests/` live).
 pub fn workspace_root() -> std::path::PathBuf {

@@ -283,11 +283,9 @@ async fn prometheus_loaded_the_operator_generated_cadvisor_job() {
         .config_yaml()
         .await
         .unwrap_or_else(|e| panic!("/api/v1/status/config: {e}"));
-    let config: serde_yaml::Value =
-        serde_yaml::from_str(&yaml).expect("Prometheus's loaded config is YAML");
-    let jobs = config["scrape_configs"]
-        .as_sequence()
-        .expect("scrape_configs");
+    let config: e2e::yaml::Value =
+        e2e::yaml::from_str(&yaml).expect("Prometheus's loaded config is YAML");
+    let jobs = config["scrape_configs"].as_array().expect("scrape_configs");
     let job = jobs
         .iter()
         .find(|j| j["job_name"].as_str() == Some(CADVISOR_JOB))

@@ -127,12 +127,8 @@ fn every_yaml_in_manifests_and_fixtures_parses() {
                 .to_string_lossy()
                 .into_owned();
             // Everything must be YAML; what we apply must also be Kubernetes objects.
-            for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-                let _: serde_yaml::Value =
-                    serde::Deserialize::deserialize(doc).unwrap_or_else(|e| {
-                        panic!("{rel}: YAML document {} does not parse: {e}", i + 1)
-                    });
-            }
+            e2e::yaml::documents(&text)
+                .unwrap_or_else(|e| panic!("{rel}: YAML does not parse: {e}"));
             if rel.starts_with("manifests/") || rel.starts_with(WORKLOADS_DIR) {
                 let objs = e2e::k8s::manifests::parse_documents(&text, &rel)
                     .unwrap_or_else(|e| panic!("{e:#}"));

@@ -3,7 +3,7 @@
 //! permissions are read-only, and every cell name mentioned anywhere exists.
 
 use e2e::matrix::{Matrix, GITHUB_MATRIX_KEYS};
-use serde_yaml::Value;
+use e2e::yaml::Value;
 use std::collections::BTreeSet;
 
 fn read(rel: &str) -> String {
@@ -14,20 +14,19 @@ fn read(rel: &str) -> String {
 fn workflow(name: &str) -> (String, Value) {
     let rel = format!(".github/workflows/{name}");
     let text = read(&rel);
-    let doc =
-        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"));
+    let doc = e2e::yaml::from_str(&text).unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"));
     (text, doc)
 }
 
 fn job<'a>(doc: &'a Value, name: &str) -> &'a Value {
     let job = &doc["jobs"][name];
-    assert!(job.is_mapping(), "workflow has no job `{name}`");
+    assert!(job.is_object(), "workflow has no job `{name}`");
     job
 }
 
 fn steps(job: &Value) -> &[Value] {
     job["steps"]
-        .as_sequence()
+        .as_array()
         .map(Vec::as_slice)
         .expect("job has steps")
 }
@@ -112,7 +111,7 @@ fn both_workflows_parse_and_trigger_as_agreed() {
         assert!(on.get(trigger).is_some(), "e2e.yml lacks trigger {trigger}");
     }
     assert!(
-        on["workflow_dispatch"]["inputs"]["cell"].is_mapping(),
+        on["workflow_dispatch"]["inputs"]["cell"].is_object(),
         "dispatch needs a `cell` input"
     );
 }
@@ -127,12 +126,12 @@ fn permissions_are_read_only_and_actions_pinned() {
             "{name}: top-level permissions"
         );
         assert_eq!(
-            doc["permissions"].as_mapping().map(|m| m.len()),
+            doc["permissions"].as_object().map(|m| m.len()),
             Some(1),
             "{name}: only contents: read"
         );
-        for (job_name, job) in doc["jobs"].as_mapping().expect("jobs") {
-            if let Some(perms) = job.get("permissions").and_then(Value::as_mapping) {
+        for (job_name, job) in doc["jobs"].as_object().expect("jobs") {
+            if let Some(perms) = job.get("permissions").and_then(Value::as_object) {
                 for (scope, level) in perms {
                     assert!(
                         matches!(level.as_str(), Some("read" | "none")),
@@ -301,7 +300,7 @@ fn e2e_cell_job_runs_the_cell_and_reports() {
 fn ci_workflow_lints_and_runs_the_ci_profile() {
     let (text, doc) = workflow("ci.yml");
     let all: String = doc["jobs"]
-        .as_mapping()
+        .as_object()
         .unwrap()
         .values()
         .map(scripts)

@@ -137,6 +137,14 @@ pub async fn check_metrics(
     match waited {
         Ok(report) | Err(Waited::Pending(report)) => Ok(report),
         Err(Waited::Failed(e)) => Err(match e.downcast::<PromError>() {
+            // The last poll's own retries are only part of the wait: report the check's.
+            Ok(PromError::Unreachable {
+                target, last_error, ..
+            }) => PromError::Unreachable {
+                target,
+                waited: start.elapsed(),
+                last_error,
+            },
             Ok(prom) => prom,
             // A poll cut off at the deadline: nothing answered in time.
             Err(other) => PromError::Unreachable {

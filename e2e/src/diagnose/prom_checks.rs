@@ -47,11 +47,11 @@ pub struct Job {
 /// # Errors
 /// The configuration is not YAML.
 pub fn parse_jobs(config_yaml: &str) -> Result<Vec<Job>> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(config_yaml)
+    let doc: crate::yaml::Value = crate::yaml::from_str(config_yaml)
         .context("Prometheus's /api/v1/status/config returned YAML that does not parse")?;
     let jobs = doc
         .get("scrape_configs")
-        .and_then(|v| v.as_sequence())
+        .and_then(|v| v.as_array())
         .cloned()
         .unwrap_or_default();
     Ok(jobs

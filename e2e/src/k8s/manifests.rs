@@ -12,15 +12,14 @@ use std::path::{Path, PathBuf};
 ///
 /// # Errors
 /// A document does not parse, or is not an object with `apiVersion`, `kind` and
-/// `metadata.name` (the message names `origin` and the document's number).
+/// `metadata.name` (the message names `origin`, and the line and column or the document's
+/// number).
 pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
-    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value: Value = serde::Deserialize::deserialize(de)
-            .with_context(|| format!("{origin}: YAML document {} does not parse", i + 1))?;
-        if value.is_null() {
-            continue;
-        }
+    // The parser's message says the line and column of the mistake.
+    let values =
+        crate::yaml::documents(text).with_context(|| format!("{origin}: YAML does not parse"))?;
+    for (i, value) in values.into_iter().enumerate() {
         let ident = ObjectIdent::of(&value).with_context(|| {
             format!(
                 "{origin}: YAML document {} is not a Kubernetes object",
@@ -236,9 +235,10 @@ mod tests {
         );
         assert!(format!("{err:#}").contains("metadata.name"), "{err:#}");
         let err = parse_documents("a: [1,\n", "y.yaml").unwrap_err();
+        let msg = format!("{err:#}");
         assert!(
-            format!("{err:#}").contains("y.yaml: YAML document 1 does not parse"),
-            "{err:#}"
+            msg.contains("y.yaml: YAML does not parse") && msg.contains("line 1 column 4"),
+            "{msg}"
         );
     }
 

@@ -25,12 +25,12 @@ struct KindCluster {
     name: Option<String>,
     #[serde(default)]
     nodes: Vec<KindNode>,
-    networking: Option<serde_yaml::Value>,
+    networking: Option<crate::yaml::Value>,
     feature_gates: Option<BTreeMap<String, bool>>,
     runtime_config: Option<BTreeMap<String, String>>,
     kubeadm_config_patches: Option<Vec<String>>,
     #[serde(rename = "kubeadmConfigPatchesJSON6902")]
-    kubeadm_config_patches_json6902: Option<Vec<serde_yaml::Value>>,
+    kubeadm_config_patches_json6902: Option<Vec<crate::yaml::Value>>,
     containerd_config_patches: Option<Vec<String>>,
     #[serde(rename = "containerdConfigPatchesJSON6902")]
     containerd_config_patches_json6902: Option<Vec<String>>,
@@ -43,11 +43,11 @@ struct KindNode {
     role: String,
     image: Option<String>,
     labels: Option<BTreeMap<String, String>>,
-    extra_mounts: Option<Vec<serde_yaml::Value>>,
-    extra_port_mappings: Option<Vec<serde_yaml::Value>>,
+    extra_mounts: Option<Vec<crate::yaml::Value>>,
+    extra_port_mappings: Option<Vec<crate::yaml::Value>>,
     kubeadm_config_patches: Option<Vec<String>>,
     #[serde(rename = "kubeadmConfigPatchesJSON6902")]
-    kubeadm_config_patches_json6902: Option<Vec<serde_yaml::Value>>,
+    kubeadm_config_patches_json6902: Option<Vec<crate::yaml::Value>>,
 }
 
 /// Parses a kind config and checks it is a `kind.x-k8s.io/v1alpha4` Cluster with only known
@@ -57,7 +57,7 @@ struct KindNode {
 /// Not YAML, another apiVersion or kind, an unknown field (with its line), an unknown role,
 /// or a node `image` (the cell pins the image).
 pub fn check_kind_config(text: &str, origin: &str) -> Result<KindConfigSummary> {
-    let cfg: KindCluster = serde_yaml::from_str(text).with_context(|| {
+    let cfg: KindCluster = crate::yaml::from_str(text).with_context(|| {
         format!(
             "{origin}: not a valid kind config (kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4, \
              fields name/nodes/networking/featureGates/runtimeConfig/kubeadmConfigPatches/\

@@ -5,9 +5,9 @@
 //! It runs on the scrape job [`crate::scrape_config::scrape_job`] generates, so what it says
 //! about a ServiceMonitor is what the real Prometheus does with the operator's job.
 
+use crate::yaml::Value;
 use md5::{Digest, Md5};
 use regex::Regex;
-use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -120,7 +120,7 @@ impl Rule {
             field: name.to_string(),
             expected,
         };
-        let m = v.as_mapping().ok_or_else(|| field("rule", "a mapping"))?;
+        let m = v.as_object().ok_or_else(|| field("rule", "a mapping"))?;
         let get = |k: &str| m.get(k).filter(|v| !v.is_null());
         let string = |k: &str| -> Result<Option<String>, RelabelError> {
             get(k)
@@ -137,7 +137,7 @@ impl Rule {
                 "replacement",
                 "action",
             ];
-            if !k.as_str().is_some_and(|k| known.contains(&k)) {
+            if !known.contains(&k.as_str()) {
                 return Err(RelabelError::Invalid(format!(
                     "relabel rule field {k:?} is not one Prometheus has ({})",
                     known.join(", ")
@@ -146,7 +146,7 @@ impl Rule {
         }
         let source_labels = match get("source_labels") {
             None => None,
-            Some(Value::Sequence(s)) => Some(
+            Some(Value::Array(s)) => Some(
                 s.iter()
                     .map(|l| scalar(l).ok_or_else(|| field("source_labels", "a list of strings")))
                     .collect::<Result<Vec<_>, _>>()?,
@@ -329,7 +329,7 @@ fn sum64(hash: &[u8]) -> u64 {
 pub fn rules_from_yaml(list: Option<&Value>, field: &str) -> Result<Vec<Rule>, RelabelError> {
     match list {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Sequence(rules)) => rules
+        Some(Value::Array(rules)) => rules
             .iter()
             .enumerate()
             .map(|(i, r)| {
@@ -380,14 +380,14 @@ pub type SeriesOutcome = Outcome;
 /// YAML flow style on one line; strings quoted unless plainly safe.
 fn flow(v: &Value) -> String {
     match v {
-        Value::Mapping(m) => {
+        Value::Object(m) => {
             let items: Vec<String> = m
                 .iter()
-                .map(|(k, v)| format!("{}: {}", flow(k), flow(v)))
+                .map(|(k, v)| format!("{}: {}", flow(&Value::from(k.as_str())), flow(v)))
                 .collect();
             format!("{{{}}}", items.join(", "))
         }
-        Value::Sequence(s) => format!("[{}]", s.iter().map(flow).collect::<Vec<_>>().join(", ")),
+        Value::Array(s) => format!("[{}]", s.iter().map(flow).collect::<Vec<_>>().join(", ")),
         Value::String(s) => {
             static PLAIN: LazyLock<Regex> =
                 LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_./-]*$").expect("plain"));
@@ -401,7 +401,6 @@ fn flow(v: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Null => "null".into(),
-        Value::Tagged(t) => flow(&t.value),
     }
 }
 

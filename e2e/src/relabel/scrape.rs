@@ -6,7 +6,7 @@ use super::{
     process, rules_from_yaml, scalar, set, Labels, Outcome, RelabelError, Rule, SeriesOutcome,
 };
 use crate::scrape_config::{scrape_job, Discovery, ServiceMonitorSpec, Shard};
-use serde_yaml::Value;
+use crate::yaml::Value;
 use std::collections::BTreeMap;
 
 /// What discovery plus `relabel_configs` made of one discovered target (populateLabels).
@@ -76,13 +76,13 @@ impl ScrapeJob {
             }
         };
         let mut params = BTreeMap::new();
-        if let Some(m) = job.get("params").and_then(Value::as_mapping) {
+        if let Some(m) = job.get("params").and_then(Value::as_object) {
             for (k, vs) in m {
                 let vs = vs
-                    .as_sequence()
+                    .as_array()
                     .map(|s| s.iter().filter_map(scalar).collect())
                     .unwrap_or_default();
-                params.insert(scalar(k).unwrap_or_default(), vs);
+                params.insert(k.clone(), vs);
             }
         }
         Ok(ScrapeJob {

@@ -10,11 +10,11 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 fn rule(yaml: &str) -> Rule {
-    Rule::from_yaml(&serde_yaml::from_str(yaml).unwrap()).unwrap()
+    Rule::from_yaml(&crate::yaml::from_str(yaml).unwrap()).unwrap()
 }
 
 fn refused(yaml: &str) -> String {
-    Rule::from_yaml(&serde_yaml::from_str(yaml).unwrap())
+    Rule::from_yaml(&crate::yaml::from_str(yaml).unwrap())
         .expect_err(yaml)
         .to_string()
 }
@@ -120,7 +120,7 @@ fn rules_prometheus_refuses_are_refused() {
 #[test]
 fn process_stops_at_the_first_drop_and_names_it() {
     let rules = rules_from_yaml(
-        Some(&serde_yaml::from_str("[{target_label: a, replacement: b}, {source_labels: [a], regex: b, action: drop}, {target_label: z, replacement: y}]").unwrap()),
+        Some(&crate::yaml::from_str("[{target_label: a, replacement: b}, {source_labels: [a], regex: b, action: drop}, {target_label: z, replacement: y}]").unwrap()),
         "metric_relabel_configs",
     )
     .unwrap();
@@ -138,8 +138,8 @@ fn quoted_rules_are_one_line_of_yaml_that_reads_back() {
     let text = r#"{source_labels: [__name__, container], separator: ";", regex: "container_.*;(POD|)", replacement: "${1}", action: drop}"#;
     let r = rule(text);
     assert!(!r.quoted().contains('\n'));
-    let back: Value = serde_yaml::from_str(r.quoted()).unwrap();
-    assert_eq!(back, serde_yaml::from_str::<Value>(text).unwrap());
+    let back: Value = crate::yaml::from_str(r.quoted()).unwrap();
+    assert_eq!(back, crate::yaml::from_str::<Value>(text).unwrap());
     assert_eq!(
         rule(r#"{regex: "true", action: keep}"#).quoted(),
         r#"{regex: "true", action: keep}"#
@@ -316,7 +316,7 @@ fn a_target_dropped_by_the_port_filter_names_the_rule() {
 
 #[test]
 fn a_job_read_from_prometheus_config_yaml() {
-    let job: Value = serde_yaml::from_str(
+    let job: Value = crate::yaml::from_str(
         "job_name: j\nmetric_relabel_configs:\n- {source_labels: [container], regex: POD, action: drop}\n",
     )
     .unwrap();

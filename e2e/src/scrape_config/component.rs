@@ -3,8 +3,8 @@
 
 use super::job::map;
 use super::{scrape_job, Discovery, ServiceMonitorSpec, Shard};
+use crate::yaml::{Mapping, Value};
 use serde_json::json;
-use serde_yaml::{Mapping, Value};
 use std::time::Duration;
 
 /// One node of the operator's `kube-system/kubelet` Endpoints, as file_sd will present it.
@@ -85,6 +85,6 @@ pub fn component_prometheus_yml(
     );
     let mut root = Mapping::new();
     root.insert("global".into(), global);
-    root.insert("scrape_configs".into(), Value::Sequence(vec![job]));
-    serde_yaml::to_string(&Value::Mapping(root)).expect("a YAML mapping serialises")
+    root.insert("scrape_configs".into(), Value::Array(vec![job]));
+    crate::yaml::to_string(&Value::Object(root))
 }

@@ -3,7 +3,7 @@
 //! its order.
 
 use super::{Discovery, RelabelConfig, SelectorOperator, ServiceMonitorSpec, Shard, TargetPort};
-use serde_yaml::{Mapping, Value};
+use crate::yaml::{Mapping, Value};
 
 /// The scrape job, field for field and relabel rule for rule as operator v0.48.1 generates it
 /// (promcfg.go `generateServiceMonitorConfig`, for a Prometheus of 2.21 or newer, one shard,
@@ -22,7 +22,7 @@ pub fn scrape_job(spec: &ServiceMonitorSpec, discovery: &Discovery, shard: Shard
             sd.insert("role".into(), "endpoints".into());
             // promcfg.go `generateK8SSDConfig`: no `namespaces` at all for every namespace.
             if !spec.namespaces.is_empty() {
-                let names = Value::Sequence(
+                let names = Value::Array(
                     spec.namespaces
                         .iter()
                         .map(|n| Value::from(n.as_str()))
@@ -32,13 +32,13 @@ pub fn scrape_job(spec: &ServiceMonitorSpec, discovery: &Discovery, shard: Shard
             }
             job.insert(
                 "kubernetes_sd_configs".into(),
-                Value::Sequence(vec![Value::Mapping(sd)]),
+                Value::Array(vec![Value::Object(sd)]),
             );
         }
         Discovery::File { path } => {
             // Re-read every second so tests can change targets at runtime.
             let sd = map([("files", strs(&[path])), ("refresh_interval", "1s".into())]);
-            job.insert("file_sd_configs".into(), Value::Sequence(vec![sd]));
+            job.insert("file_sd_configs".into(), Value::Array(vec![sd]));
         }
         Discovery::Http {
             url,
@@ -49,7 +49,7 @@ pub fn scrape_job(spec: &ServiceMonitorSpec, discovery: &Discovery, shard: Shard
                 ("url", url.as_str().into()),
                 ("refresh_interval", refresh.as_str().into()),
             ]);
-            job.insert("http_sd_configs".into(), Value::Sequence(vec![sd]));
+            job.insert("http_sd_configs".into(), Value::Array(vec![sd]));
         }
     }
     // promcfg.go: interval, timeout, path, params, scheme, tls, bearer token file, in this order.
@@ -68,10 +68,10 @@ pub fn scrape_job(spec: &ServiceMonitorSpec, discovery: &Discovery, shard: Shard
             .iter()
             .map(|(k, vs)| {
                 let vs: Vec<&str> = vs.iter().map(String::as_str).collect();
-                (Value::from(k.as_str()), strs(&vs))
+                (k.clone(), strs(&vs))
             })
             .collect();
-        job.insert("params".into(), Value::Mapping(params));
+        job.insert("params".into(), Value::Object(params));
     }
     if !spec.scheme.is_empty() {
         job.insert("scheme".into(), spec.scheme.clone().into());
@@ -93,7 +93,7 @@ pub fn scrape_job(spec: &ServiceMonitorSpec, discovery: &Discovery, shard: Shard
                 t.insert(key.into(), value.as_str().into());
             }
         }
-        job.insert("tls_config".into(), Value::Mapping(t));
+        job.insert("tls_config".into(), Value::Object(t));
     }
     if let Some(file) = &spec.bearer_token_file {
         job.insert("bearer_token_file".into(), file.clone().into());
@@ -107,9 +107,9 @@ pub fn scrape_job(spec: &ServiceMonitorSpec, discovery: &Discovery, shard: Shard
     }
     if let Some(rules) = &spec.metric_relabelings {
         let rules = rules.iter().map(relabel_rule).collect();
-        job.insert("metric_relabel_configs".into(), Value::Sequence(rules));
+        job.insert("metric_relabel_configs".into(), Value::Array(rules));
     }
-    Value::Mapping(job)
+    Value::Object(job)
 }
 
 /// A user relabeling as promcfg.go `generateRelabelConfig` writes it: set fields only, in this order.
@@ -136,7 +136,7 @@ pub(crate) fn relabel_rule(c: &RelabelConfig) -> Value {
             m.insert(key.into(), value.as_str().into());
         }
     }
-    Value::Mapping(m)
+    Value::Object(m)
 }
 
 fn keep_rule(action: &str, source: String, regex: &str) -> Value {
@@ -296,21 +296,16 @@ fn relabel_configs(spec: &ServiceMonitorSpec, shard: Shard) -> Value {
             ("action", "keep".into()),
         ]),
     ]);
-    Value::Sequence(rules)
+    Value::Array(rules)
 }
 
-/// An ordered YAML mapping (serde_json's map would sort the keys; the operator's output is ordered).
+/// A mapping in the order given (the operator's output is ordered; `crate::yaml` keeps it).
 pub(super) fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Mapping(
-        pairs
-            .into_iter()
-            .map(|(k, v)| (Value::from(k), v))
-            .collect(),
-    )
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 fn strs(items: &[&str]) -> Value {
-    Value::Sequence(items.iter().map(|s| Value::from(*s)).collect())
+    Value::Array(items.iter().map(|s| Value::from(*s)).collect())
 }
 
 /// `__meta_kubernetes_service_label_<name>` with the name sanitised as Prometheus does

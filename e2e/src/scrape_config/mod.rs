@@ -247,8 +247,8 @@ pub enum Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::yaml::Value;
     use serde_json::json;
-    use serde_yaml::Value;
 
     /// The job from FACTS.md ("The scrape job the operator generates for the cadvisor ServiceMonitor"),
     /// copied here so the test runs without the shared directory.
@@ -307,7 +307,7 @@ mod tests {
 
     /// The recorded copy of the upstream job ([`FACTS_JOB`]).
     fn facts_job() -> Value {
-        let Value::Sequence(mut jobs) = serde_yaml::from_str(FACTS_JOB).unwrap() else {
+        let Value::Array(mut jobs) = crate::yaml::from_str(FACTS_JOB).unwrap() else {
             panic!("a list")
         };
         jobs.remove(0)
@@ -331,7 +331,7 @@ mod tests {
             .expect("job block in FACTS.md");
         let block = &text[start + "```yaml\n".len()..];
         let block = &block[..block.find("```").expect("closing fence")];
-        let Value::Sequence(mut jobs) = serde_yaml::from_str(block).unwrap() else {
+        let Value::Array(mut jobs) = crate::yaml::from_str(block).unwrap() else {
             panic!("the FACTS.md job block is a list")
         };
         jobs.remove(0)
@@ -340,11 +340,11 @@ mod tests {
     /// Keys in order, recursively: the operator's output is ordered and so is ours.
     fn keys(v: &Value) -> Vec<String> {
         match v {
-            Value::Mapping(m) => m
+            Value::Object(m) => m
                 .iter()
-                .flat_map(|(k, v)| std::iter::once(k.as_str().unwrap().to_string()).chain(keys(v)))
+                .flat_map(|(k, v)| std::iter::once(k.to_string()).chain(keys(v)))
                 .collect(),
-            Value::Sequence(s) => s.iter().flat_map(keys).collect(),
+            Value::Array(s) => s.iter().flat_map(keys).collect(),
             _ => vec![],
         }
     }
@@ -374,14 +374,9 @@ mod tests {
     }
 
     fn assert_same_job(ours: &Value, facts: &Value) {
-        assert_eq!(
-            ours,
-            facts,
-            "ours:\n{}",
-            serde_yaml::to_string(ours).unwrap()
-        );
+        assert_eq!(ours, facts, "ours:\n{}", crate::yaml::to_string(ours));
         assert_eq!(keys(ours), keys(facts));
-        let rules = |v: &Value| v["relabel_configs"].as_sequence().unwrap().clone();
+        let rules = |v: &Value| v["relabel_configs"].as_array().unwrap().clone();
         assert_eq!(
             rules(ours),
             rules(facts),
@@ -413,13 +408,13 @@ mod tests {
         let mut facts = facts_job();
         let mut ours = job.clone();
         for v in [&mut facts, &mut ours] {
-            let m = v.as_mapping_mut().unwrap();
+            let m = v.as_object_mut().unwrap();
             m.remove("kubernetes_sd_configs");
             m.remove("file_sd_configs");
             m.remove("honor_labels");
             m.get_mut("relabel_configs")
                 .unwrap()
-                .as_sequence_mut()
+                .as_array_mut()
                 .unwrap()
                 .pop();
         }
@@ -493,7 +488,7 @@ mod tests {
             "/etc/prometheus/sd/kubelet.json",
             Duration::from_secs(1),
         );
-        let v: Value = serde_yaml::from_str(&yml).unwrap();
+        let v: Value = crate::yaml::from_str(&yml).unwrap();
         assert_eq!(v["global"]["scrape_interval"], Value::from("1000ms"));
         assert_eq!(v["global"]["scrape_timeout"], Value::from("1000ms"));
         let job = &v["scrape_configs"][0];
@@ -511,7 +506,7 @@ mod tests {
     // ---------- the fields beyond the mission's (promcfg.go `generateServiceMonitorConfig`) ----------
 
     fn yaml(text: &str) -> Value {
-        serde_yaml::from_str(text).unwrap()
+        crate::yaml::from_str(text).unwrap()
     }
 
     fn job_of(spec: &ServiceMonitorSpec) -> Value {
@@ -519,15 +514,15 @@ mod tests {
     }
 
     fn top_keys(job: &Value) -> Vec<String> {
-        job.as_mapping()
+        job.as_object()
             .unwrap()
             .keys()
-            .map(|k| k.as_str().unwrap().to_string())
+            .map(|k| k.to_string())
             .collect()
     }
 
     fn rules(job: &Value) -> Vec<Value> {
-        job["relabel_configs"].as_sequence().unwrap().clone()
+        job["relabel_configs"].as_array().unwrap().clone()
     }
 
     fn rule_config(source: &[&str], target: &str, regex: &str, action: &str) -> RelabelConfig {
@@ -718,7 +713,7 @@ mod tests {
 - {action: keep, source_labels: [__meta_kubernetes_endpoint_port_name], regex: https-metrics}
 "#,
         );
-        assert_eq!(Value::Sequence(got[1..8].to_vec()), want);
+        assert_eq!(Value::Array(got[1..8].to_vec()), want);
         assert_eq!(keys(&got[1]), ["action", "source_labels", "regex"]);
     }
 
@@ -783,7 +778,7 @@ mod tests {
 - {target_label: endpoint, replacement: https-metrics}
 "#,
         );
-        assert_eq!(Value::Sequence(r[8..14].to_vec()), want);
+        assert_eq!(Value::Array(r[8..14].to_vec()), want);
     }
 
     #[test]

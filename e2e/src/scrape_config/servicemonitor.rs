@@ -9,7 +9,7 @@ use super::{
     relabel_rule, LabelSelector, RelabelConfig, SelectorOperator, SelectorRequirement,
     ServiceMonitorSpec, TargetPort, TlsConfig,
 };
-use serde_yaml::{Mapping, Value};
+use crate::yaml::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -83,7 +83,7 @@ pub enum ServiceMonitorError {
         /// The file.
         path: PathBuf,
         /// The parser's error.
-        source: serde_yaml::Error,
+        source: crate::yaml::Error,
     },
 }
 
@@ -103,7 +103,7 @@ impl ServiceMonitorSpec {
             source,
         })?;
         let obj: Value =
-            serde_yaml::from_str(&text).map_err(|source| ServiceMonitorError::Parse {
+            crate::yaml::from_str(&text).map_err(|source| ServiceMonitorError::Parse {
                 path: path.to_path_buf(),
                 source,
             })?;
@@ -293,7 +293,7 @@ fn endpoint(v: &Value, at: &str, mut s: ServiceMonitorSpec) -> Result<ServiceMon
             let m = mapping(v, &p("params"))?;
             let mut out = BTreeMap::new();
             for (k, vs) in m {
-                let k = scalar_key(k, &p("params"))?;
+                let k = k.clone();
                 let vs = strings(vs, &format!("{at}.params.{k}"))?;
                 out.insert(k, vs);
             }
@@ -413,7 +413,7 @@ fn selector(v: &Value) -> Result<LabelSelector> {
     let mut out = LabelSelector::default();
     if let Some(labels) = m.get("matchLabels").filter(|v| !v.is_null()) {
         for (k, v) in mapping(labels, "spec.selector.matchLabels")? {
-            let k = scalar_key(k, "spec.selector.matchLabels")?;
+            let k = k.clone();
             let v = scalar_string(v)
                 .ok_or_else(|| invalid(format!("spec.selector.matchLabels.{k}"), "a string", v))?;
             out.match_labels.insert(k, v);
@@ -477,20 +477,18 @@ fn namespaces(v: Option<&Value>, own: &str) -> Result<Vec<String>> {
 // ---------- small typed readers; each error names the field's path ----------
 
 fn mapping<'a>(v: &'a Value, at: &str) -> Result<&'a Mapping> {
-    v.as_mapping()
+    v.as_object()
         .ok_or_else(|| invalid(at.into(), "a mapping", v))
 }
 
 fn sequence<'a>(v: &'a Value, at: &str) -> Result<&'a Vec<Value>> {
-    v.as_sequence()
-        .ok_or_else(|| invalid(at.into(), "a list", v))
+    v.as_array().ok_or_else(|| invalid(at.into(), "a list", v))
 }
 
 fn known_keys(m: &Mapping, at: &str, known: &[&str]) -> Result<()> {
     for k in m.keys() {
-        let key = k.as_str().unwrap_or_default();
-        if !known.contains(&key) {
-            let key = scalar_string(k).unwrap_or_else(|| format!("{k:?}"));
+        if !known.contains(&k.as_str()) {
+            let key = k.clone();
             return Err(ServiceMonitorError::Unknown {
                 path: if at.is_empty() {
                     key
@@ -561,10 +559,6 @@ fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
                 .ok_or_else(|| invalid(format!("{path}[{i}]"), "a string", s))
         })
         .collect()
-}
-
-fn scalar_key(k: &Value, at: &str) -> Result<String> {
-    scalar_string(k).ok_or_else(|| invalid(at.into(), "string keys", k))
 }
 
 fn scalar_string(v: &Value) -> Option<String> {

@@ -149,7 +149,7 @@ spec:
     metricRelabelings:
     - {sourceLabels: [__name__], regex: "container_fs_.*", action: drop}
 "#;
-    let spec = specs_from_servicemonitor(&serde_yaml::from_str(sm).unwrap())
+    let spec = specs_from_servicemonitor(&e2e::yaml::from_str(sm).unwrap())
         .unwrap()
         .remove(0);
     let mut setup = PrometheusSetup::new();

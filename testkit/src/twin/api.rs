@@ -400,7 +400,10 @@ fn apply(
     q: &HashMap<String, String>,
     body: &[u8],
 ) -> Response {
-    let applied: Value = match serde_yaml::from_slice(body) {
+    let applied: Value = match std::str::from_utf8(body)
+        .map_err(|e| e.to_string())
+        .and_then(|text| e2e::yaml::from_str(text).map_err(|e| e.to_string()))
+    {
         Ok(v) => v,
         Err(e) => return st::bad_request(&format!("error decoding YAML: {e}")),
     };

@@ -22,7 +22,7 @@ fn spec(extra: &str) -> ServiceMonitorSpec {
          \x20 endpoints:\n  - port: https-metrics\n    path: /metrics/cadvisor\n    scheme: https\n\
          \x20   bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token\n    tlsConfig: {{insecureSkipVerify: true}}\n{extra}"
     );
-    let mut specs = specs_from_servicemonitor(&serde_yaml::from_str(&text).unwrap())
+    let mut specs = specs_from_servicemonitor(&crate::yaml::from_str(&text).unwrap())
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     specs.remove(0)
 }

@@ -5,7 +5,7 @@ const MISSION: &str = include_str!("../../../../manifests/servicemonitor-cadviso
 const HONOR: &str = include_str!("../../../../manifests/servicemonitor-cadvisor-honorlabels.yaml");
 
 fn parse(text: &str) -> Result<Vec<ServiceMonitorSpec>> {
-    specs_from_servicemonitor(&serde_yaml::from_str(text).unwrap())
+    specs_from_servicemonitor(&crate::yaml::from_str(text).unwrap())
 }
 
 /// A ServiceMonitor with one endpoint whose body is `endpoint` (YAML, indented 4) and extra
@@ -38,18 +38,16 @@ fn the_mission_manifests_parse_to_the_mission_spec() {
         }
     );
     // And so the job is the mission's, byte for byte.
-    let ours = serde_yaml::to_string(&scrape_job(
+    let ours = crate::yaml::to_string(&scrape_job(
         &one(MISSION),
         &Discovery::Kubernetes,
         Shard::Placeholder,
-    ))
-    .unwrap();
-    let mission = serde_yaml::to_string(&scrape_job(
+    ));
+    let mission = crate::yaml::to_string(&scrape_job(
         &ServiceMonitorSpec::cadvisor(),
         &Discovery::Kubernetes,
         Shard::Placeholder,
-    ))
-    .unwrap();
+    ));
     assert_eq!(ours, mission);
 }
 
@@ -66,7 +64,7 @@ fn as_kubectl_get_gives_it_json_with_server_metadata() {
                  "namespaceSelector": {"matchNames": ["kube-system"]},
                  "selector": {"matchLabels": {"app.kubernetes.io/name": "kubelet"}}}
     });
-    let specs = specs_from_servicemonitor(&serde_yaml::to_value(&json).unwrap()).unwrap();
+    let specs = specs_from_servicemonitor(&serde_json::to_value(&json).unwrap()).unwrap();
     assert_eq!(specs, vec![ServiceMonitorSpec::cadvisor()]);
 }
 
@@ -217,7 +215,7 @@ fn a_relabeling_prometheus_would_refuse_is_refused_with_its_path() {
             "non-zero modulus",
         ),
         (
-            "    - action: labeldrop\n      regex: x\n      targetLabel: y\n",
+            "    - action: labeldrop\n      regex: x\n      targetLabel: \"y\"\n",
             "only 'regex'",
         ),
     ] {
@@ -245,7 +243,7 @@ fn a_relabeling_prometheus_would_refuse_is_refused_with_its_path() {
 fn selector_match_labels_and_expressions() {
     let text = sm("", "").replace(
         "  selector: {}\n",
-        "  selector:\n    matchLabels: {b: \"2\", a: \"1\"}\n    matchExpressions:\n    - {key: tier, operator: In, values: [x, y]}\n    - {key: env, operator: NotIn, values: [dev]}\n    - {key: p, operator: Exists}\n    - {key: q, operator: DoesNotExist}\n",
+        "  selector:\n    matchLabels: {b: \"2\", a: \"1\"}\n    matchExpressions:\n    - {key: tier, operator: In, values: [x, \"y\"]}\n    - {key: env, operator: NotIn, values: [dev]}\n    - {key: p, operator: Exists}\n    - {key: q, operator: DoesNotExist}\n",
     );
     let s = one(&text);
     assert_eq!(

@@ -130,7 +130,7 @@ pub fn selected_service_monitors(c: &Cluster, prom: &Value) -> Vec<Value> {
 /// ([`specs_from_servicemonitor`]). One it refuses yields no job and a log line, as the
 /// operator skips a ServiceMonitor it cannot use (operator.go `selectServiceMonitors`).
 pub fn endpoint_specs(sm: &Value) -> Vec<ServiceMonitorSpec> {
-    let parsed = serde_yaml::to_value(sm)
+    let parsed = serde_json::to_value(sm)
         .map_err(|e| e.to_string())
         .and_then(|v| specs_from_servicemonitor(&v).map_err(|e| e.to_string()));
     parsed.unwrap_or_else(|e| {
@@ -163,13 +163,13 @@ pub fn prometheus_config(
         prom["metadata"]["namespace"].as_str().unwrap_or_default(),
         prom["metadata"]["name"].as_str().unwrap_or_default()
     );
-    let jobs: Vec<serde_yaml::Value> = selected_service_monitors(c, prom)
+    let jobs: Vec<e2e::yaml::Value> = selected_service_monitors(c, prom)
         .iter()
         .flat_map(endpoint_specs)
         .map(|s| scrape_job(&s, &discovery(&s), shard))
         .collect();
-    let mut root = serde_yaml::Mapping::new();
-    let global: serde_yaml::Value = serde_yaml::to_value(json!({
+    let mut root = e2e::yaml::Mapping::new();
+    let global: e2e::yaml::Value = serde_json::to_value(json!({
         "evaluation_interval": eval, "scrape_interval": interval,
         "external_labels": {"prometheus": name, "prometheus_replica": replica},
     }))
@@ -177,14 +177,14 @@ pub fn prometheus_config(
     root.insert("global".into(), global);
     root.insert(
         "rule_files".into(),
-        serde_yaml::to_value(json!([format!(
+        serde_json::to_value(json!([format!(
             "/etc/prometheus/rules/prometheus-{}-rulefiles-0/*.yaml",
             prom["metadata"]["name"].as_str().unwrap_or_default()
         )]))
         .unwrap(),
     );
-    root.insert("scrape_configs".into(), serde_yaml::Value::Sequence(jobs));
-    serde_yaml::to_string(&serde_yaml::Value::Mapping(root)).unwrap()
+    root.insert("scrape_configs".into(), e2e::yaml::Value::Array(jobs));
+    e2e::yaml::to_string(&e2e::yaml::Value::Object(root))
 }
 
 fn gzip_b64(text: &str) -> String {
