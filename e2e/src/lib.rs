@@ -6,6 +6,7 @@
 //! [`pods`], [`prometheus`] and [`coverage`] assert, [`diagnose`] explains a failure.
 
 pub mod artifacts;
+pub mod capture;
 pub mod cluster;
 pub mod coverage;
 pub mod diagnose;
@@ -19,6 +20,7 @@ pub mod plan;
 pub mod pods;
 pub mod prometheus;
 pub mod redact;
+pub mod replay;
 pub mod run;
 pub mod scrape_config;
 pub mod wait;

@@ -1,0 +1,596 @@
+//! Replay a captured cluster's problem without the cluster: one [`kubelet::ReplayKubelet`] per
+//! captured node serving its `/metrics/cadvisor` body (timestamps dropped), a real Prometheus
+//! ([`prometheus::ReplayPrometheus`]) running the scrape job prometheus-operator v0.48.1
+//! generates from the captured ServiceMonitor, with targets labelled as Kubernetes discovery
+//! (role endpoints) labels the captured `kube-system/kubelet` Endpoints; then the coverage check
+//! and the Prometheus-side diagnosis, exactly as `check` runs them.
+//!
+//! What differs from the cluster, on purpose: target addresses are the local replay kubelets
+//! (so `instance` labels differ), every body is static (counters do not move), and discovery is
+//! `file_sd` (the labels are kubernetes_sd's; the relabel rules are the operator's).
+
+pub mod kubelet;
+pub mod prometheus;
+
+use crate::capture::{CaptureManifest, MANIFEST_FILE};
+use crate::coverage::{self, CoverageReport, WaitOptions};
+use crate::diagnose::{self, Finding};
+use crate::pods::RunningPod;
+use crate::scrape_config::ServiceMonitorSpec;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use kubelet::ReplayKubelet;
+pub use prometheus::{PrometheusRunError, ReplayPrometheus};
+
+/// Why a replay could not run (its inputs, Docker, Prometheus). A replay that runs and finds
+/// pods missing is not an error: that is its answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{path}: {problem}")]
+    Input { path: PathBuf, problem: String },
+    #[error("{path}: sha256 {actual} differs from {expected} recorded in capture.json (edited after the capture?); to replay an edited file, pass it explicitly (--cadvisor NODE=FILE, --pods FILE, --servicemonitor FILE)")]
+    Digest {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("ServiceMonitor {path}: {field}: prometheus-operator v0.48.1 has this field but replay does not model it, so it is refused rather than ignored; remove it from a copy of the file and pass that with --servicemonitor to replay without it")]
+    UnmodelledField { path: PathBuf, field: String },
+    #[error("ServiceMonitor {path}: no endpoint with path /metrics/cadvisor (the endpoint paths are {paths:?}); replay reproduces the cadvisor scrape only")]
+    NoCadvisorEndpoint { path: PathBuf, paths: Vec<String> },
+    #[error("nothing to replay: no node's /metrics/cadvisor body (give a capture directory or --cadvisor NODE=FILE)")]
+    NoNodes,
+    #[error(transparent)]
+    Kubelet(#[from] kubelet::KubeletError),
+    #[error(transparent)]
+    Prometheus(#[from] PrometheusRunError),
+    #[error("the coverage check against the replay Prometheus failed: {0}")]
+    Check(#[from] crate::prometheus::PromError),
+    #[error("the Prometheus-side diagnosis failed: {0}")]
+    Diagnose(String),
+}
+
+fn input(path: &Path, problem: impl Into<String>) -> ReplayError {
+    ReplayError::Input {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
+/// The files a replay reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayInputs {
+    /// (node name, its `/metrics/cadvisor` body), in node order.
+    pub cadvisor: Vec<(String, PathBuf)>,
+    /// `kubectl get pods -A -o json` (or a captured `pods.json`).
+    pub pods: Option<PathBuf>,
+    /// The ServiceMonitor (YAML or JSON) whose cadvisor endpoint the scrape job is generated from.
+    pub servicemonitor: Option<PathBuf>,
+    /// The operator's kubelet Endpoints and Service as captured; when absent, the ones the
+    /// operator would write for the given nodes (TWIN-FACTS §7).
+    pub kubelet_endpoints: Option<PathBuf>,
+    pub kubelet_service: Option<PathBuf>,
+    /// sha256 (hex) per file, from `capture.json`, checked before use.
+    pub digests: BTreeMap<PathBuf, String>,
+}
+
+impl ReplayInputs {
+    /// The inputs a `cargo xtask capture` directory holds, from its `capture.json`.
+    ///
+    /// # Errors
+    /// `capture.json` missing or not a capture manifest; a capture with several cadvisor
+    /// ServiceMonitors (which one is then for `--servicemonitor` to say).
+    pub fn from_capture_dir(dir: &Path) -> Result<Self, ReplayError> {
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+            input(
+                &manifest_path,
+                format!("{e}; a capture directory is what `cargo xtask capture --out DIR` writes (or pass --cadvisor NODE=FILE --pods FILE --servicemonitor FILE)"),
+            )
+        })?;
+        let m: CaptureManifest = serde_json::from_str(&text)
+            .map_err(|e| input(&manifest_path, format!("not a capture manifest: {e}")))?;
+        let file = |rel: &str| dir.join(rel);
+        let mut inputs = ReplayInputs {
+            cadvisor: m
+                .nodes
+                .iter()
+                .filter_map(|n| n.cadvisor.as_ref().map(|f| (n.name.clone(), file(f))))
+                .collect(),
+            pods: Some(file(&m.pods)),
+            servicemonitor: None,
+            kubelet_endpoints: m.kubelet_endpoints.as_deref().map(file),
+            kubelet_service: m.kubelet_service.as_deref().map(file),
+            digests: m
+                .files
+                .iter()
+                .map(|(rel, sha)| (file(rel), sha.clone()))
+                .collect(),
+        };
+        match m.servicemonitors.as_slice() {
+            [] => {}
+            [one] => inputs.servicemonitor = Some(file(one)),
+            several => {
+                return Err(input(
+                    &manifest_path,
+                    format!("the capture holds several ServiceMonitors scraping /metrics/cadvisor ({}); pick one with --servicemonitor FILE", several.join(", ")),
+                ))
+            }
+        }
+        Ok(inputs)
+    }
+
+    fn read(&self, path: &Path) -> Result<String, ReplayError> {
+        let bytes = std::fs::read(path).map_err(|e| input(path, e.to_string()))?;
+        if let Some(expected) = self.digests.get(path) {
+            let actual = crate::capture::sha256_hex(&bytes);
+            if &actual != expected {
+                return Err(ReplayError::Digest {
+                    path: path.to_path_buf(),
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        String::from_utf8(bytes).map_err(|e| input(path, format!("not UTF-8 text: {e}")))
+    }
+}
+
+/// How the replay runs.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// The Prometheus image ([`prometheus::prometheus_image`] by default).
+    pub image: String,
+    /// The global scrape interval of the replay Prometheus.
+    pub scrape_interval: Duration,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            image: prometheus::prometheus_image(),
+            scrape_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running replay: kubelets and Prometheus stop when it drops.
+pub struct Replay {
+    // Prometheus first: it is removed before the kubelets stop (field order).
+    prometheus: ReplayPrometheus,
+    kubelets: Vec<ReplayKubelet>,
+    pods: Vec<RunningPod>,
+    spec: ServiceMonitorSpec,
+    target_count: usize,
+}
+
+/// The ServiceMonitor endpoint fields prometheus-operator v0.48.1 has
+/// (`pkg/apis/monitoring/v1/types.go` Endpoint) that replay models; any other is refused.
+const MODELLED_ENDPOINT_FIELDS: &[&str] = &[
+    "port",
+    "path",
+    "scheme",
+    "honorLabels",
+    "bearerTokenFile",
+    "tlsConfig",
+];
+/// `spec` fields of a v0.48.1 ServiceMonitor that replay models.
+const MODELLED_SPEC_FIELDS: &[&str] = &["endpoints", "selector", "namespaceSelector"];
+
+/// The cadvisor endpoints of a ServiceMonitor as [`ServiceMonitorSpec`]s, refusing by name
+/// every field that would change the scrape but is not modelled.
+///
+/// # Errors
+/// [`ReplayError::UnmodelledField`] naming the field, [`ReplayError::Input`] for a document
+/// that is not a ServiceMonitor, [`ReplayError::NoCadvisorEndpoint`].
+pub fn cadvisor_specs(doc: &Value, path: &Path) -> Result<Vec<ServiceMonitorSpec>, ReplayError> {
+    let refuse = |field: String| ReplayError::UnmodelledField {
+        path: path.to_path_buf(),
+        field,
+    };
+    if doc["kind"] != "ServiceMonitor" {
+        return Err(input(
+            path,
+            format!("expected a ServiceMonitor, found kind {}", doc["kind"]),
+        ));
+    }
+    let spec = &doc["spec"];
+    for key in spec.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if !MODELLED_SPEC_FIELDS.contains(&key.as_str()) {
+            return Err(refuse(format!("spec.{key}")));
+        }
+    }
+    let sel = &spec["selector"];
+    for key in sel.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if key != "matchLabels" {
+            return Err(refuse(format!("spec.selector.{key}")));
+        }
+    }
+    let labels: Vec<(String, String)> = sel["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    let selector_label = match labels.as_slice() {
+        [one] => one.clone(),
+        _ => {
+            return Err(refuse(
+                "spec.selector.matchLabels (other than exactly one label)".into(),
+            ))
+        }
+    };
+    let ns_sel = &spec["namespaceSelector"];
+    for key in ns_sel.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if key != "matchNames" {
+            return Err(refuse(format!("spec.namespaceSelector.{key}")));
+        }
+    }
+    let namespace = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+    // promcfg.go: without matchNames the job discovers in the ServiceMonitor's own namespace.
+    let namespaces: Vec<String> = match ns_sel["matchNames"].as_array() {
+        Some(names) => names
+            .iter()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect(),
+        None => vec![namespace.to_string()],
+    };
+    let mut out = Vec::new();
+    let mut paths = Vec::new();
+    for (i, ep) in spec["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for key in ep.as_object().into_iter().flatten().map(|(k, _)| k) {
+            if !MODELLED_ENDPOINT_FIELDS.contains(&key.as_str()) {
+                return Err(refuse(format!("spec.endpoints[{i}].{key}")));
+            }
+        }
+        for key in ep["tlsConfig"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            if key != "insecureSkipVerify" {
+                return Err(refuse(format!("spec.endpoints[{i}].tlsConfig.{key}")));
+            }
+        }
+        // promcfg.go: an unset path is Prometheus's default /metrics.
+        let ep_path = ep["path"].as_str().unwrap_or("/metrics").to_string();
+        paths.push(ep_path.clone());
+        if ep_path != "/metrics/cadvisor" {
+            continue;
+        }
+        out.push(ServiceMonitorSpec {
+            namespace: namespace.to_string(),
+            name: doc["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            endpoint_index: i,
+            port: ep["port"].as_str().unwrap_or_default().to_string(),
+            path: ep_path,
+            // promcfg.go: scheme defaults to http when unset.
+            scheme: ep["scheme"].as_str().unwrap_or("http").to_string(),
+            honor_labels: ep["honorLabels"].as_bool().unwrap_or(false),
+            bearer_token_file: ep["bearerTokenFile"].as_str().map(String::from),
+            insecure_skip_verify: ep["tlsConfig"]["insecureSkipVerify"]
+                .as_bool()
+                .unwrap_or(false),
+            selector_label: selector_label.clone(),
+            namespaces: namespaces.clone(),
+        });
+    }
+    if out.is_empty() {
+        return Err(ReplayError::NoCadvisorEndpoint {
+            path: path.to_path_buf(),
+            paths,
+        });
+    }
+    Ok(out)
+}
+
+/// The kubelet Endpoints prometheus-operator v0.48.1 writes for `nodes` (TWIN-FACTS §7:
+/// `pkg/prometheus/operator.go` syncNodeEndpoints; ports https-metrics 10250, http-metrics
+/// 10255, cadvisor 4194; targetRef Node; the API server defaults protocol TCP).
+pub fn operator_kubelet_endpoints(nodes: &[String]) -> (Value, Value) {
+    let labels = json!({
+        "k8s-app": "kubelet",
+        "app.kubernetes.io/name": "kubelet",
+        "app.kubernetes.io/managed-by": "prometheus-operator",
+    });
+    let ports = json!([
+        {"name": "https-metrics", "port": 10250, "protocol": "TCP"},
+        {"name": "http-metrics", "port": 10255, "protocol": "TCP"},
+        {"name": "cadvisor", "port": 4194, "protocol": "TCP"},
+    ]);
+    let addresses: Vec<Value> = nodes
+        .iter()
+        .map(|n| json!({"ip": "0.0.0.0", "targetRef": {"kind": "Node", "name": n}}))
+        .collect();
+    let meta = json!({"name": "kubelet", "namespace": "kube-system", "labels": labels});
+    (
+        json!({"kind": "Endpoints", "metadata": meta, "subsets": [{"addresses": addresses, "ports": ports}]}),
+        json!({"kind": "Service", "metadata": meta}),
+    )
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn add_labels(out: &mut Map<String, Value>, prefix: &str, present: &str, labels: &Value) {
+    for (k, v) in labels.as_object().into_iter().flatten() {
+        let k = sanitize(k);
+        out.insert(format!("{prefix}_{k}"), v.clone());
+        out.insert(format!("{present}_{k}"), json!("true"));
+    }
+}
+
+/// The target groups kubernetes_sd (role endpoints) yields for `endpoints` (and its Service),
+/// one group per subset address × port (prometheus@v2.42.0 `discovery/kubernetes/endpoints.go`
+/// `buildEndpoints`; TWIN-FACTS §8), with one change: the address of a Node target on the
+/// kubelet port (10250) is that node's replay kubelet; other addresses are `closed` ports, as
+/// nothing serves them here. Endpoints outside the job's namespaces yield nothing (the operator
+/// restricts `kubernetes_sd_configs` to `namespaces.names`, promcfg.go).
+pub fn replay_targets(
+    endpoints: &Value,
+    service: Option<&Value>,
+    namespaces: &[String],
+    kubelets: &BTreeMap<String, SocketAddr>,
+    closed: &mut dyn FnMut() -> String,
+) -> Value {
+    let ns = endpoints["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default();
+    if !namespaces.iter().any(|n| n == ns) {
+        return json!([]);
+    }
+    let name = endpoints["metadata"]["name"].as_str().unwrap_or_default();
+    let mut base = Map::new();
+    base.insert("__meta_kubernetes_namespace".into(), json!(ns));
+    base.insert("__meta_kubernetes_endpoints_name".into(), json!(name));
+    add_labels(
+        &mut base,
+        "__meta_kubernetes_endpoints_label",
+        "__meta_kubernetes_endpoints_labelpresent",
+        &endpoints["metadata"]["labels"],
+    );
+    if let Some(svc) = service {
+        base.insert("__meta_kubernetes_service_name".into(), json!(name));
+        add_labels(
+            &mut base,
+            "__meta_kubernetes_service_label",
+            "__meta_kubernetes_service_labelpresent",
+            &svc["metadata"]["labels"],
+        );
+        add_labels(
+            &mut base,
+            "__meta_kubernetes_service_annotation",
+            "__meta_kubernetes_service_annotationpresent",
+            &svc["metadata"]["annotations"],
+        );
+    }
+    let mut groups = Vec::new();
+    for subset in endpoints["subsets"].as_array().into_iter().flatten() {
+        for (key, ready) in [("addresses", "true"), ("notReadyAddresses", "false")] {
+            for addr in subset[key].as_array().into_iter().flatten() {
+                for port in subset["ports"].as_array().into_iter().flatten() {
+                    let mut labels = base.clone();
+                    if let Some(n) = port["name"].as_str() {
+                        labels.insert("__meta_kubernetes_endpoint_port_name".into(), json!(n));
+                    }
+                    labels.insert(
+                        "__meta_kubernetes_endpoint_port_protocol".into(),
+                        json!(port["protocol"].as_str().unwrap_or("TCP")),
+                    );
+                    labels.insert("__meta_kubernetes_endpoint_ready".into(), json!(ready));
+                    let kind = addr["targetRef"]["kind"].as_str();
+                    let target_name = addr["targetRef"]["name"].as_str();
+                    if let (Some(kind), Some(n)) = (kind, target_name) {
+                        labels.insert(
+                            "__meta_kubernetes_endpoint_address_target_kind".into(),
+                            json!(kind),
+                        );
+                        labels.insert(
+                            "__meta_kubernetes_endpoint_address_target_name".into(),
+                            json!(n),
+                        );
+                    }
+                    if let Some(n) = addr["nodeName"].as_str() {
+                        labels.insert("__meta_kubernetes_endpoint_node_name".into(), json!(n));
+                    }
+                    if let Some(h) = addr["hostname"].as_str() {
+                        labels.insert("__meta_kubernetes_endpoint_hostname".into(), json!(h));
+                    }
+                    let local = match (kind, target_name) {
+                        (Some("Node"), Some(n)) if port["port"] == 10250 => {
+                            kubelets.get(n).map(|a| a.to_string())
+                        }
+                        _ => None,
+                    };
+                    let address = local.unwrap_or_else(&mut *closed);
+                    groups.push(json!({"targets": [address], "labels": labels}));
+                }
+            }
+        }
+    }
+    Value::Array(groups)
+}
+
+fn random_token() -> String {
+    let seed = format!(
+        "{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)
+    );
+    format!(
+        "replay-{}",
+        &crate::capture::sha256_hex(seed.as_bytes())[..32]
+    )
+}
+
+impl Replay {
+    /// Reads the inputs, starts one kubelet per node and Prometheus, and waits until every
+    /// kubelet has been scraped once (or until discovery plus three scrapes have passed: a
+    /// target the job's rules drop is never scraped, and that is the answer).
+    ///
+    /// # Errors
+    /// Unreadable or refused inputs (named), Docker/image problems, Prometheus not starting.
+    /// Nothing is left running on error.
+    pub async fn start(inputs: &ReplayInputs, opts: &ReplayOptions) -> Result<Replay, ReplayError> {
+        if inputs.cadvisor.is_empty() {
+            return Err(ReplayError::NoNodes);
+        }
+        let pods_path = inputs.pods.as_deref().ok_or_else(|| {
+            input(
+                Path::new("--pods"),
+                "missing: give `kubectl get pods -A -o json` output with --pods FILE",
+            )
+        })?;
+        let pods = crate::pods::from_kubectl_json(&inputs.read(pods_path)?)
+            .map_err(|e| input(pods_path, format!("{e:#}")))?;
+        let sm_path = inputs.servicemonitor.as_deref().ok_or_else(|| {
+            input(
+                Path::new("--servicemonitor"),
+                "missing: the capture has no ServiceMonitor scraping /metrics/cadvisor; give one with --servicemonitor FILE",
+            )
+        })?;
+        let sm: Value = serde_yaml::from_str(&inputs.read(sm_path)?)
+            .map_err(|e| input(sm_path, format!("not YAML/JSON: {e}")))?;
+        let spec = cadvisor_specs(&sm, sm_path)?.remove(0);
+        let (endpoints, service) = match (&inputs.kubelet_endpoints, &inputs.kubelet_service) {
+            (Some(ep), svc) => {
+                let ep_v: Value = serde_json::from_str(&inputs.read(ep)?)
+                    .map_err(|e| input(ep, format!("not an Endpoints JSON: {e}")))?;
+                let svc_v = match svc {
+                    Some(p) => Some(
+                        serde_json::from_str::<Value>(&inputs.read(p)?)
+                            .map_err(|e| input(p, format!("not a Service JSON: {e}")))?,
+                    ),
+                    None => None,
+                };
+                (ep_v, svc_v)
+            }
+            (None, _) => {
+                let nodes: Vec<String> = inputs.cadvisor.iter().map(|(n, _)| n.clone()).collect();
+                let (ep, svc) = operator_kubelet_endpoints(&nodes);
+                (ep, Some(svc))
+            }
+        };
+        let token = random_token();
+        let mut kubelets = Vec::new();
+        for (node, path) in &inputs.cadvisor {
+            let body = kubelet::strip_timestamps(&inputs.read(path)?);
+            kubelets.push(ReplayKubelet::start(node, body, &token).await?);
+        }
+        let addrs: BTreeMap<String, SocketAddr> = kubelets
+            .iter()
+            .map(|k| (k.node().to_string(), k.addr()))
+            .collect();
+        let mut port_error = None;
+        let mut closed = || match prometheus::free_port() {
+            Ok(p) => format!("127.0.0.1:{p}"),
+            Err(e) => {
+                port_error = Some(e);
+                "127.0.0.1:1".to_string()
+            }
+        };
+        let targets = replay_targets(
+            &endpoints,
+            service.as_ref(),
+            &spec.namespaces,
+            &addrs,
+            &mut closed,
+        );
+        if let Some(e) = port_error {
+            return Err(input(
+                Path::new("127.0.0.1"),
+                format!("finding a free port: {e}"),
+            ));
+        }
+        let target_count = targets.as_array().map(Vec::len).unwrap_or(0);
+        let cfg = prometheus::PrometheusConfig {
+            image: opts.image.clone(),
+            spec: spec.clone(),
+            targets,
+            token,
+            scrape_interval: opts.scrape_interval,
+        };
+        let prometheus = ReplayPrometheus::start(&cfg).await?;
+        let replay = Replay {
+            prometheus,
+            kubelets,
+            pods,
+            spec,
+            target_count,
+        };
+        // Prometheus hands new file_sd targets to the scrape loop in 5 s batches.
+        let settle = Duration::from_secs(6) + opts.scrape_interval * 3;
+        let start = Instant::now();
+        while start.elapsed() < settle && replay.kubelets.iter().any(|k| k.scrapes() == 0) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(replay)
+    }
+
+    /// The coverage check and the Prometheus-side diagnosis, as `cargo xtask check` runs them.
+    ///
+    /// # Errors
+    /// Prometheus not answering the check's queries, or the diagnosis's reads failing.
+    pub async fn check(
+        &self,
+        wait: &WaitOptions,
+        progress: &mut (dyn FnMut(&CoverageReport) + Send),
+    ) -> Result<(CoverageReport, Vec<Finding>), ReplayError> {
+        let client = self.prometheus.client();
+        let report = coverage::check(&client, &self.pods, wait, progress).await?;
+        let findings = diagnose::prometheus_side(&client, &self.pods)
+            .await
+            .map_err(|e| ReplayError::Diagnose(format!("{e:#}")))?;
+        Ok((report, findings))
+    }
+
+    /// The replay Prometheus.
+    pub fn prometheus(&self) -> &ReplayPrometheus {
+        &self.prometheus
+    }
+
+    /// The replay kubelets, one per node.
+    pub fn kubelets(&self) -> &[ReplayKubelet] {
+        &self.kubelets
+    }
+
+    /// The running pods of the pod list (what the check expects).
+    pub fn pods(&self) -> &[RunningPod] {
+        &self.pods
+    }
+
+    /// The ServiceMonitor endpoint the job was generated from.
+    pub fn spec(&self) -> &ServiceMonitorSpec {
+        &self.spec
+    }
+
+    /// How many targets discovery hands to the job (before its relabel rules).
+    pub fn target_count(&self) -> usize {
+        self.target_count
+    }
+}
+
+#[cfg(test)]
+mod tests;
