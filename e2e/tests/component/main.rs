@@ -7,6 +7,7 @@
 
 mod captures;
 mod diagnose;
+mod replay;
 use testkit as support;
 
 use e2e::coverage::{self, CoverageReport, NamespaceLabel, WaitOptions};

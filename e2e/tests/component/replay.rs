@@ -1,0 +1,225 @@
+//! `e2e::replay` (what `cargo xtask replay` runs): the three real captures of `$E2E_CAPTURES_DIR`
+//! replayed with the mission's ServiceMonitor are fully covered, counted independently from
+//! their pod lists; and a capture taken from the cluster twin with `e2e::capture` (through the
+//! twin's node proxy) replays to the same verdict as the check on the live twin.
+//!
+//! Needs Docker and `E2E_PROMETHEUS_IMAGE`; the captures `E2E_CAPTURES_DIR`; the twin test
+//! `E2E_OPERATOR_BUNDLE`. At most two Prometheus containers at once (the twin test runs the
+//! twin's and the replay's, one after the other overlapping).
+
+use super::captures::{self, Capture};
+use e2e::coverage::{self, CoverageReport, NamespaceLabel, WaitOptions};
+use e2e::diagnose::{self, Finding, Verdict};
+use e2e::replay::{Replay, ReplayInputs, ReplayOptions};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn mission_servicemonitor() -> PathBuf {
+    e2e::workspace_root().join("manifests/servicemonitor-cadvisor.yaml")
+}
+
+fn wait() -> WaitOptions {
+    WaitOptions {
+        deadline: Duration::from_secs(20),
+        poll_interval: Duration::from_millis(500),
+    }
+}
+
+async fn replay_check(replay: &Replay) -> (CoverageReport, Vec<Finding>) {
+    let mut progress =
+        |r: &CoverageReport| eprintln!("  … {}/{} pods covered", r.pods_covered, r.pods_total);
+    let (report, findings) = replay
+        .check(&wait(), &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprint!("{report}{}", diagnose::render_text(&findings));
+    (report, findings)
+}
+
+/// No container with the replay's run label is left once it dropped.
+fn assert_removed(run_id: &str) {
+    let left = testkit::containers_with_run_label(run_id).unwrap();
+    assert!(
+        left.is_empty(),
+        "replay container {run_id} left behind: {left:?}"
+    );
+}
+
+fn capture_inputs(c: &Capture, servicemonitor: PathBuf) -> (ReplayInputs, captures::Containers) {
+    let root = testkit::required_input(
+        "E2E_CAPTURES_DIR",
+        "the real kubelet captures (the `captures/` folder of ../shared/upstream)",
+    );
+    let dir = root.join(c.dir);
+    let pod_list = dir.join(c.pod_list);
+    let text = std::fs::read_to_string(&pod_list)
+        .unwrap_or_else(|e| panic!("{}: {e}", pod_list.display()));
+    let inputs = ReplayInputs {
+        cadvisor: vec![(c.node.to_string(), dir.join("cadvisor.prom"))],
+        pods: Some(pod_list),
+        servicemonitor: Some(servicemonitor),
+        ..Default::default()
+    };
+    (inputs, captures::running_containers(&text))
+}
+
+async fn capture_replays_fully_covered(c: Capture) {
+    let (inputs, expected) = capture_inputs(&c, mission_servicemonitor());
+    let containers: usize = expected.values().map(BTreeSet::len).sum();
+    let replay = Replay::start(&inputs, &ReplayOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", c.dir));
+    // The operator's kubelet Endpoints: three ports of one node, only https-metrics served.
+    assert_eq!(replay.target_count(), 3);
+    let (report, findings) = replay_check(&replay).await;
+    assert!(report.is_complete(), "{}: {report}", c.dir);
+    assert_eq!(
+        (report.pods_covered, report.containers_covered),
+        (expected.len(), containers),
+        "{}: {report}",
+        c.dir
+    );
+    assert_eq!(report.namespace_label, NamespaceLabel::ExportedNamespace);
+    assert_eq!(Verdict::of(&findings), Verdict::Healthy, "{findings:#?}");
+    let run_id = replay.prometheus().run_id().to_string();
+    drop(replay);
+    assert_removed(&run_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_kind_1_27_capture_is_fully_covered() {
+    capture_replays_fully_covered(captures::KIND_1_27).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_minikube_1_35_capture_is_fully_covered() {
+    capture_replays_fully_covered(captures::MINIKUBE_1_35).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_gke_1_9_docker_capture_is_fully_covered() {
+    capture_replays_fully_covered(captures::GKE_1_9_DOCKER).await;
+}
+
+/// What the verdict is made of: completeness, which pods are missing, the namespace label, the
+/// findings' ids and the overall verdict.
+fn verdict(
+    report: &CoverageReport,
+    findings: &[Finding],
+) -> (
+    bool,
+    Vec<(String, String)>,
+    NamespaceLabel,
+    Vec<&'static str>,
+    Verdict,
+) {
+    (
+        report.is_complete(),
+        report
+            .missing
+            .iter()
+            .map(|m| (m.namespace.clone(), m.name.clone()))
+            .collect(),
+        report.namespace_label,
+        findings.iter().map(|f| f.id).collect(),
+        Verdict::of(findings),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_of_a_twin_capture_gives_the_live_check_verdict() {
+    use e2e::install::{apply_servicemonitor, apply_workloads, kube_client};
+    use e2e::matrix::ServiceMonitorVariant;
+    use testkit::twin::{Profile, Twin, TwinOptions};
+
+    let t = Twin::start(TwinOptions::new(Profile::V1_21)).await.unwrap();
+    let client = kube_client(&t.kubeconfig_path()).await.unwrap();
+    let timeout = Duration::from_secs(120);
+    testkit::install_operator_and_prometheus(&client, timeout).await;
+    apply_servicemonitor(&client, ServiceMonitorVariant::Mission, timeout)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    apply_workloads(&client, timeout)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+
+    // The live check, as `check`/the main job run it (Prometheus through the service proxy).
+    let pods = diagnose::list_running_pods(&client).await.unwrap();
+    let prom = e2e::kubeproxy::prometheus_client(client.clone())
+        .with_retry_deadline(Duration::from_secs(10));
+    let live_opts = WaitOptions {
+        deadline: Duration::from_secs(60),
+        poll_interval: Duration::from_secs(1),
+    };
+    let live = coverage::check(&prom, &pods, &live_opts, &mut |_| {})
+        .await
+        .unwrap();
+    let live_findings = diagnose::prometheus_side(&prom, &pods).await.unwrap();
+    eprint!("live: {live}{}", diagnose::render_text(&live_findings));
+    assert!(live.pods_total >= 5, "{live}");
+
+    // The capture, through the node proxy, with a progress line per node.
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("capture");
+    let mut lines = Vec::new();
+    let manifest = e2e::capture::capture(&client, &dir, ("kube-system", "kubelet"), &mut |l| {
+        lines.push(l.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(manifest.nodes.len() >= 2, "{manifest:?}");
+    assert_eq!(lines.len(), manifest.nodes.len(), "{lines:?}");
+    assert!(
+        manifest.nodes.iter().all(|n| n.cadvisor.is_some()),
+        "{manifest:?}"
+    );
+    assert_eq!(
+        manifest.servicemonitors,
+        ["servicemonitors/kube-system_cadvisor.yaml"]
+    );
+    assert!(manifest.kubelet_endpoints.is_some() && manifest.kubelet_service.is_some());
+    assert_eq!(manifest.cluster_version, Profile::V1_21.git_version());
+    // Redacted: the twin's admin token and the service-account tokens never reach the files.
+    for entry in walk(&dir) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(
+            !text.contains(&t.cluster().admin_token),
+            "{}",
+            entry.display()
+        );
+        assert!(!text.contains("eyJ"), "{} holds a JWT", entry.display());
+    }
+
+    let inputs = ReplayInputs::from_capture_dir(&dir).unwrap();
+    let replay = Replay::start(&inputs, &ReplayOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (report, findings) = replay_check(&replay).await;
+    assert_eq!(verdict(&report, &findings), verdict(&live, &live_findings));
+    assert_eq!(
+        (
+            report.pods_total,
+            report.pods_covered,
+            report.containers_covered
+        ),
+        (live.pods_total, live.pods_covered, live.containers_covered)
+    );
+    let run_id = replay.prometheus().run_id().to_string();
+    drop(replay);
+    assert_removed(&run_id);
+    t.shutdown().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
