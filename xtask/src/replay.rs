@@ -87,12 +87,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let replay = Replay::start(&inputs, &opts).await?;
             if !json {
                 eprintln!(
-                    "replaying {} node(s), {} pods, job {} ({} targets discovered) on {}",
+                    "replaying {} node(s), {} pods, job {} ({} targets discovered) on {} (container label io.pod-metrics-e2e.run={})",
                     replay.kubelets().len(),
                     replay.pods().len(),
                     replay.spec().job_name(),
                     replay.target_count(),
-                    replay.prometheus().url()
+                    replay.prometheus().url(),
+                    replay.prometheus().run_id()
                 );
             }
             let (report, findings) = replay
