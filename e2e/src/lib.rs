@@ -20,6 +20,7 @@ pub mod plan;
 pub mod pods;
 pub mod prometheus;
 pub mod redact;
+pub mod relabel;
 pub mod replay;
 pub mod run;
 pub mod scrape_config;

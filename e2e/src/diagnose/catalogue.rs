@@ -150,6 +150,11 @@ kinds! {
         "running containers have no series although their node's target is up",
         "the container has used no CPU yet (cAdvisor omits zero counters), its node has no scrape target, or the series are relabeled away",
         "compare the missing containers' nodes with the targets' `node` labels; check `metricRelabelings` on the ServiceMonitor";
+    // diagnose::relabel_drop, from the kubelet's own series (replay's captures).
+    METRIC_RELABEL_DROPS = "metric-relabel-drops", Error,
+        "a `metricRelabelings` rule of the ServiceMonitor removes running containers' series after the scrape",
+        "the kubelet exposes the series, but a metric_relabel_configs rule the operator copied from `metricRelabelings` drops them (or strips their pod/container/namespace labels) before Prometheus stores them",
+        "change or remove the `metricRelabelings` rule the finding quotes so it no longer matches the containers' series";
 }
 
 /// Looks a kind up by id (for tests and the README check).

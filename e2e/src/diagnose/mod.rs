@@ -17,6 +17,7 @@ pub mod catalogue;
 pub mod cluster_create;
 pub mod kube_checks;
 pub mod prom_checks;
+pub mod relabel_drop;
 
 use crate::pods::RunningPod;
 use crate::prometheus::{PromError, PrometheusClient};

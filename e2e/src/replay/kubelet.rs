@@ -149,6 +149,12 @@ impl ReplayKubelet {
         &self.node
     }
 
+    /// The body it serves.
+    pub fn body(&self) -> &str {
+        // Built from a String in `start`: always UTF-8.
+        std::str::from_utf8(&self.shared.body).unwrap_or_default()
+    }
+
     /// `/metrics/cadvisor` answers served with 200 so far.
     pub fn scrapes(&self) -> u64 {
         self.shared.scrapes.load(Ordering::Relaxed)

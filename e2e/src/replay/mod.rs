@@ -16,7 +16,7 @@ use crate::capture::{CaptureManifest, MANIFEST_FILE};
 use crate::coverage::{self, CoverageReport, WaitOptions};
 use crate::diagnose::{self, Finding};
 use crate::pods::RunningPod;
-use crate::scrape_config::ServiceMonitorSpec;
+use crate::scrape_config::{specs_from_servicemonitor, ServiceMonitorError, ServiceMonitorSpec};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,8 +38,14 @@ pub enum ReplayError {
         expected: String,
         actual: String,
     },
-    #[error("ServiceMonitor {path}: {field}: prometheus-operator v0.48.1 has this field but replay does not model it, so it is refused rather than ignored; remove it from a copy of the file and pass that with --servicemonitor to replay without it")]
-    UnmodelledField { path: PathBuf, field: String },
+    /// The ServiceMonitor cannot be turned into the operator's job: a field v0.48.1 has that is
+    /// not modelled, a field it does not have, a bad value (named by path).
+    #[error("ServiceMonitor {}: {source}", path.display())]
+    ServiceMonitor {
+        path: PathBuf,
+        #[source]
+        source: ServiceMonitorError,
+    },
     #[error("ServiceMonitor {path}: no endpoint with path /metrics/cadvisor (the endpoint paths are {paths:?}); replay reproduces the cadvisor scrape only")]
     NoCadvisorEndpoint { path: PathBuf, paths: Vec<String> },
     #[error("nothing to replay: no node's /metrics/cadvisor body (give a capture directory or --cadvisor NODE=FILE)")]
@@ -165,136 +171,37 @@ pub struct Replay {
     kubelets: Vec<ReplayKubelet>,
     pods: Vec<RunningPod>,
     spec: ServiceMonitorSpec,
-    target_count: usize,
+    /// The file_sd target groups (discovered labels, before the job's rules).
+    targets: Value,
 }
 
-/// The ServiceMonitor endpoint fields prometheus-operator v0.48.1 has
-/// (`pkg/apis/monitoring/v1/types.go` Endpoint) that replay models; any other is refused.
-const MODELLED_ENDPOINT_FIELDS: &[&str] = &[
-    "port",
-    "path",
-    "scheme",
-    "honorLabels",
-    "bearerTokenFile",
-    "tlsConfig",
-];
-/// `spec` fields of a v0.48.1 ServiceMonitor that replay models.
-const MODELLED_SPEC_FIELDS: &[&str] = &["endpoints", "selector", "namespaceSelector"];
-
-/// The cadvisor endpoints of a ServiceMonitor as [`ServiceMonitorSpec`]s, refusing by name
-/// every field that would change the scrape but is not modelled.
+/// The cadvisor endpoints of a ServiceMonitor as [`ServiceMonitorSpec`]s, parsed by the
+/// project's one parser ([`specs_from_servicemonitor`]), which refuses by path every field it
+/// does not model.
 ///
 /// # Errors
-/// [`ReplayError::UnmodelledField`] naming the field, [`ReplayError::Input`] for a document
-/// that is not a ServiceMonitor, [`ReplayError::NoCadvisorEndpoint`].
-pub fn cadvisor_specs(doc: &Value, path: &Path) -> Result<Vec<ServiceMonitorSpec>, ReplayError> {
-    let refuse = |field: String| ReplayError::UnmodelledField {
+/// [`ReplayError::ServiceMonitor`] (with the parser's reason and the file),
+/// [`ReplayError::NoCadvisorEndpoint`].
+pub fn cadvisor_specs(
+    doc: &serde_yaml::Value,
+    path: &Path,
+) -> Result<Vec<ServiceMonitorSpec>, ReplayError> {
+    let specs = specs_from_servicemonitor(doc).map_err(|source| ReplayError::ServiceMonitor {
         path: path.to_path_buf(),
-        field,
-    };
-    if doc["kind"] != "ServiceMonitor" {
-        return Err(input(
-            path,
-            format!("expected a ServiceMonitor, found kind {}", doc["kind"]),
-        ));
-    }
-    let spec = &doc["spec"];
-    for key in spec.as_object().into_iter().flatten().map(|(k, _)| k) {
-        if !MODELLED_SPEC_FIELDS.contains(&key.as_str()) {
-            return Err(refuse(format!("spec.{key}")));
-        }
-    }
-    let sel = &spec["selector"];
-    for key in sel.as_object().into_iter().flatten().map(|(k, _)| k) {
-        if key != "matchLabels" {
-            return Err(refuse(format!("spec.selector.{key}")));
-        }
-    }
-    let labels: Vec<(String, String)> = sel["matchLabels"]
-        .as_object()
+        source,
+    })?;
+    let paths: Vec<String> = specs.iter().map(|s| s.path.clone()).collect();
+    let cadvisor: Vec<ServiceMonitorSpec> = specs
         .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .filter(|s| s.path == "/metrics/cadvisor")
         .collect();
-    let selector_label = match labels.as_slice() {
-        [one] => one.clone(),
-        _ => {
-            return Err(refuse(
-                "spec.selector.matchLabels (other than exactly one label)".into(),
-            ))
-        }
-    };
-    let ns_sel = &spec["namespaceSelector"];
-    for key in ns_sel.as_object().into_iter().flatten().map(|(k, _)| k) {
-        if key != "matchNames" {
-            return Err(refuse(format!("spec.namespaceSelector.{key}")));
-        }
-    }
-    let namespace = doc["metadata"]["namespace"].as_str().unwrap_or("default");
-    // promcfg.go: without matchNames the job discovers in the ServiceMonitor's own namespace.
-    let namespaces: Vec<String> = match ns_sel["matchNames"].as_array() {
-        Some(names) => names
-            .iter()
-            .filter_map(|n| n.as_str().map(String::from))
-            .collect(),
-        None => vec![namespace.to_string()],
-    };
-    let mut out = Vec::new();
-    let mut paths = Vec::new();
-    for (i, ep) in spec["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for key in ep.as_object().into_iter().flatten().map(|(k, _)| k) {
-            if !MODELLED_ENDPOINT_FIELDS.contains(&key.as_str()) {
-                return Err(refuse(format!("spec.endpoints[{i}].{key}")));
-            }
-        }
-        for key in ep["tlsConfig"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k)
-        {
-            if key != "insecureSkipVerify" {
-                return Err(refuse(format!("spec.endpoints[{i}].tlsConfig.{key}")));
-            }
-        }
-        // promcfg.go: an unset path is Prometheus's default /metrics.
-        let ep_path = ep["path"].as_str().unwrap_or("/metrics").to_string();
-        paths.push(ep_path.clone());
-        if ep_path != "/metrics/cadvisor" {
-            continue;
-        }
-        out.push(ServiceMonitorSpec {
-            namespace: namespace.to_string(),
-            name: doc["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            endpoint_index: i,
-            port: ep["port"].as_str().unwrap_or_default().to_string(),
-            path: ep_path,
-            // promcfg.go: scheme defaults to http when unset.
-            scheme: ep["scheme"].as_str().unwrap_or("http").to_string(),
-            honor_labels: ep["honorLabels"].as_bool().unwrap_or(false),
-            bearer_token_file: ep["bearerTokenFile"].as_str().map(String::from),
-            insecure_skip_verify: ep["tlsConfig"]["insecureSkipVerify"]
-                .as_bool()
-                .unwrap_or(false),
-            selector_label: selector_label.clone(),
-            namespaces: namespaces.clone(),
-        });
-    }
-    if out.is_empty() {
+    if cadvisor.is_empty() {
         return Err(ReplayError::NoCadvisorEndpoint {
             path: path.to_path_buf(),
             paths,
         });
     }
-    Ok(out)
+    Ok(cadvisor)
 }
 
 /// The kubelet Endpoints prometheus-operator v0.48.1 writes for `nodes` (TWIN-FACTS §7:
@@ -358,7 +265,8 @@ pub fn replay_targets(
     let ns = endpoints["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default();
-    if !namespaces.iter().any(|n| n == ns) {
+    // Empty: every namespace (`namespaceSelector.any`, promcfg.go getNamespacesFromNamespaceSelector).
+    if !namespaces.is_empty() && !namespaces.iter().any(|n| n == ns) {
         return json!([]);
     }
     let name = endpoints["metadata"]["name"].as_str().unwrap_or_default();
@@ -471,7 +379,7 @@ impl Replay {
                 "missing: the capture has no ServiceMonitor scraping /metrics/cadvisor; give one with --servicemonitor FILE",
             )
         })?;
-        let sm: Value = serde_yaml::from_str(&inputs.read(sm_path)?)
+        let sm: serde_yaml::Value = serde_yaml::from_str(&inputs.read(sm_path)?)
             .map_err(|e| input(sm_path, format!("not YAML/JSON: {e}")))?;
         let spec = cadvisor_specs(&sm, sm_path)?.remove(0);
         let (endpoints, service) = match (&inputs.kubelet_endpoints, &inputs.kubelet_service) {
@@ -524,11 +432,10 @@ impl Replay {
                 format!("finding a free port: {e}"),
             ));
         }
-        let target_count = targets.as_array().map(Vec::len).unwrap_or(0);
         let cfg = prometheus::PrometheusConfig {
             image: opts.image.clone(),
             spec: spec.clone(),
-            targets,
+            targets: targets.clone(),
             token,
             scrape_interval: opts.scrape_interval,
         };
@@ -538,7 +445,7 @@ impl Replay {
             kubelets,
             pods,
             spec,
-            target_count,
+            targets,
         };
         // Prometheus hands new file_sd targets to the scrape loop in 5 s batches.
         let settle = Duration::from_secs(6) + opts.scrape_interval * 3;
@@ -560,10 +467,56 @@ impl Replay {
     ) -> Result<(CoverageReport, Vec<Finding>), ReplayError> {
         let client = self.prometheus.client();
         let report = coverage::check(&client, &self.pods, wait, progress).await?;
-        let findings = diagnose::prometheus_side(&client, &self.pods)
+        let mut findings = diagnose::prometheus_side(&client, &self.pods)
             .await
             .map_err(|e| ReplayError::Diagnose(format!("{e:#}")))?;
+        if !report.is_complete() {
+            findings.extend(self.metric_relabel_drops(&report.missing, &report.metric)?);
+        }
         Ok((report, findings))
+    }
+
+    /// `metric-relabel-drops`: the captured series of the missing containers, through the job's
+    /// `metric_relabel_configs` with each node's target labels (`e2e::relabel` simulates what
+    /// Prometheus does, relabel.go): a rule that removes them all is named as the cause. One
+    /// finding for the first node that explains any (rules are per job, not per node).
+    fn metric_relabel_drops(
+        &self,
+        missing: &[coverage::MissingPod],
+        metric: &str,
+    ) -> Result<Option<Finding>, ReplayError> {
+        let job = crate::relabel::ScrapeJob::from_spec(&self.spec)
+            .map_err(|e| ReplayError::Diagnose(e.to_string()))?;
+        for k in &self.kubelets {
+            let address = k.addr().to_string();
+            let Some(group) = self
+                .targets
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|g| g["targets"][0] == address.as_str())
+            else {
+                continue;
+            };
+            let mut discovered: crate::relabel::Labels = group["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            discovered.insert("__address__".into(), address);
+            let crate::relabel::TargetOutcome::Kept { labels, .. } = job.target(&discovered) else {
+                continue;
+            };
+            let series = crate::relabel::exposition_series(k.body(), metric);
+            let found =
+                diagnose::relabel_drop::metric_relabel_drops(&self.spec, &labels, missing, series)
+                    .map_err(|e| ReplayError::Diagnose(e.to_string()))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     /// The replay Prometheus.
@@ -588,7 +541,7 @@ impl Replay {
 
     /// How many targets discovery hands to the job (before its relabel rules).
     pub fn target_count(&self) -> usize {
-        self.target_count
+        self.targets.as_array().map(Vec::len).unwrap_or(0)
     }
 }
 

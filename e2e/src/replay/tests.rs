@@ -1,6 +1,6 @@
 use super::*;
 
-fn mission_sm() -> Value {
+fn mission_sm() -> serde_yaml::Value {
     let text = std::fs::read_to_string(
         crate::workspace_root().join("manifests/servicemonitor-cadvisor.yaml"),
     )
@@ -17,36 +17,27 @@ fn the_missions_servicemonitor_gives_the_missions_spec() {
 #[test]
 fn an_unmodelled_field_is_refused_by_name() {
     let mut sm = mission_sm();
-    sm["spec"]["endpoints"][0]["metricRelabelings"] =
-        json!([{"action": "drop", "sourceLabels": ["namespace"], "regex": "x"}]);
+    sm["spec"]["endpoints"][0]["proxyUrl"] = "http://proxy:3128".into();
     let err = cadvisor_specs(&sm, Path::new("sm.yaml")).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, ReplayError::UnmodelledField { .. }), "{msg}");
-    assert!(msg.contains("spec.endpoints[0].metricRelabelings"), "{msg}");
-    assert!(
-        msg.contains("sm.yaml") && msg.contains("--servicemonitor"),
-        "{msg}"
-    );
+    assert!(matches!(err, ReplayError::ServiceMonitor { .. }), "{msg}");
+    assert!(msg.contains("spec.endpoints[0].proxyUrl"), "{msg}");
+    assert!(msg.contains("sm.yaml"), "{msg}");
+}
 
+#[test]
+fn metric_relabelings_are_modelled() {
     let mut sm = mission_sm();
-    sm["spec"]["sampleLimit"] = json!(10);
-    let msg = cadvisor_specs(&sm, Path::new("sm.yaml"))
-        .unwrap_err()
-        .to_string();
-    assert!(msg.contains("spec.sampleLimit"), "{msg}");
-
-    let mut sm = mission_sm();
-    sm["spec"]["endpoints"][0]["tlsConfig"]["caFile"] = json!("/x");
-    let msg = cadvisor_specs(&sm, Path::new("sm.yaml"))
-        .unwrap_err()
-        .to_string();
-    assert!(msg.contains("spec.endpoints[0].tlsConfig.caFile"), "{msg}");
+    sm["spec"]["endpoints"][0]["metricRelabelings"] =
+        serde_yaml::from_str("[{action: drop, sourceLabels: [namespace], regex: x}]").unwrap();
+    let specs = cadvisor_specs(&sm, Path::new("sm.yaml")).unwrap();
+    assert_eq!(specs[0].metric_relabelings.as_ref().map(Vec::len), Some(1));
 }
 
 #[test]
 fn a_servicemonitor_without_a_cadvisor_endpoint_is_refused() {
     let mut sm = mission_sm();
-    sm["spec"]["endpoints"][0]["path"] = json!("/metrics");
+    sm["spec"]["endpoints"][0]["path"] = "/metrics".into();
     let err = cadvisor_specs(&sm, Path::new("sm.yaml")).unwrap_err();
     assert!(
         matches!(err, ReplayError::NoCadvisorEndpoint { .. }),
@@ -116,6 +107,9 @@ fn targets_carry_kubernetes_sd_labels_and_point_at_the_replay_kubelets() {
         .unwrap()
         .starts_with("127.0.0.1:50"));
 
+    // Empty namespaces: every namespace (`any: true`).
+    let all = replay_targets(&ep, Some(&svc), &[], &kubelets, &mut || "x:1".into());
+    assert_eq!(all.as_array().unwrap().len(), 6);
     // Endpoints outside the job's namespaces are never discovered.
     let none = replay_targets(
         &ep,

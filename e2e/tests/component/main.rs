@@ -7,6 +7,7 @@
 
 mod captures;
 mod diagnose;
+mod relabel;
 mod replay;
 use testkit as support;
 

@@ -1,6 +1,7 @@
 //! `e2e::replay` (what `cargo xtask replay` runs): the three real captures of `$E2E_CAPTURES_DIR`
 //! replayed with the mission's ServiceMonitor are fully covered, counted independently from
-//! their pod lists; and a capture taken from the cluster twin with `e2e::capture` (through the
+//! their pod lists, and with `metricRelabelings` dropping one namespace exactly its pods are
+//! missing with the rule named; and a capture taken from the cluster twin with `e2e::capture` (through the
 //! twin's node proxy) replays to the same verdict as the check on the live twin.
 //!
 //! Needs Docker and `E2E_PROMETHEUS_IMAGE`; the captures `E2E_CAPTURES_DIR`; the twin test
@@ -11,7 +12,7 @@ use super::captures::{self, Capture};
 use e2e::coverage::{self, CoverageReport, NamespaceLabel, WaitOptions};
 use e2e::diagnose::{self, Finding, Verdict};
 use e2e::replay::{Replay, ReplayInputs, ReplayOptions};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,7 +65,7 @@ fn capture_inputs(c: &Capture, servicemonitor: PathBuf) -> (ReplayInputs, captur
     (inputs, captures::running_containers(&text))
 }
 
-async fn capture_replays_fully_covered(c: Capture) {
+async fn capture_replays_covered_then_a_dropped_namespace_is_named(c: Capture) {
     let (inputs, expected) = capture_inputs(&c, mission_servicemonitor());
     let containers: usize = expected.values().map(BTreeSet::len).sum();
     let replay = Replay::start(&inputs, &ReplayOptions::default())
@@ -85,21 +86,80 @@ async fn capture_replays_fully_covered(c: Capture) {
     let run_id = replay.prometheus().run_id().to_string();
     drop(replay);
     assert_removed(&run_id);
+
+    // The same capture with a ServiceMonitor whose metricRelabelings drop one namespace (the
+    // one with most running pods besides kube-system; `exported_namespace`, as honorLabels is
+    // false): exactly its pods are missing, and the rule is named as the cause.
+    let mut per_ns: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (ns, pod) in expected.keys() {
+        per_ns.entry(ns.as_str()).or_default().insert(pod.as_str());
+    }
+    let (dropped_ns, dropped_pods) = per_ns
+        .iter()
+        .filter(|(ns, _)| **ns != "kube-system")
+        .max_by_key(|(_, pods)| pods.len())
+        .map(|(ns, pods)| (ns.to_string(), pods.clone()))
+        .expect("a namespace besides kube-system");
+    let dir = tempfile::tempdir().unwrap();
+    let sm = dir.path().join("servicemonitor-drops.yaml");
+    let text = std::fs::read_to_string(mission_servicemonitor()).unwrap().replace(
+        "    path: /metrics/cadvisor\n",
+        &format!(
+            "    path: /metrics/cadvisor\n    metricRelabelings:\n    - sourceLabels: [exported_namespace]\n      regex: {dropped_ns}\n      action: drop\n"
+        ),
+    );
+    std::fs::write(&sm, text).unwrap();
+    let (inputs, _) = capture_inputs(&c, sm);
+    let replay = Replay::start(&inputs, &ReplayOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", c.dir));
+    let mut progress = |_: &CoverageReport| {};
+    let short = WaitOptions {
+        deadline: Duration::from_secs(8),
+        poll_interval: Duration::from_millis(500),
+    };
+    let (report, findings) = replay.check(&short, &mut progress).await.unwrap();
+    eprint!("{report}{}", diagnose::render_text(&findings));
+    let missing: BTreeSet<(&str, &str)> = report
+        .missing
+        .iter()
+        .map(|m| (m.namespace.as_str(), m.name.as_str()))
+        .collect();
+    let want: BTreeSet<(&str, &str)> = dropped_pods
+        .iter()
+        .map(|p| (dropped_ns.as_str(), *p))
+        .collect();
+    assert_eq!(missing, want, "{}: {report}", c.dir);
+    assert_eq!(report.pods_covered, expected.len() - want.len());
+    let drop_finding = findings
+        .iter()
+        .find(|f| f.id == "metric-relabel-drops")
+        .unwrap_or_else(|| panic!("{}: no metric-relabel-drops finding: {findings:#?}", c.dir));
+    let text = diagnose::render_text(std::slice::from_ref(drop_finding));
+    assert!(
+        text.contains("spec.endpoints[0].metricRelabelings[0]"),
+        "{text}"
+    );
+    assert!(text.contains(&dropped_ns), "{text}");
+    assert_eq!(Verdict::of(&findings), Verdict::Broken, "{findings:#?}");
+    let run_id = replay.prometheus().run_id().to_string();
+    drop(replay);
+    assert_removed(&run_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_kind_1_27_capture_is_fully_covered() {
-    capture_replays_fully_covered(captures::KIND_1_27).await;
+async fn replay_kind_1_27_capture_covered_then_a_metric_relabel_drop_named() {
+    capture_replays_covered_then_a_dropped_namespace_is_named(captures::KIND_1_27).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_minikube_1_35_capture_is_fully_covered() {
-    capture_replays_fully_covered(captures::MINIKUBE_1_35).await;
+async fn replay_minikube_1_35_capture_covered_then_a_metric_relabel_drop_named() {
+    capture_replays_covered_then_a_dropped_namespace_is_named(captures::MINIKUBE_1_35).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_gke_1_9_docker_capture_is_fully_covered() {
-    capture_replays_fully_covered(captures::GKE_1_9_DOCKER).await;
+async fn replay_gke_1_9_docker_capture_covered_then_a_metric_relabel_drop_named() {
+    capture_replays_covered_then_a_dropped_namespace_is_named(captures::GKE_1_9_DOCKER).await;
 }
 
 /// What the verdict is made of: completeness, which pods are missing, the namespace label, the

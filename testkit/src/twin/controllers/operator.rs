@@ -13,7 +13,9 @@ use super::nodes::internal_ip;
 use super::workloads::owner_ref;
 use super::State;
 use base64::Engine;
-use e2e::scrape_config::{scrape_job, Discovery, ServiceMonitorSpec, Shard};
+use e2e::scrape_config::{
+    scrape_job, specs_from_servicemonitor, Discovery, ServiceMonitorSpec, Shard,
+};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::Arc;
@@ -124,51 +126,21 @@ pub fn selected_service_monitors(c: &Cluster, prom: &Value) -> Vec<Value> {
     out
 }
 
-/// One [`ServiceMonitorSpec`] per endpoint of a ServiceMonitor (the fields the project's
-/// generator models; the first `matchLabels` pair is the selector it keeps on).
+/// One [`ServiceMonitorSpec`] per endpoint of a ServiceMonitor, read by the project's one parser
+/// ([`specs_from_servicemonitor`]). One it refuses yields no job and a log line, as the
+/// operator skips a ServiceMonitor it cannot use (operator.go `selectServiceMonitors`).
 pub fn endpoint_specs(sm: &Value) -> Vec<ServiceMonitorSpec> {
-    let ns = sm["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let spec = &sm["spec"];
-    let selector_label = spec["selector"]["matchLabels"]
-        .as_object()
-        .and_then(|m| m.iter().next())
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-        .unwrap_or_default();
-    let namespaces: Vec<String> = if spec["namespaceSelector"]["any"] == true {
+    let parsed = serde_yaml::to_value(sm)
+        .map_err(|e| e.to_string())
+        .and_then(|v| specs_from_servicemonitor(&v).map_err(|e| e.to_string()));
+    parsed.unwrap_or_else(|e| {
+        eprintln!(
+            "twin: operator skipping servicemonitor {}/{}: {e}",
+            sm["metadata"]["namespace"].as_str().unwrap_or_default(),
+            sm["metadata"]["name"].as_str().unwrap_or_default()
+        );
         Vec::new()
-    } else {
-        match spec["namespaceSelector"]["matchNames"].as_array() {
-            Some(names) if !names.is_empty() => names
-                .iter()
-                .filter_map(|n| n.as_str().map(String::from))
-                .collect(),
-            _ => vec![ns.clone()],
-        }
-    };
-    spec["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, ep)| ServiceMonitorSpec {
-            namespace: ns.clone(),
-            name: sm["metadata"]["name"].as_str().unwrap_or_default().into(),
-            endpoint_index: i,
-            port: ep["port"].as_str().unwrap_or_default().into(),
-            path: ep["path"].as_str().unwrap_or("/metrics").into(),
-            scheme: ep["scheme"].as_str().unwrap_or("http").into(),
-            honor_labels: ep["honorLabels"].as_bool().unwrap_or(false),
-            bearer_token_file: ep["bearerTokenFile"].as_str().map(String::from),
-            insecure_skip_verify: ep["tlsConfig"]["insecureSkipVerify"]
-                .as_bool()
-                .unwrap_or(false),
-            selector_label: selector_label.clone(),
-            namespaces: namespaces.clone(),
-        })
-        .collect()
+    })
 }
 
 /// The Prometheus configuration for a CR: the operator's global section and one job per
