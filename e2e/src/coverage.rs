@@ -1,49 +1,199 @@
-//! The coverage check: does every running container of every running pod have a
-//! `container_cpu_usage_seconds_total` series in Prometheus?
+//! The coverage check: does every running container of every running pod have a series of
+//! each checked metric in Prometheus? By default [`DEFAULT_METRICS`]:
+//! `container_cpu_usage_seconds_total` (the mission's) and `container_memory_working_set_bytes`.
 //!
-//! Two aggregated PromQL queries per poll, whatever the number of pods ([`coverage_queries`]); the
-//! evaluation of its answer against the pod list is pure ([`evaluate`]); [`check`] polls until
-//! every pod is covered or the deadline passes.
+//! Two aggregated PromQL queries per metric per poll, whatever the number of pods
+//! ([`metric_queries`]); the evaluation of an answer against the pod list is pure
+//! ([`evaluate_seen_for`]); [`check_metrics`] polls every metric under one deadline until every pod
+//! is covered for every metric or the deadline passes, and reports per metric ([`MetricsReport`]).
+//! The single-metric [`check`] (CPU) is what the benchmark measures.
 
 use crate::pods::RunningPod;
 use crate::prometheus::{PromError, PrometheusClient, QueryResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+/// The mission's metric: per-container CPU time.
 pub const CPU_METRIC: &str = "container_cpu_usage_seconds_total";
+/// Per-container memory in use (what the OOM killer and `kubectl top` look at).
+pub const MEMORY_METRIC: &str = "container_memory_working_set_bytes";
+/// What every command checks unless told otherwise (`--metric`, a matrix cell's `metrics`).
+pub const DEFAULT_METRICS: [&str; 2] = [CPU_METRIC, MEMORY_METRIC];
 
-/// The queries the check sends per poll, whatever the number of pods: one for today's label
-/// names, one for kubelets before 1.16 (`pod_name`/`container_name`).
+/// Why a metric name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricNameError {
+    #[error("metric name is empty; give a Prometheus metric name such as {CPU_METRIC}")]
+    Empty,
+    #[error(
+        "invalid metric name {name:?}: {found:?} at position {position} is not allowed; a Prometheus \
+         metric name matches [a-zA-Z_:][a-zA-Z0-9_:]* (e.g. {MEMORY_METRIC}); \
+         pass the metric's name without labels or braces"
+    )]
+    Invalid {
+        name: String,
+        found: char,
+        position: usize,
+    },
+}
+
+/// A Prometheus metric name, checked against the data model's
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*` (prometheus.io/docs/concepts/data_model, "Metric names and
+/// labels"), so it can be put into a PromQL selector as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MetricName(String);
+
+impl MetricName {
+    /// Checks `name`.
+    ///
+    /// # Errors
+    /// [`MetricNameError`] when `name` is empty or has a character the data model does not allow.
+    pub fn new(name: impl Into<String>) -> Result<Self, MetricNameError> {
+        let name = name.into();
+        let mut chars = name.chars().enumerate();
+        match chars.next() {
+            None => return Err(MetricNameError::Empty),
+            Some((_, c)) if c.is_ascii_alphabetic() || c == '_' || c == ':' => {}
+            Some((position, found)) => {
+                return Err(MetricNameError::Invalid {
+                    name,
+                    found,
+                    position,
+                })
+            }
+        }
+        if let Some((position, found)) =
+            chars.find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == ':'))
+        {
+            return Err(MetricNameError::Invalid {
+                name,
+                found,
+                position,
+            });
+        }
+        Ok(MetricName(name))
+    }
+
+    /// `container_cpu_usage_seconds_total`.
+    pub fn cpu() -> Self {
+        MetricName(CPU_METRIC.to_string())
+    }
+
+    /// [`DEFAULT_METRICS`], in that order.
+    pub fn defaults() -> Vec<Self> {
+        DEFAULT_METRICS
+            .iter()
+            .map(|m| MetricName(m.to_string()))
+            .collect()
+    }
+
+    /// A comma-separated list (`E2E_METRICS=a,b`); blanks around names are ignored, duplicates
+    /// dropped (first one kept).
+    ///
+    /// # Errors
+    /// The first invalid name's [`MetricNameError`]; an empty list is [`MetricNameError::Empty`].
+    pub fn parse_list(list: &str) -> Result<Vec<Self>, MetricNameError> {
+        let mut out = Vec::new();
+        for name in list.split(',').map(str::trim) {
+            let m = MetricName::new(name)?;
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for MetricName {
+    type Err = MetricNameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MetricName::new(s)
+    }
+}
+
+impl TryFrom<String> for MetricName {
+    type Error = MetricNameError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        MetricName::new(s)
+    }
+}
+
+impl From<MetricName> for String {
+    fn from(m: MetricName) -> String {
+        m.0
+    }
+}
+
+impl AsRef<str> for MetricName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MetricName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The queries the check sends per poll for `metric`, whatever the number of pods: one for
+/// today's label names, one for kubelets before 1.16 (`pod_name`/`container_name`).
 ///
 /// `count by` collapses duplicate series (a second cgroup `id` on cgroup-v1 kind hosts, several
 /// `cpu` rows) to one row per (namespace, pod, container). Pod-level cgroup rows and containerd
 /// pause rows have no `container` label at all; Docker's pause rows say `POD`: both are filtered
-/// here. Two queries rather than one `or`: measured on 40k series, the `or` costs Prometheus
+/// here (memory rows have the same label sets as CPU rows, without `cpu`: the real captures).
+/// Two queries rather than one `or`: measured on 40k series, the `or` costs Prometheus
 /// more than a second request does (the legacy selector matches nothing on modern kubelets).
-pub fn coverage_queries() -> [String; 2] {
+pub fn metric_queries(metric: &MetricName) -> [String; 2] {
     [
         format!(
             "count by (namespace, exported_namespace, pod, container) \
-             ({CPU_METRIC}{{container!=\"\", container!=\"POD\"}})"
+             ({metric}{{container!=\"\", container!=\"POD\"}})"
         ),
         format!(
             "count by (namespace, exported_namespace, pod_name, container_name) \
-             ({CPU_METRIC}{{container_name!=\"\", container_name!=\"POD\"}})"
+             ({metric}{{container_name!=\"\", container_name!=\"POD\"}})"
         ),
     ]
 }
 
-/// Runs [`coverage_queries`] and merges their answers (warnings included).
-pub async fn fetch_series(client: &PrometheusClient) -> Result<QueryResult, PromError> {
+/// [`metric_queries`] for [`CPU_METRIC`].
+pub fn coverage_queries() -> [String; 2] {
+    metric_queries(&MetricName::cpu())
+}
+
+/// Runs [`metric_queries`] for `metric` and merges their answers (warnings included).
+///
+/// # Errors
+/// The first query Prometheus cannot answer ([`PrometheusClient::query`]).
+pub async fn fetch_metric_series(
+    client: &PrometheusClient,
+    metric: &MetricName,
+) -> Result<QueryResult, PromError> {
     let mut merged = QueryResult::default();
-    for query in coverage_queries() {
+    for query in metric_queries(metric) {
         let answer = client.query(&query).await?;
         merged.series.extend(answer.series);
         merged.warnings.extend(answer.warnings);
     }
     Ok(merged)
+}
+
+/// [`fetch_metric_series`] for [`CPU_METRIC`].
+///
+/// # Errors
+/// As [`fetch_metric_series`].
+pub async fn fetch_series(client: &PrometheusClient) -> Result<QueryResult, PromError> {
+    fetch_metric_series(client, &MetricName::cpu()).await
 }
 
 /// Which label held the pods' namespaces in the answer.
@@ -365,7 +515,7 @@ impl<'de> Deserialize<'de> for SeenData<'de> {
     }
 }
 
-/// Compares the running pods with the label sets of the coverage query's answer. Pure.
+/// Compares the running pods with the label sets of the CPU coverage query's answer. Pure.
 pub fn evaluate<'a, I>(pods: &[RunningPod], series: I) -> CoverageReport
 where
     I: IntoIterator<Item = &'a BTreeMap<String, String>>,
@@ -373,8 +523,25 @@ where
     evaluate_seen(pods, &Seen::from_labels(series))
 }
 
-/// Compares the running pods with the containers an answer has series for. Pure.
+/// Compares the running pods with the label sets of `metric`'s coverage queries' answer. Pure.
+pub fn evaluate_for<'a, I>(metric: &MetricName, pods: &[RunningPod], series: I) -> CoverageReport
+where
+    I: IntoIterator<Item = &'a BTreeMap<String, String>>,
+{
+    evaluate_seen_for(metric, pods, &Seen::from_labels(series))
+}
+
+/// Compares the running pods with the containers a CPU answer has series for. Pure.
 pub fn evaluate_seen(pods: &[RunningPod], seen: &Seen<'_>) -> CoverageReport {
+    evaluate_seen_for(&MetricName::cpu(), pods, seen)
+}
+
+/// Compares the running pods with the containers an answer for `metric` has series for. Pure.
+pub fn evaluate_seen_for(
+    metric: &MetricName,
+    pods: &[RunningPod],
+    seen: &Seen<'_>,
+) -> CoverageReport {
     let namespace_label = match (seen.in_namespace > 0, seen.in_exported > 0) {
         (true, true) => NamespaceLabel::Mixed,
         (true, false) => NamespaceLabel::Namespace,
@@ -413,7 +580,7 @@ pub fn evaluate_seen(pods: &[RunningPod], seen: &Seen<'_>) -> CoverageReport {
     missing.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
 
     CoverageReport {
-        metric: CPU_METRIC.to_string(),
+        metric: metric.to_string(),
         pods_total: pods.len(),
         pods_covered: pods.len() - missing.len(),
         containers_total,
@@ -446,15 +613,48 @@ impl WaitOptions {
     }
 }
 
-/// Polls Prometheus until every pod is covered or `opts.deadline` passes, calling `progress`
-/// after each poll. Returns the last report either way; an error only when Prometheus cannot
-/// answer the query at all (unreachable until the deadline, or an API error).
+/// Polls Prometheus until every pod is covered for [`CPU_METRIC`] or `opts.deadline` passes,
+/// calling `progress` after each poll. Returns the last report either way.
+///
+/// # Errors
+/// Only when Prometheus cannot answer the query at all (unreachable until the deadline, or an
+/// API error).
 pub async fn check(
     client: &PrometheusClient,
     pods: &[RunningPod],
     opts: &WaitOptions,
     progress: &mut (dyn FnMut(&CoverageReport) + Send),
 ) -> Result<CoverageReport, PromError> {
+    let metrics = [MetricName::cpu()];
+    let mut report = check_metrics(client, pods, &metrics, opts, &mut |r: &MetricsReport| {
+        progress(&r.metrics[0])
+    })
+    .await?;
+    Ok(report.metrics.remove(0))
+}
+
+/// Polls Prometheus until every pod is covered for every metric of `metrics`, or `opts.deadline`
+/// passes (one deadline for all), calling `progress` after each poll. Each poll sends
+/// [`metric_queries`] for every metric: two requests per metric, whatever the number of pods.
+/// Returns the last poll's report either way, one [`CoverageReport`] per metric in the order
+/// given (duplicates checked once).
+///
+/// # Errors
+/// Only when Prometheus cannot answer a query at all (unreachable until the deadline, or an
+/// API error).
+pub async fn check_metrics(
+    client: &PrometheusClient,
+    pods: &[RunningPod],
+    metrics: &[MetricName],
+    opts: &WaitOptions,
+    progress: &mut (dyn FnMut(&MetricsReport) + Send),
+) -> Result<MetricsReport, PromError> {
+    let mut unique: Vec<&MetricName> = Vec::new();
+    for m in metrics {
+        if !unique.contains(&m) {
+            unique.push(m);
+        }
+    }
     let start = Instant::now();
     let requests_before = client.request_count();
     let mut polls = 0;
@@ -464,13 +664,29 @@ pub async fn check(
         let bounded = client
             .clone()
             .with_retry_deadline(remaining.max(Duration::from_millis(100)));
-        let (mut report, warnings) = poll_once(&bounded, pods).await?;
         polls += 1;
-        report.waited_ms = start.elapsed().as_millis() as u64;
-        report.deadline_ms = opts.deadline.as_millis() as u64;
-        report.polls = polls;
-        report.requests = client.request_count() - requests_before;
-        report.warnings = warnings;
+        let mut reports = Vec::with_capacity(unique.len());
+        for metric in &unique {
+            let sent_before = client.request_count();
+            let (mut report, warnings) = poll_once(&bounded, metric, pods).await?;
+            report.polls = polls;
+            report.requests = client.request_count() - sent_before;
+            report.warnings = warnings;
+            reports.push(report);
+        }
+        let waited_ms = start.elapsed().as_millis() as u64;
+        let deadline_ms = opts.deadline.as_millis() as u64;
+        for r in &mut reports {
+            r.waited_ms = waited_ms;
+            r.deadline_ms = deadline_ms;
+        }
+        let report = MetricsReport {
+            metrics: reports,
+            waited_ms,
+            deadline_ms,
+            polls,
+            requests: client.request_count() - requests_before,
+        };
         progress(&report);
         if report.is_complete() || start.elapsed() + opts.poll_interval >= opts.deadline {
             return Ok(report);
@@ -479,14 +695,15 @@ pub async fn check(
     }
 }
 
-/// One poll: both queries, decoded into borrowed keys, evaluated; the bodies are dropped before
-/// returning, so a poll's memory is about the size of its answers.
+/// One poll for one metric: both queries, decoded into borrowed keys, evaluated; the bodies are
+/// dropped before returning, so a poll's memory is about the size of one metric's answers.
 async fn poll_once(
     client: &PrometheusClient,
+    metric: &MetricName,
     pods: &[RunningPod],
 ) -> Result<(CoverageReport, Vec<String>), PromError> {
     let mut bodies = Vec::new();
-    for query in coverage_queries() {
+    for query in metric_queries(metric) {
         bodies.push(client.query_response(&query).await?);
     }
     let mut seen = Seen::default();
@@ -496,7 +713,81 @@ async fn poll_once(
         seen.merge(more);
         warnings.extend(w);
     }
-    Ok((evaluate_seen(pods, &seen), warnings))
+    Ok((evaluate_seen_for(metric, pods, &seen), warnings))
+}
+
+/// The coverage of several metrics, from one check: one [`CoverageReport`] per metric, in the
+/// order they were asked for. `coverage.json` and `check --json` are this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    /// Per metric; each says which metric in [`CoverageReport::metric`].
+    pub metrics: Vec<CoverageReport>,
+    /// Time from the first query to this report.
+    pub waited_ms: u64,
+    pub deadline_ms: u64,
+    pub polls: u32,
+    /// HTTP requests sent to Prometheus by the whole check (all metrics, retries included).
+    pub requests: u64,
+}
+
+impl MetricsReport {
+    /// Every pod covered for every metric (and at least one metric checked).
+    pub fn is_complete(&self) -> bool {
+        !self.metrics.is_empty() && self.metrics.iter().all(CoverageReport::is_complete)
+    }
+
+    /// The report for `metric`, if it was checked.
+    pub fn get(&self, metric: &str) -> Option<&CoverageReport> {
+        self.metrics.iter().find(|r| r.metric == metric)
+    }
+
+    /// The metrics some running container has no series of.
+    pub fn incomplete(&self) -> impl Iterator<Item = &CoverageReport> {
+        self.metrics.iter().filter(|r| !r.is_complete())
+    }
+
+    /// The checked metrics' names, in order.
+    pub fn metric_names(&self) -> Vec<&str> {
+        self.metrics.iter().map(|r| r.metric.as_str()).collect()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a report always serialises")
+    }
+}
+
+impl From<CoverageReport> for MetricsReport {
+    fn from(r: CoverageReport) -> Self {
+        MetricsReport {
+            waited_ms: r.waited_ms,
+            deadline_ms: r.deadline_ms,
+            polls: r.polls,
+            requests: r.requests,
+            metrics: vec![r],
+        }
+    }
+}
+
+/// Per metric: a summary line, then each metric's own report.
+impl fmt::Display for MetricsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let complete = self.metrics.iter().filter(|r| r.is_complete()).count();
+        writeln!(
+            f,
+            "{}: {complete}/{} metrics have a series for every running container ({:.1}s, {} poll{}, {} request{})",
+            if self.is_complete() { "covered" } else { "NOT covered" },
+            self.metrics.len(),
+            self.waited_ms as f64 / 1000.0,
+            self.polls,
+            if self.polls == 1 { "" } else { "s" },
+            self.requests,
+            if self.requests == 1 { "" } else { "s" },
+        )?;
+        for r in &self.metrics {
+            write!(f, "{r}")?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -774,5 +1065,244 @@ mod tests {
             Err(PromError::Http { status: 502, .. }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn metric_names_follow_the_data_model() {
+        for ok in [CPU_METRIC, MEMORY_METRIC, "_x", ":recording:rule", "a1"] {
+            assert_eq!(MetricName::new(ok).unwrap().as_str(), ok);
+        }
+        assert_eq!(MetricName::new(""), Err(MetricNameError::Empty));
+        for (bad, found, position) in [
+            ("1abc", '1', 0),
+            ("container-cpu", '-', 9),
+            ("cpu{container=\"x\"}", '{', 3),
+            ("mé", 'é', 1),
+            ("a b", ' ', 1),
+        ] {
+            let err = MetricName::new(bad).unwrap_err();
+            assert_eq!(
+                err,
+                MetricNameError::Invalid {
+                    name: bad.into(),
+                    found,
+                    position
+                }
+            );
+            let text = err.to_string();
+            assert!(text.contains("[a-zA-Z_:][a-zA-Z0-9_:]*"), "{text}");
+            assert!(text.contains(&format!("{bad:?}")), "{text}");
+        }
+        // Deserialising checks too (matrix cells, coverage.json).
+        assert!(serde_json::from_str::<MetricName>(r#""bad-name""#).is_err());
+        assert_eq!(
+            MetricName::defaults()
+                .iter()
+                .map(MetricName::as_str)
+                .collect::<Vec<_>>(),
+            DEFAULT_METRICS
+        );
+    }
+
+    #[test]
+    fn metric_lists_parse_trim_and_dedupe() {
+        let l = MetricName::parse_list(" a , b,a").unwrap();
+        assert_eq!(
+            l,
+            [MetricName::new("a").unwrap(), MetricName::new("b").unwrap()]
+        );
+        assert_eq!(MetricName::parse_list(""), Err(MetricNameError::Empty));
+        assert!(MetricName::parse_list("a,,b").is_err());
+        assert!(MetricName::parse_list("a,b-c").is_err());
+    }
+
+    #[test]
+    fn the_queries_are_parameterised_by_metric() {
+        let m = MetricName::new(MEMORY_METRIC).unwrap();
+        let [modern, legacy] = metric_queries(&m);
+        assert!(modern
+            .contains(r#"container_memory_working_set_bytes{container!="", container!="POD"}"#));
+        assert!(legacy.contains(
+            r#"container_memory_working_set_bytes{container_name!="", container_name!="POD"}"#
+        ));
+        assert_eq!(coverage_queries(), metric_queries(&MetricName::cpu()));
+        let r = evaluate_for(&m, &pods(), &[]);
+        assert_eq!(r.metric, MEMORY_METRIC);
+    }
+
+    /// Prometheus as a script: answers each coverage query from per-metric rows, so the poll
+    /// loop's requests can be counted without a network.
+    struct PerMetric {
+        rows: BTreeMap<&'static str, &'static str>,
+        queries: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl crate::prometheus::Transport for PerMetric {
+        fn get<'a>(
+            &'a self,
+            path: &'a str,
+        ) -> futures::future::BoxFuture<
+            'a,
+            Result<crate::prometheus::HttpResponse, crate::prometheus::TransportError>,
+        > {
+            self.queries.lock().unwrap().push(path.to_string());
+            // Only the modern query gets rows; the legacy one (pod_name) answers empty.
+            let legacy = path.contains("pod_name");
+            let rows = self
+                .rows
+                .iter()
+                .find(|(m, _)| path.contains(*m))
+                .filter(|_| !legacy)
+                .map(|(_, r)| *r)
+                .unwrap_or("");
+            let body = format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{rows}]}}}}"#
+            );
+            Box::pin(async move {
+                Ok(crate::prometheus::HttpResponse {
+                    status: 200,
+                    body: body.into(),
+                })
+            })
+        }
+        fn describe(&self) -> String {
+            "per-metric script".into()
+        }
+    }
+
+    const ALL: &str = r#"{"metric":{"namespace":"apps","pod":"web","container":"app"},"value":[1,"1"]},
+        {"metric":{"namespace":"apps","pod":"web","container":"sidecar"},"value":[1,"1"]},
+        {"metric":{"namespace":"kube-system","pod":"coredns-1","container":"coredns"},"value":[1,"1"]}"#;
+    const NO_SIDECAR: &str = r#"{"metric":{"namespace":"apps","pod":"web","container":"app"},"value":[1,"1"]},
+        {"metric":{"namespace":"kube-system","pod":"coredns-1","container":"coredns"},"value":[1,"1"]}"#;
+
+    fn scripted(
+        rows: &[(&'static str, &'static str)],
+    ) -> (std::sync::Arc<PerMetric>, PrometheusClient) {
+        let t = std::sync::Arc::new(PerMetric {
+            rows: rows.iter().copied().collect(),
+            queries: Default::default(),
+        });
+        (t.clone(), PrometheusClient::with_transport(t))
+    }
+
+    #[tokio::test]
+    async fn each_metric_is_reported_and_costs_two_requests_per_poll() {
+        let (t, client) = scripted(&[(CPU_METRIC, ALL), (MEMORY_METRIC, NO_SIDECAR)]);
+        let opts = WaitOptions {
+            deadline: Duration::from_millis(350),
+            poll_interval: Duration::from_millis(100),
+        };
+        let mut seen_polls = Vec::new();
+        let report = check_metrics(
+            &client,
+            &pods(),
+            &MetricName::defaults(),
+            &opts,
+            &mut |r: &MetricsReport| seen_polls.push((r.polls, r.requests)),
+        )
+        .await
+        .unwrap();
+        assert!(!report.is_complete(), "{report}");
+        assert_eq!(report.metric_names(), DEFAULT_METRICS);
+        assert!(report.get(CPU_METRIC).unwrap().is_complete());
+        let mem = report.get(MEMORY_METRIC).unwrap();
+        assert_eq!(mem.missing.len(), 1);
+        assert_eq!(mem.missing[0].name, "web");
+        assert_eq!(mem.missing[0].missing_containers, ["sidecar"]);
+        let incomplete: Vec<_> = report.incomplete().map(|r| r.metric.as_str()).collect();
+        assert_eq!(incomplete, [MEMORY_METRIC]);
+        // Constant cost: 2 requests per metric per poll, counted by the client.
+        assert!(report.polls >= 2, "{report}");
+        assert_eq!(report.requests, 4 * report.polls as u64);
+        assert_eq!(client.request_count(), report.requests);
+        assert_eq!(t.queries.lock().unwrap().len() as u64, report.requests);
+        for r in &report.metrics {
+            assert_eq!(
+                r.requests, 2,
+                "{} sent per poll for {}",
+                r.requests, r.metric
+            );
+            assert_eq!(r.polls, report.polls);
+        }
+        for (i, (polls, requests)) in seen_polls.iter().enumerate() {
+            assert_eq!((*polls, *requests), (i as u32 + 1, 4 * (i as u64 + 1)));
+        }
+        // The cost does not grow with the pods.
+        let many: Vec<RunningPod> = (0..500)
+            .map(|i| RunningPod::new("apps", &format!("p{i}"), &["a", "b"]))
+            .collect();
+        let (_, client) = scripted(&[(CPU_METRIC, ALL), (MEMORY_METRIC, ALL)]);
+        let one = WaitOptions {
+            deadline: Duration::from_millis(10),
+            poll_interval: Duration::from_millis(100),
+        };
+        let r = check_metrics(&client, &many, &MetricName::defaults(), &one, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!((r.polls, r.requests), (1, 4));
+    }
+
+    #[tokio::test]
+    async fn all_metrics_covered_stops_at_the_first_poll_and_duplicates_are_checked_once() {
+        let (_, client) = scripted(&[(CPU_METRIC, ALL), (MEMORY_METRIC, ALL)]);
+        let opts = WaitOptions {
+            deadline: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(5),
+        };
+        let metrics = [
+            MetricName::cpu(),
+            MetricName::new(MEMORY_METRIC).unwrap(),
+            MetricName::cpu(),
+        ];
+        let report = check_metrics(&client, &pods(), &metrics, &opts, &mut |_| {})
+            .await
+            .unwrap();
+        assert!(report.is_complete(), "{report}");
+        assert_eq!((report.polls, report.requests), (1, 4));
+        assert_eq!(report.metrics.len(), 2);
+        // The single-metric check is the CPU one, two requests.
+        let cpu = check(&client, &pods(), &opts, &mut |_| {}).await.unwrap();
+        assert_eq!((cpu.metric.as_str(), cpu.requests), (CPU_METRIC, 2));
+    }
+
+    #[test]
+    fn a_metrics_report_renders_per_metric_and_round_trips() {
+        let cpu = evaluate(&pods(), &[]);
+        let mut mem = evaluate_for(&MetricName::new(MEMORY_METRIC).unwrap(), &pods(), &[]);
+        mem.missing.truncate(1);
+        let report = MetricsReport {
+            metrics: vec![cpu, mem],
+            waited_ms: 1500,
+            deadline_ms: 45000,
+            polls: 2,
+            requests: 8,
+        };
+        let text = report.to_string();
+        assert!(
+            text.starts_with("NOT covered: 0/2 metrics have a series for every running container (1.5s, 2 polls, 8 requests)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("containers have container_cpu_usage_seconds_total"),
+            "{text}"
+        );
+        assert!(
+            text.contains("containers have container_memory_working_set_bytes"),
+            "{text}"
+        );
+        let json = report.to_json();
+        assert_eq!(json["metrics"][1]["metric"], MEMORY_METRIC);
+        let back: MetricsReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+        assert!(!MetricsReport::from(evaluate(&[], &[])).metrics.is_empty());
+        let empty = MetricsReport {
+            metrics: vec![],
+            waited_ms: 0,
+            deadline_ms: 0,
+            polls: 0,
+            requests: 0,
+        };
+        assert!(!empty.is_complete(), "nothing checked is not covered");
     }
 }

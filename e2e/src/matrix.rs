@@ -6,6 +6,7 @@
 //! declared once (`[kind."vX"]`, `[operator."vX"]`) and cells refer to them by version; every
 //! mistake in the file is reported as `file:line:column: reason`.
 
+use crate::coverage::MetricName;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,6 +73,9 @@ pub struct Cell {
     pub allowed_to_fail: bool,
     /// Why the cell exists / why it may fail.
     pub note: String,
+    /// The metrics the assert phase checks per container (`metrics = [...]`; default
+    /// [`crate::coverage::DEFAULT_METRICS`]); `cargo xtask e2e --metric` overrides them.
+    pub metrics: Vec<MetricName>,
 }
 
 /// Which cadvisor ServiceMonitor the cell applies.
@@ -262,6 +266,8 @@ struct RawCell {
     servicemonitor: ServiceMonitorVariant,
     allowed_to_fail: bool,
     note: Spanned<String>,
+    #[serde(default)]
+    metrics: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Turns byte spans into `origin:line:column` errors.
@@ -504,7 +510,36 @@ fn build_cell(loc: &Locator, raw: &RawMatrix, c: &RawCell) -> Result<Cell, Matri
         ));
     }
 
+    let metrics = match &c.metrics {
+        None => MetricName::defaults(),
+        Some(list) if list.get_ref().is_empty() => {
+            return Err(loc.at(
+                list,
+                format!(
+                    "cell `{name}`: metrics is empty; list at least one metric, or remove the line for the default ({})",
+                    crate::coverage::DEFAULT_METRICS.join(", ")
+                ),
+            ))
+        }
+        Some(list) => {
+            let mut out: Vec<MetricName> = Vec::new();
+            for m in list.get_ref() {
+                let metric = MetricName::new(m.get_ref().as_str())
+                    .map_err(|e| loc.at(m, format!("cell `{name}`: metrics: {e}")))?;
+                if out.contains(&metric) {
+                    return Err(loc.at(
+                        m,
+                        format!("cell `{name}`: metric `{metric}` is listed twice"),
+                    ));
+                }
+                out.push(metric);
+            }
+            out
+        }
+    };
+
     Ok(Cell {
+        metrics,
         name: name.clone(),
         kind_version: kind_version.clone(),
         kind_sha256: kind_sha256
@@ -974,6 +1009,56 @@ note = "the test cell"
         assert!(e.reason.contains("no cells"), "{e}");
         let e = err("default = \n");
         assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn metrics_default_per_cell_and_are_validated_with_their_line() {
+        let m = Matrix::parse(&minimal(), "m.toml").unwrap();
+        assert_eq!(m.default_cell().metrics, MetricName::defaults());
+        let with = minimal().replace(
+            "note = \"the test cell\"",
+            "note = \"the test cell\"\nmetrics = [\"container_memory_working_set_bytes\"]",
+        );
+        let m = Matrix::parse(&with, "m.toml").unwrap();
+        assert_eq!(
+            m.default_cell().metrics,
+            [MetricName::new("container_memory_working_set_bytes").unwrap()]
+        );
+        let bad = minimal().replace(
+            "note = \"the test cell\"",
+            "note = \"the test cell\"\nmetrics = [\"container_cpu_usage_seconds_total\", \"container-memory\"]",
+        );
+        let e = err(&bad);
+        assert_eq!(e.line, line_of(&bad, "metrics = "), "{e}");
+        assert_eq!(e.column, 49, "{e}"); // the opening quote of the bad name
+        assert!(
+            e.reason
+                .contains("cell `c1`: metrics: invalid metric name \"container-memory\""),
+            "{e}"
+        );
+        assert!(e.reason.contains("[a-zA-Z_:][a-zA-Z0-9_:]*"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("m.toml:{}:49: ", e.line)),
+            "{e}"
+        );
+        let empty = minimal().replace(
+            "note = \"the test cell\"",
+            "note = \"the test cell\"\nmetrics = []",
+        );
+        let e = err(&empty);
+        assert!(e.reason.contains("metrics is empty"), "{e}");
+        assert_eq!(e.line, line_of(&empty, "metrics = "));
+        let twice = minimal().replace(
+            "note = \"the test cell\"",
+            "note = \"the test cell\"\nmetrics = [\"a\", \"a\"]",
+        );
+        assert!(err(&twice).reason.contains("listed twice"));
+        let not_strings = minimal().replace(
+            "note = \"the test cell\"",
+            "note = \"the test cell\"\nmetrics = \"a\"",
+        );
+        assert_eq!(err(&not_strings).line, line_of(&not_strings, "metrics = "));
     }
 
     #[test]

@@ -290,6 +290,16 @@ pub const NEXTEST_ARGS: [&str; 8] = [
     "only",
 ];
 
+/// The `E2E_METRICS` value the assert phase passes to the cluster tests: names joined by commas
+/// (what `MetricName::parse_list` reads back).
+pub fn metrics_env(metrics: &[crate::coverage::MetricName]) -> String {
+    metrics
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Builds the plan.
 pub fn build(input: &PlanInput) -> Plan {
     let cell = input.cell;
@@ -511,14 +521,17 @@ pub fn build(input: &PlanInput) -> Plan {
     // 7. Assert
     let steps = vec![
         format!(
-            "$ E2E_KUBECONFIG={kubeconfig} E2E_CELL={} E2E_ARTIFACTS_DIR={} {}",
+            "$ E2E_KUBECONFIG={kubeconfig} E2E_CELL={} E2E_ARTIFACTS_DIR={} E2E_METRICS={} {}",
             cell.name,
             input.paths.artifacts,
+            metrics_env(&cell.metrics),
             NEXTEST_ARGS.join(" ")
         ),
-        "every Running pod's containers must have container_cpu_usage_seconds_total in Prometheus \
-         (queried through the API server's service proxy)"
-            .into(),
+        format!(
+            "every Running pod's containers must have a series of each metric in Prometheus \
+             (queried through the API server's service proxy): {}",
+            metrics_env(&cell.metrics).replace(',', ", ")
+        ),
         format!(
             "writes {}/coverage.json; JUnit XML in target/nextest/e2e/junit.xml",
             input.paths.artifacts

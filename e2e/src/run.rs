@@ -469,6 +469,8 @@ async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path) -> Result<()> {
     sh.set_var("E2E_KUBECONFIG", kubeconfig);
     sh.set_var("E2E_CELL", &r.cell.name);
     sh.set_var("E2E_ARTIFACTS_DIR", &r.paths.artifacts);
+    // The cell's metrics, or `--metric`'s: the cluster test checks each.
+    sh.set_var("E2E_METRICS", plan::metrics_env(&r.cell.metrics));
     let args = &plan::NEXTEST_ARGS[1..];
     let mut command =
         tokio::process::Command::from(std::process::Command::from(cmd!(sh, "cargo {args...}")));
@@ -658,17 +660,25 @@ pub fn render_summary(
             crate::diagnose::render_text(findings)
         );
     }
-    match coverage_json.map(serde_json::from_str::<crate::coverage::CoverageReport>) {
+    match coverage_json.map(serde_json::from_str::<crate::coverage::MetricsReport>) {
         Some(Ok(report)) => {
-            let _ = writeln!(
-                out,
-                "\n### Coverage\n\n{}/{} pods, {}/{} containers\n\n```\n{}\n```",
-                report.pods_covered,
-                report.pods_total,
-                report.containers_covered,
-                report.containers_total,
-                report.to_string().trim()
+            // Per metric: a table row each, then the report with every missing pod by name.
+            out.push_str(
+                "\n### Coverage\n\n| metric | pods | containers | covered |\n| --- | --- | --- | --- |\n",
             );
+            for m in &report.metrics {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {}/{} | {}/{} | {} |",
+                    m.metric,
+                    m.pods_covered,
+                    m.pods_total,
+                    m.containers_covered,
+                    m.containers_total,
+                    if m.is_complete() { "yes" } else { "**no**" }
+                );
+            }
+            let _ = writeln!(out, "\n```\n{}\n```", report.to_string().trim());
         }
         Some(Err(err)) => {
             let _ = writeln!(out, "\ncoverage.json could not be read: {err}");
@@ -801,11 +811,25 @@ mod tests {
         assert!(text.contains("nodes not Ready"), "{text}");
         assert!(!text.contains("Coverage"), "{text}");
 
+        // CPU covered, memory missing for apps/web: reported per metric.
+        let pods = [crate::pods::RunningPod::new("apps", "web", &["app"])];
+        let row: std::collections::BTreeMap<String, String> =
+            [("namespace", "apps"), ("pod", "web"), ("container", "app")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let no_series: Vec<std::collections::BTreeMap<String, String>> = Vec::new();
-        let report = crate::coverage::evaluate(
-            &[crate::pods::RunningPod::new("apps", "web", &["app"])],
-            &no_series,
-        );
+        let memory = crate::coverage::MetricName::new(crate::coverage::MEMORY_METRIC).unwrap();
+        let report = crate::coverage::MetricsReport {
+            metrics: vec![
+                crate::coverage::evaluate(&pods, [&row]),
+                crate::coverage::evaluate_for(&memory, &pods, &no_series),
+            ],
+            waited_ms: 1000,
+            deadline_ms: 45000,
+            polls: 2,
+            requests: 8,
+        };
         let json = serde_json::to_string(&report).unwrap();
         let text = render_summary(
             cell,
@@ -816,8 +840,18 @@ mod tests {
             &[],
             Some(&json),
         );
+        assert!(text.contains("### Coverage"), "{text}");
         assert!(
-            text.contains("### Coverage") && text.contains("0/1 pods"),
+            text.contains("| `container_cpu_usage_seconds_total` | 1/1 | 1/1 | yes |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| `container_memory_working_set_bytes` | 0/1 | 0/1 | **no** |"),
+            "{text}"
+        );
+        assert!(text.contains("NOT covered: 1/2 metrics"), "{text}");
+        assert!(
+            text.contains("apps/web: no series for any container (app)"),
             "{text}"
         );
         let text = render_summary(

@@ -1,6 +1,7 @@
 //! The cluster tier: against the cluster `cargo xtask e2e` brought up (kubeconfig in
-//! `E2E_KUBECONFIG`), every Running pod must have `container_cpu_usage_seconds_total` in
-//! Prometheus, reached through the API server's service proxy (no port-forward, no host ports).
+//! `E2E_KUBECONFIG`), every running container of every Running pod must have a series of each
+//! checked metric (`E2E_METRICS`; by default `container_cpu_usage_seconds_total` and
+//! `container_memory_working_set_bytes`) in Prometheus, reached through the API server's service proxy (no port-forward, no host ports).
 //!
 //! Every test is `#[ignore]`d, so `cargo test --workspace` and the unit/component profiles pass
 //! without a cluster; the nextest `e2e` profile runs them with `--run-ignored only`
@@ -8,12 +9,13 @@
 //! FAILS: a cluster test that passes without a cluster would prove nothing.
 //!
 //! Environment: `E2E_KUBECONFIG` (required), `E2E_CELL` (matrix cell; default cell otherwise:
-//! decides which ServiceMonitor variant is expected), `E2E_ARTIFACTS_DIR` (where `coverage.json`
-//! and, on failure, `diagnose.json` go; `target/e2e/artifacts` otherwise).
+//! decides which ServiceMonitor variant is expected), `E2E_METRICS` (comma-separated metric names;
+//! the cell's `metrics` otherwise), `E2E_ARTIFACTS_DIR` (where `coverage.json` and, on failure,
+//! `diagnose.json` go; `target/e2e/artifacts` otherwise).
 
-use e2e::coverage::{self, CoverageReport, NamespaceLabel, WaitOptions};
+use e2e::coverage::{self, MetricName, MetricsReport, NamespaceLabel, WaitOptions};
 use e2e::install::{self, PROMETHEUS_DIR};
-use e2e::matrix::{Matrix, ServiceMonitorVariant};
+use e2e::matrix::{Cell, Matrix, ServiceMonitorVariant};
 use e2e::pods::{running_pods, RunningPod};
 use e2e::prometheus::PrometheusClient;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -38,16 +40,30 @@ async fn client() -> Client {
         .unwrap_or_else(|e| panic!("E2E_KUBECONFIG: {e:#}"))
 }
 
-fn variant() -> ServiceMonitorVariant {
+fn cell() -> Cell {
     let matrix = Matrix::load_default().unwrap_or_else(|e| panic!("{e:#}"));
-    let cell = match std::env::var("E2E_CELL") {
+    match std::env::var("E2E_CELL") {
         Ok(name) if !name.is_empty() => matrix
             .cell(&name)
             .unwrap_or_else(|e| panic!("E2E_CELL: {e:#}"))
             .clone(),
         _ => matrix.default_cell().clone(),
-    };
-    cell.servicemonitor
+    }
+}
+
+fn variant() -> ServiceMonitorVariant {
+    cell().servicemonitor
+}
+
+/// `E2E_METRICS` (what `cargo xtask e2e` passes: the cell's list or `--metric`'s), else the
+/// cell's own list.
+fn metrics() -> Vec<MetricName> {
+    match std::env::var("E2E_METRICS") {
+        Ok(list) if !list.trim().is_empty() => MetricName::parse_list(&list).unwrap_or_else(|e| {
+            panic!("E2E_METRICS={list:?}: {e}; give comma-separated metric names, e.g. E2E_METRICS=container_cpu_usage_seconds_total,container_memory_working_set_bytes")
+        }),
+        _ => cell().metrics,
+    }
 }
 
 fn artifacts_dir() -> PathBuf {
@@ -101,25 +117,34 @@ fn write_json(name: &str, value: &serde_json::Value) -> PathBuf {
     path
 }
 
-async fn check(prom: &PrometheusClient, pods: &[RunningPod], opts: &WaitOptions) -> CoverageReport {
-    let mut progress = |r: &CoverageReport| {
-        eprintln!(
-            "coverage: {}/{} pods, {}/{} containers after {:.1}s",
-            r.pods_covered,
-            r.pods_total,
-            r.containers_covered,
-            r.containers_total,
-            r.waited_ms as f64 / 1000.0
-        )
+async fn check(
+    prom: &PrometheusClient,
+    pods: &[RunningPod],
+    metrics: &[MetricName],
+    opts: &WaitOptions,
+) -> MetricsReport {
+    let mut progress = |r: &MetricsReport| {
+        for m in &r.metrics {
+            eprintln!(
+                "coverage of {}: {}/{} pods, {}/{} containers after {:.1}s",
+                m.metric,
+                m.pods_covered,
+                m.pods_total,
+                m.containers_covered,
+                m.containers_total,
+                r.waited_ms as f64 / 1000.0
+            )
+        }
     };
-    coverage::check(prom, pods, opts, &mut progress)
+    coverage::check_metrics(prom, pods, metrics, opts, &mut progress)
         .await
         .unwrap_or_else(|e| panic!("the coverage query failed: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a cluster: cargo xtask e2e"]
-async fn every_running_pod_has_its_cpu_metric_in_prometheus() {
+async fn every_running_container_has_each_metric_in_prometheus() {
+    let metrics = metrics();
     let client = client().await;
     let prom = prometheus(&client).await;
     let mut pods = list_running(&client).await;
@@ -142,25 +167,25 @@ async fn every_running_pod_has_its_cpu_metric_in_prometheus() {
     let mut opts = WaitOptions::for_scrape_interval(scrape_interval());
     // Workloads started moments ago and the cluster is busy: allow a couple of minutes.
     opts.deadline = opts.deadline.max(Duration::from_secs(120));
-    let mut report = check(&prom, &pods, &opts).await;
+    let mut report = check(&prom, &pods, &metrics, &opts).await;
     if !report.is_complete() {
         // A pod that stopped running during the wait is not a coverage gap: check once more
         // against the pods running now.
         let now = list_running(&client).await;
-        if report.missing.iter().any(|m| {
+        if report.incomplete().flat_map(|r| &r.missing).any(|m| {
             !now.iter()
                 .any(|p| p.namespace == m.namespace && p.name == m.name)
         }) {
             pods = now;
             opts.deadline = opts.deadline.min(Duration::from_secs(60));
-            report = check(&prom, &pods, &opts).await;
+            report = check(&prom, &pods, &metrics, &opts).await;
         }
     }
     let coverage_path = write_json("coverage.json", &report.to_json());
     eprintln!("{report}coverage report: {}", coverage_path.display());
 
     if !report.is_complete() {
-        let diagnosis = match e2e::diagnose::cluster(&client, &prom, &pods).await {
+        let diagnosis = match e2e::diagnose::cluster_for(&client, &prom, &pods, &metrics).await {
             Ok(findings) => {
                 let path = write_json("diagnose.json", &serde_json::to_value(&findings).unwrap());
                 format!(
@@ -178,11 +203,15 @@ async fn every_running_pod_has_its_cpu_metric_in_prometheus() {
         ServiceMonitorVariant::Mission => NamespaceLabel::ExportedNamespace,
         ServiceMonitorVariant::HonorLabels => NamespaceLabel::Namespace,
     };
-    assert_eq!(
-        report.namespace_label, expected,
-        "every pod is covered, but the namespace label is not where the {:?} ServiceMonitor puts it",
-        variant()
-    );
+    for r in &report.metrics {
+        assert_eq!(
+            r.namespace_label,
+            expected,
+            "every pod is covered for {}, but the namespace label is not where the {:?} ServiceMonitor puts it",
+            r.metric,
+            variant()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,9 @@ pub struct FixturePod {
     pub namespace: String,
     pub name: String,
     pub containers: Vec<String>,
+    /// Running containers served without `container_memory_working_set_bytes` rows (their CPU
+    /// rows stay): a metric missing for one container only.
+    pub without_memory: Vec<String>,
 }
 
 impl FixturePod {
@@ -64,6 +67,7 @@ impl FixturePod {
             namespace: namespace.into(),
             name: name.into(),
             containers: containers.iter().map(|c| c.to_string()).collect(),
+            without_memory: Vec::new(),
         }
     }
 
@@ -87,8 +91,15 @@ impl FixturePod {
                 namespace: format!("ns-{}", i % 10),
                 name: format!("pod-{i:05}"),
                 containers: names.clone(),
+                without_memory: Vec::new(),
             })
             .collect()
+    }
+
+    /// The same pod with `container`'s memory rows left out.
+    pub fn without_memory_for(mut self, container: &str) -> Self {
+        self.without_memory.push(container.to_string());
+        self
     }
 
     pub fn running(&self, node: &str) -> RunningPod {
@@ -165,10 +176,31 @@ impl Default for KubeletOptions {
 
 /// One pre-rendered `/metrics/cadvisor` row: everything up to the value is fixed per series.
 struct Series {
+    /// Which metric family the row belongs to (rendered family by family).
+    family: Family,
     prefix: String,
     base: f64,
     rate: f64,
     jitter_ms: u64,
+}
+
+/// The metric families the fixture kubelet serves per cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// `container_cpu_usage_seconds_total`, a counter with a `cpu="total"` label.
+    Cpu,
+    /// `container_memory_working_set_bytes`, a gauge: the CPU row's labels without `cpu`
+    /// (the real captures in ../shared/upstream/captures, every memory row).
+    Memory,
+}
+
+impl Family {
+    fn name(self) -> &'static str {
+        match self {
+            Family::Cpu => "container_cpu_usage_seconds_total",
+            Family::Memory => "container_memory_working_set_bytes",
+        }
+    }
 }
 
 struct Shared {
@@ -308,6 +340,24 @@ impl FixtureKubelet {
         }
         self.set_pods(pods);
         removed
+    }
+
+    /// Stops serving one container's `container_memory_working_set_bytes` rows (its CPU rows
+    /// stay); false if the container is not served.
+    pub fn remove_memory_rows(&self, namespace: &str, pod: &str, container: &str) -> bool {
+        let mut pods = self.pods();
+        let mut found = false;
+        for p in pods
+            .iter_mut()
+            .filter(|p| p.namespace == namespace && p.name == pod)
+        {
+            if p.containers.iter().any(|c| c == container) {
+                found = true;
+                p.without_memory.push(container.to_string());
+            }
+        }
+        self.set_pods(pods);
+        found
     }
 
     /// The served pods as the coverage check's input (every served container running).
@@ -487,32 +537,54 @@ fn uid(parts: &[&str]) -> String {
     )
 }
 
-fn build_series(opts: &KubeletOptions, pods: &[FixturePod]) -> Vec<Series> {
-    let mut out = Vec::with_capacity(pods.len() * 4 + 2);
-    let mut push = |labels: &[(&str, &str)], base: f64, rate: f64| {
-        let mut prefix = String::from("container_cpu_usage_seconds_total{");
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                prefix.push(',');
-            }
-            let _ = write!(
-                prefix,
-                "{k}=\"{}\"",
-                v.replace('\\', "\\\\").replace('"', "\\\"")
-            );
+/// Pre-renders one row of `family` with `labels` (already sorted).
+fn push_row(out: &mut Vec<Series>, family: Family, labels: &[(&str, &str)], base: f64, rate: f64) {
+    let mut prefix = String::from(family.name());
+    prefix.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            prefix.push(',');
         }
-        prefix.push_str("} ");
-        let jitter_ms = out.len() as u64 * 37 % 2000;
-        out.push(Series {
+        let _ = write!(
             prefix,
-            base,
-            rate,
-            jitter_ms,
-        });
+            "{k}=\"{}\"",
+            v.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+    }
+    prefix.push_str("} ");
+    let jitter_ms = out.len() as u64 * 37 % 2000;
+    out.push(Series {
+        family,
+        prefix,
+        base,
+        rate,
+        jitter_ms,
+    });
+}
+
+fn build_series(opts: &KubeletOptions, pods: &[FixturePod]) -> Vec<Series> {
+    let mut out = Vec::with_capacity(pods.len() * 8 + 4);
+    // One row per family for the same cgroup; `memory` is the working set in bytes, a gauge
+    // (flat here), or None when the pod leaves that container's memory rows out.
+    let mut push = |labels: &[(&str, &str)], base: f64, rate: f64, memory: Option<f64>| {
+        push_row(&mut out, Family::Cpu, labels, base, rate);
+        if let Some(bytes) = memory {
+            let without_cpu: Vec<_> = labels
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != "cpu")
+                .collect();
+            push_row(&mut out, Family::Memory, &without_cpu, bytes, 0.0);
+        }
     };
     // Machine-level cgroups: no pod, no container (Prometheus drops the empty labels).
-    for id in ["/", "/kubepods"] {
-        push(&row(opts.labels, "", "", id, "", "", ""), 50_000.0, 1.5);
+    for (id, bytes) in [("/", 1.4e9), ("/kubepods", 7.2e8)] {
+        push(
+            &row(opts.labels, "", "", id, "", "", ""),
+            50_000.0,
+            1.5,
+            Some(bytes),
+        );
     }
     for pod in pods {
         let uid = uid(&[&pod.namespace, &pod.name]);
@@ -530,6 +602,7 @@ fn build_series(opts: &KubeletOptions, pods: &[FixturePod]) -> Vec<Series> {
             ),
             12.5,
             0.05,
+            Some(1.2e7),
         );
         let sandbox = hex64(&[&pod.namespace, &pod.name, "sandbox"]);
         let pause_image = "k8s.gcr.io/pause:3.5";
@@ -548,6 +621,7 @@ fn build_series(opts: &KubeletOptions, pods: &[FixturePod]) -> Vec<Series> {
                     ),
                     0.03,
                     0.0001,
+                    Some(172_032.0),
                 );
             }
             PauseStyle::Docker => {
@@ -565,6 +639,7 @@ fn build_series(opts: &KubeletOptions, pods: &[FixturePod]) -> Vec<Series> {
                     ),
                     0.03,
                     0.0001,
+                    Some(172_032.0),
                 );
             }
             PauseStyle::None => {}
@@ -591,6 +666,7 @@ fn build_series(opts: &KubeletOptions, pods: &[FixturePod]) -> Vec<Series> {
                 ),
                 5.0 + i as f64,
                 0.01 + i as f64 * 0.01,
+                (!pod.without_memory.contains(container)).then_some(1.0e7 + i as f64 * 1.0e6),
             );
         }
     }
@@ -641,10 +717,19 @@ fn render(series: &[Series], elapsed: Duration) -> String {
         "# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed in seconds.\n",
     );
     out.push_str("# TYPE container_cpu_usage_seconds_total counter\n");
-    for s in series {
-        out.push_str(&s.prefix);
-        // Explicit millisecond timestamps, slightly behind "now" like cAdvisor's housekeeping.
-        let _ = writeln!(out, "{} {}", s.base + s.rate * secs, now_ms - s.jitter_ms);
+    // Families in name order, as cAdvisor's collector writes them (the real captures).
+    for family in [Family::Cpu, Family::Memory] {
+        if family == Family::Memory {
+            out.push_str(
+                "# HELP container_memory_working_set_bytes Current working set in bytes.\n",
+            );
+            out.push_str("# TYPE container_memory_working_set_bytes gauge\n");
+        }
+        for s in series.iter().filter(|s| s.family == family) {
+            out.push_str(&s.prefix);
+            // Explicit millisecond timestamps, slightly behind "now" like cAdvisor's housekeeping.
+            let _ = writeln!(out, "{} {}", s.base + s.rate * secs, now_ms - s.jitter_ms);
+        }
     }
     out
 }

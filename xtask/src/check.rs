@@ -1,9 +1,10 @@
-//! `cargo xtask check --prometheus URL --pods FILE [--json] [--deadline 30s]`: the coverage
-//! check and the Prometheus-side diagnosis, without any Kubernetes access (for a Prometheus you
+//! `cargo xtask check --prometheus URL --pods FILE [--metric NAME]… [--json] [--deadline 30s]`:
+//! the coverage check (per metric; default `e2e::coverage::DEFAULT_METRICS`) and the
+//! Prometheus-side diagnosis, without any Kubernetes access (for a Prometheus you
 //! port-forwarded; FILE is `kubectl get pods -A -o json`).
 
 use anyhow::{Context, Result};
-use e2e::coverage::{self, WaitOptions};
+use e2e::coverage::{self, MetricName, WaitOptions};
 use e2e::diagnose::{self, Verdict};
 use e2e::prometheus::PrometheusClient;
 use std::path::PathBuf;
@@ -21,6 +22,10 @@ pub struct Args {
     /// Print coverage and findings as one JSON document.
     #[arg(long)]
     json: bool,
+    /// A metric every running container must have a series of; repeat for several. Default:
+    /// container_cpu_usage_seconds_total and container_memory_working_set_bytes.
+    #[arg(long = "metric", value_name = "NAME")]
+    metrics: Vec<MetricName>,
     /// How long to wait for every pod to be covered (e.g. 30s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = e2e::run::parse_duration)]
     deadline: Duration,
@@ -42,15 +47,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     let json = args.json;
+    let metrics = metrics_or_default(args.metrics);
     let (report, findings) = runtime.block_on(async {
-        let report = coverage::check(&prom, &pods, &opts, &mut |r| {
+        let report = coverage::check_metrics(&prom, &pods, &metrics, &opts, &mut |r| {
             if !json && !r.is_complete() {
-                eprintln!("waiting: {}/{} pods covered", r.pods_covered, r.pods_total);
+                for m in r.incomplete() {
+                    eprintln!(
+                        "waiting: {}/{} pods covered for {}",
+                        m.pods_covered, m.pods_total, m.metric
+                    );
+                }
             }
         })
         .await
         .with_context(|| format!("coverage check against {}", args.prometheus))?;
-        let findings = diagnose::prometheus_side(&prom, &pods).await?;
+        let findings = diagnose::prometheus_side_for(&prom, &pods, &metrics).await?;
         anyhow::Ok((report, findings))
     })?;
     print_outcome(&report, &findings, json)
@@ -59,7 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// Prints coverage and findings (text, or one JSON document) and returns `check`'s exit code;
 /// `replay` prints its answer the same way.
 pub(crate) fn print_outcome(
-    report: &coverage::CoverageReport,
+    report: &coverage::MetricsReport,
     findings: &[diagnose::Finding],
     json: bool,
 ) -> Result<ExitCode> {
@@ -74,6 +85,15 @@ pub(crate) fn print_outcome(
         report.is_complete(),
         Verdict::of(findings),
     )))
+}
+
+/// `--metric` values, or every command's default list.
+pub fn metrics_or_default(given: Vec<MetricName>) -> Vec<MetricName> {
+    if given.is_empty() {
+        MetricName::defaults()
+    } else {
+        given
+    }
 }
 
 /// A few polls within the deadline, never hammering Prometheus.
@@ -101,6 +121,13 @@ mod tests {
         assert_eq!(exit_code(false, Verdict::Healthy), 1);
         assert_eq!(exit_code(false, Verdict::Broken), 1);
         assert_eq!(exit_code(false, Verdict::NotYet), 2);
+    }
+
+    #[test]
+    fn metric_flags_replace_the_default_list() {
+        assert_eq!(metrics_or_default(vec![]), MetricName::defaults());
+        let one = vec![MetricName::new("container_fs_usage_bytes").unwrap()];
+        assert_eq!(metrics_or_default(one.clone()), one);
     }
 
     #[test]

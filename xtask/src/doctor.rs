@@ -22,6 +22,10 @@ pub struct Args {
     /// Namespace of the `prometheus-operated` Service to query through the API server proxy.
     #[arg(long, value_name = "NS", default_value = e2e::install::PROMETHEUS_NAMESPACE)]
     prometheus_namespace: String,
+    /// A metric every running container must have a series of (per-metric findings); repeat for
+    /// several. Default: container_cpu_usage_seconds_total and container_memory_working_set_bytes.
+    #[arg(long = "metric", value_name = "NAME", conflicts_with = "list")]
+    metrics: Vec<e2e::coverage::MetricName>,
     /// Print the findings as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -36,6 +40,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let kubeconfig = kubeconfig_path(args.kubeconfig)?;
+    let metrics = crate::check::metrics_or_default(args.metrics);
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     let findings = runtime.block_on(async {
         let client = e2e::install::kube_client(&kubeconfig).await?;
@@ -48,7 +53,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         let prom = PrometheusClient::with_transport(Arc::new(transport))
             .with_retry_deadline(Duration::from_secs(10));
-        diagnose::cluster(&client, &prom, &pods).await
+        diagnose::cluster_for(&client, &prom, &pods, &metrics).await
     })?;
     if args.json {
         println!(

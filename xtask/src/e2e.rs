@@ -39,6 +39,11 @@ pub struct Args {
     /// Deadline of each wait (nodes Ready, operator Available, …): e.g. 300s, 5m.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = run::parse_duration)]
     timeout: std::time::Duration,
+    /// A metric every running container must have a series of, instead of the cell's list
+    /// (default container_cpu_usage_seconds_total and container_memory_working_set_bytes);
+    /// repeat for several.
+    #[arg(long = "metric", value_name = "NAME")]
+    metrics: Vec<e2e::coverage::MetricName>,
     /// Stream kind's output and log debug details.
     #[arg(short, long)]
     verbose: bool,
@@ -46,10 +51,15 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let matrix = Matrix::load_default()?;
-    let cell = match &args.cell {
+    let mut cell = match &args.cell {
         Some(name) => matrix.cell(name)?,
         None => matrix.default_cell(),
-    };
+    }
+    .clone();
+    if !args.metrics.is_empty() {
+        cell.metrics = args.metrics;
+    }
+    let cell = &cell;
     let opts = Options {
         name: args.name,
         keep: args.keep,

@@ -142,6 +142,8 @@ fn detail(matrix: &Matrix, c: &Cell) -> String {
         "servicemonitor",
         &format!("{} ({})", c.servicemonitor, c.servicemonitor.manifest()),
     );
+    let metrics: Vec<&str> = c.metrics.iter().map(|m| m.as_str()).collect();
+    field("metrics", &metrics.join(", "));
     field("cluster name", &c.default_cluster_name());
     field(
         "reproduce",
@@ -200,6 +202,12 @@ mod tests {
             "{d}"
         );
         assert!(d.contains("pme2e-kind0-20-k8s1-27"), "{d}");
+        assert!(
+            d.contains(
+                "metrics         container_cpu_usage_seconds_total, container_memory_working_set_bytes\n"
+            ),
+            "{d}"
+        );
         assert!(detail(&m, m.default_cell())
             .starts_with("cell            kind0.11-k8s1.21 (default)\n"));
     }

@@ -29,6 +29,10 @@ pub struct Args {
     /// How long to wait for every pod to be covered (e.g. 30s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = e2e::run::parse_duration)]
     deadline: Duration,
+    /// A metric every running container must have a series of; repeat for several. Default:
+    /// container_cpu_usage_seconds_total and container_memory_working_set_bytes.
+    #[arg(long = "metric", value_name = "NAME")]
+    metrics: Vec<e2e::coverage::MetricName>,
     /// Leave Prometheus running after the check and print its URL; Ctrl-C removes it.
     #[arg(long)]
     keep: bool,
@@ -77,6 +81,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         poll_interval: crate::check::poll_interval(args.deadline),
     };
     let json = args.json;
+    let metrics = crate::check::metrics_or_default(args.metrics.clone());
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async {
         // One Ctrl-C listener for the whole run: dropping the replay future removes the
@@ -97,9 +102,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 );
             }
             let (report, findings) = replay
-                .check(&wait, &mut |r| {
+                .check(&metrics, &wait, &mut |r| {
                     if !json && !r.is_complete() {
-                        eprintln!("waiting: {}/{} pods covered", r.pods_covered, r.pods_total);
+                        for m in r.incomplete() {
+                            eprintln!(
+                                "waiting: {}/{} pods covered for {}",
+                                m.pods_covered, m.pods_total, m.metric
+                            );
+                        }
                     }
                 })
                 .await?;

@@ -60,7 +60,7 @@ esac
 const STANDIN_CARGO: &str = r#"#!/bin/sh
 printf '%s\n' "$*" >> "$STANDIN_LOG.cargo"
 printf 'cwd=%s\n' "$(pwd)" >> "$STANDIN_LOG.cargo"
-printf 'E2E_KUBECONFIG=%s E2E_CELL=%s E2E_ARTIFACTS_DIR=%s\n' "$E2E_KUBECONFIG" "$E2E_CELL" "$E2E_ARTIFACTS_DIR" >> "$STANDIN_LOG.cargo"
+printf 'E2E_KUBECONFIG=%s E2E_CELL=%s E2E_ARTIFACTS_DIR=%s E2E_METRICS=%s\n' "$E2E_KUBECONFIG" "$E2E_CELL" "$E2E_ARTIFACTS_DIR" "$E2E_METRICS" >> "$STANDIN_LOG.cargo"
 if [ -n "$STANDIN_COVERAGE" ]; then cp "$STANDIN_COVERAGE" "$E2E_ARTIFACTS_DIR/coverage.json"; fi
 exit "${STANDIN_CARGO_EXIT:-0}"
 "#;
@@ -964,7 +964,11 @@ fn full_lifecycle_sandbox() -> (Sandbox, String, TwinHandle) {
         ("pod".to_string(), "web-0".to_string()),
         ("container".to_string(), "app".to_string()),
     ])];
-    let report = e2e::coverage::evaluate(&pods, &series);
+    let memory = e2e::coverage::MetricName::new(e2e::coverage::MEMORY_METRIC).unwrap();
+    let mut report = e2e::coverage::MetricsReport::from(e2e::coverage::evaluate(&pods, &series));
+    report
+        .metrics
+        .push(e2e::coverage::evaluate_for(&memory, &pods, &series));
     let coverage = sb.write("coverage.json", &serde_json::to_string(&report).unwrap());
     let sb = sb.env("STANDIN_COVERAGE", coverage.to_str().unwrap());
     (sb, bundle, twin)
@@ -1008,7 +1012,8 @@ fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
     assert_eq!(
         cargo[2],
         format!(
-            "E2E_KUBECONFIG={} E2E_CELL={} E2E_ARTIFACTS_DIR={}",
+            "E2E_KUBECONFIG={} E2E_CELL={} E2E_ARTIFACTS_DIR={} \
+             E2E_METRICS=container_cpu_usage_seconds_total,container_memory_working_set_bytes",
             sb.kubeconfig().display(),
             matrix().default_cell().name,
             artifacts.display()
@@ -1023,10 +1028,86 @@ fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
         summary.contains(": passed") && summary.contains("| [7/8] assert | ok |"),
         "{summary}"
     );
+    for metric in e2e::coverage::DEFAULT_METRICS {
+        assert!(
+            summary.contains(&format!("| `{metric}` | 1/1 | 1/1 | yes |")),
+            "{metric}: {summary}"
+        );
+    }
+}
+
+#[test]
+fn e2e_metric_overrides_the_cells_list_for_the_cluster_test() {
+    let (sb, bundle, _twin) = full_lifecycle_sandbox();
+    let out = sb.run(&[
+        "e2e",
+        "--operator-bundle",
+        &bundle,
+        "--timeout",
+        "20s",
+        "--metric",
+        "container_memory_working_set_bytes",
+        "--metric",
+        "container_fs_usage_bytes",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cargo = read_lines(&sb.log.with_extension("log.cargo"));
     assert!(
-        summary.contains("### Coverage") && summary.contains("1/1 pods"),
-        "{summary}"
+        cargo[2]
+            .ends_with(" E2E_METRICS=container_memory_working_set_bytes,container_fs_usage_bytes"),
+        "{cargo:?}"
     );
+}
+
+#[test]
+fn dry_run_shows_the_metrics_of_the_cell_or_of_metric_flags() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["e2e", "--dry-run", "--metric", "container_fs_usage_bytes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(" E2E_METRICS=container_fs_usage_bytes cargo nextest run"),
+        "{text}"
+    );
+    assert!(
+        text.contains("must have a series of each metric in Prometheus (queried through the API server's service proxy): container_fs_usage_bytes\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_metric_name_is_refused_naming_the_flag_and_the_rule() {
+    let sb = Sandbox::new();
+    for cmd in [
+        vec!["e2e", "--dry-run", "--metric", "container-cpu"],
+        vec![
+            "doctor",
+            "--kubeconfig",
+            "/nonexistent",
+            "--metric",
+            "container-cpu",
+        ],
+        vec![
+            "check",
+            "--prometheus",
+            "http://127.0.0.1:9",
+            "--pods",
+            "/nonexistent",
+            "--metric",
+            "container-cpu",
+        ],
+    ] {
+        let out = sb.run(&cmd);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(err.contains("--metric <NAME>"), "{cmd:?}: {err}");
+        assert!(
+            err.contains("invalid metric name \"container-cpu\"")
+                && err.contains("[a-zA-Z_:][a-zA-Z0-9_:]*"),
+            "{cmd:?}: {err}"
+        );
+    }
+    assert!(sb.kind_calls().is_empty(), "nothing ran for a refused flag");
 }
 
 #[test]

@@ -100,11 +100,14 @@ fn containers(run_id: &str, running_only: bool) -> Vec<String> {
 
 #[test]
 fn keep_leaves_prometheus_running_until_ctrl_c_then_removes_it() {
-    let mut child = replay_cmd(&["--keep"], &mission_sm())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = replay_cmd(
+        &["--keep", "--metric", "container_cpu_usage_seconds_total"],
+        &mission_sm(),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let rx = stderr_lines(&mut child);
     let line = wait_for_line(&rx, "Ctrl-C removes it");
     let run_id = run_id_of(&line);
@@ -125,7 +128,18 @@ fn keep_leaves_prometheus_running_until_ctrl_c_then_removes_it() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     // The check's exit code (all covered), not 130: Ctrl-C is how --keep ends.
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("covered: 23/23 pods"), "{stdout}");
+    // Only the metric asked for.
+    assert!(stdout.contains("covered: 1/1 metrics"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "covered: 23/23 pods, 27/27 containers have container_cpu_usage_seconds_total"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("container_memory_working_set_bytes"),
+        "{stdout}"
+    );
     assert_eq!(containers(&run_id, false), Vec::<String>::new());
 }
 
@@ -165,7 +179,21 @@ fn the_answer_and_exit_code_are_checks_and_json_works() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(doc["coverage"]["pods_covered"], 23, "{doc:#}");
+    // Both default metrics, each with every pod of the capture's pod list.
+    let metrics = doc["coverage"]["metrics"].as_array().unwrap();
+    let names: Vec<&str> = metrics
+        .iter()
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "container_cpu_usage_seconds_total",
+            "container_memory_working_set_bytes"
+        ],
+        "{doc:#}"
+    );
+    assert!(metrics.iter().all(|m| m["pods_covered"] == 23), "{doc:#}");
     assert_eq!(doc["diagnosis"]["verdict"], "healthy", "{doc:#}");
 }
 

@@ -97,7 +97,17 @@ fn main_job(profile: Profile, cell: &str) {
         &std::fs::read_to_string(run_dir.join("artifacts/coverage.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(coverage["missing"], json!([]), "{coverage}");
+    // Per metric (the cell's default list), every container covered.
+    let per_metric = coverage["metrics"].as_array().expect("metrics");
+    let names: Vec<&str> = per_metric
+        .iter()
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, e2e::coverage::DEFAULT_METRICS, "{coverage}");
+    for m in per_metric {
+        assert_eq!(m["missing"], json!([]), "{coverage}");
+        assert!(m["containers_covered"].as_u64().unwrap() > 0, "{coverage}");
+    }
     let label = if cell.ends_with("honorlabels") {
         "namespace"
     } else {

@@ -138,6 +138,10 @@ kinds! {
         "targets are up but no `container_cpu_usage_seconds_total` series exist",
         "the scraped path is not the kubelet's cAdvisor endpoint (the kubelet's `/metrics` carries the kubelet's own metrics, cAdvisor's are under `/metrics/cadvisor`), or a metric relabeling drops the series",
         "set `path: /metrics/cadvisor` on the ServiceMonitor endpoint and check its `metricRelabelings`";
+    METRIC_ABSENT = "metric-absent", Error,
+        "a checked metric (e.g. `container_memory_working_set_bytes`) has no container series although `container_cpu_usage_seconds_total` has",
+        "the kubelet's cAdvisor endpoint is scraped, so a `metricRelabelings` rule (a `keep` or `drop` on `__name__`) removes that metric, or the name given with `--metric` is not one the kubelet exposes",
+        "list the metric in any `keep` rule of the ServiceMonitor's `metricRelabelings` (and in no `drop` rule), or correct the name: `curl -sk -H \"Authorization: Bearer $TOKEN\" https://<node>:10250/metrics/cadvisor | grep '^# TYPE container_'`";
     HONOR_LABELS_FALSE = "honor-labels-false", Warning,
         "the pods' namespaces are in `exported_namespace`; `namespace` is always `kube-system`",
         "with `honorLabels: false` (the default) the target's own `namespace=\"kube-system\"` (kubelet targets point at Nodes) wins and the series' namespace is renamed to `exported_namespace`",
@@ -147,7 +151,7 @@ kinds! {
         "the pod's series appear at the next scrape of its node; this is not a failure yet",
         "wait one scrape interval and run the check again";
     PODS_MISSING = "pods-missing", Error,
-        "running containers have no series although their node's target is up",
+        "running containers have no series of a checked metric although their node's target is up (the evidence names the metric)",
         "the container has used no CPU yet (cAdvisor omits zero counters), its node has no scrape target, or the series are relabeled away",
         "compare the missing containers' nodes with the targets' `node` labels; check `metricRelabelings` on the ServiceMonitor";
     // diagnose::relabel_drop, from the kubelet's own series (replay's captures).

@@ -31,6 +31,7 @@ use std::fmt::Write as _;
 
 pub use prom_checks::{Expectation, Snapshot};
 
+use crate::coverage::MetricName;
 pub use crate::coverage::CPU_METRIC;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -141,6 +142,24 @@ pub async fn prometheus_side(prom: &PrometheusClient, pods: &[RunningPod]) -> Re
     prometheus_side_expecting(prom, pods, &Expectation::default()).await
 }
 
+/// [`prometheus_side`] for the given metrics (CPU is always part of the chain; the others get
+/// per-metric findings: `metric-absent`, and `pods-missing` lines naming the metric).
+///
+/// # Errors
+/// When Prometheus does not answer the config, targets or series queries.
+pub async fn prometheus_side_for(
+    prom: &PrometheusClient,
+    pods: &[RunningPod],
+    metrics: &[MetricName],
+) -> Result<Vec<Finding>> {
+    let snap = snapshot_for(prom, metrics).await?;
+    Ok(redacted(prom_checks::analyze(
+        &snap,
+        pods,
+        &Expectation::default(),
+    )))
+}
+
 /// Links 3–7, restricted to the scrape jobs in `expect`.
 pub async fn prometheus_side_expecting(
     prom: &PrometheusClient,
@@ -166,6 +185,14 @@ fn redacted(mut findings: Vec<Finding>) -> Vec<Finding> {
 /// Reads what the Prometheus-side checks need: loaded config, targets, the CPU series and, when
 /// there are none, which related metric names exist.
 pub async fn snapshot(prom: &PrometheusClient) -> Result<Snapshot> {
+    snapshot_for(prom, &[]).await
+}
+
+/// [`snapshot`], plus the series of every metric of `metrics` other than CPU (two queries each).
+///
+/// # Errors
+/// When Prometheus does not answer one of the queries.
+pub async fn snapshot_for(prom: &PrometheusClient, metrics: &[MetricName]) -> Result<Snapshot> {
     let at = prom.describe();
     let config = prom
         .config_yaml()
@@ -197,10 +224,26 @@ pub async fn snapshot(prom: &PrometheusClient) -> Result<Snapshot> {
                 .filter_map(|s| s.metric.get("__name__").cloned()),
         );
     }
+    let mut metric_series = Vec::new();
+    for metric in metrics {
+        if metric.as_str() == CPU_METRIC || metric_series.iter().any(|(m, _)| m == metric.as_str())
+        {
+            continue;
+        }
+        let series = crate::coverage::fetch_metric_series(prom, metric)
+            .await
+            .map_err(|e| api_error(e, &at, &format!("the {metric} series query")))?
+            .series
+            .into_iter()
+            .map(|s| s.metric)
+            .collect();
+        metric_series.push((metric.to_string(), series));
+    }
     Ok(Snapshot {
         jobs,
         targets,
         cpu_series,
+        metric_series,
         metric_names,
     })
 }
@@ -228,13 +271,27 @@ pub async fn cluster(
     prom: &PrometheusClient,
     pods: &[RunningPod],
 ) -> Result<Vec<Finding>> {
-    Ok(redacted(cluster_chain(client, prom, pods).await?))
+    Ok(redacted(cluster_chain(client, prom, pods, &[]).await?))
+}
+
+/// [`cluster`] for the given metrics (see [`prometheus_side_for`]).
+///
+/// # Errors
+/// When the cluster cannot be read (listing nodes, Services, ServiceMonitors, …).
+pub async fn cluster_for(
+    client: &kube::Client,
+    prom: &PrometheusClient,
+    pods: &[RunningPod],
+    metrics: &[MetricName],
+) -> Result<Vec<Finding>> {
+    Ok(redacted(cluster_chain(client, prom, pods, metrics).await?))
 }
 
 async fn cluster_chain(
     client: &kube::Client,
     prom: &PrometheusClient,
     pods: &[RunningPod],
+    metrics: &[MetricName],
 ) -> Result<Vec<Finding>> {
     use kube_checks::{KUBELET_NAMESPACE, KUBELET_SERVICE};
     let lp = ListParams::default();
@@ -292,7 +349,7 @@ async fn cluster_chain(
         return Ok(not_selected);
     }
     // With the cluster in reach, a Prometheus that does not answer is itself the broken link.
-    match snapshot(prom).await {
+    match snapshot_for(prom, metrics).await {
         Ok(snap) => Ok(prom_checks::analyze(&snap, pods, &expect)),
         Err(e) => Ok(vec![Finding::new(
             &catalogue::PROMETHEUS_UNREACHABLE,

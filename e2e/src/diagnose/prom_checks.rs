@@ -19,6 +19,9 @@ pub struct Snapshot {
     pub targets: Targets,
     /// Label sets of the aggregated `container_cpu_usage_seconds_total` series.
     pub cpu_series: Vec<BTreeMap<String, String>>,
+    /// The other checked metrics (e.g. `container_memory_working_set_bytes`), each with the label
+    /// sets of its aggregated series; empty when only CPU is checked.
+    pub metric_series: Vec<(String, Vec<BTreeMap<String, String>>)>,
     /// Names of `container_*` metrics and `node_cpu_seconds_total` present (fetched only when
     /// `cpu_series` is empty, to tell node-exporter from a wrong path).
     pub metric_names: BTreeSet<String>,
@@ -74,10 +77,11 @@ pub struct Expectation {
 
 /// Runs links 3–7 in order and stops after the first link that yields an error.
 pub fn analyze(snap: &Snapshot, pods: &[RunningPod], expect: &Expectation) -> Vec<Finding> {
-    let links: [&dyn Fn() -> Vec<Finding>; 4] = [
+    let links: [&dyn Fn() -> Vec<Finding>; 5] = [
         &|| scrape_jobs_and_targets(snap, expect),
         &|| target_health(&relevant_targets(snap, expect)),
         &|| container_series(snap, &relevant_targets(snap, expect)),
+        &|| absent_metrics(snap),
         &|| {
             let jobs = relevant_jobs(snap, expect);
             namespace_and_coverage(snap, pods, &jobs, &relevant_targets(snap, expect))
@@ -369,6 +373,30 @@ fn container_series(snap: &Snapshot, targets: &[&ActiveTarget]) -> Vec<Finding> 
     }
 }
 
+/// Link 6, per metric: CPU series exist (else [`container_series`] spoke), but another checked
+/// metric has none at all: something removes that metric by name.
+fn absent_metrics(snap: &Snapshot) -> Vec<Finding> {
+    snap.metric_series
+        .iter()
+        .filter(|(_, series)| series.is_empty())
+        .map(|(metric, _)| {
+            Finding::new(
+                &k::METRIC_ABSENT,
+                format!(
+                    "Prometheus has no {metric} series for any container, but {} series for {}",
+                    snap.cpu_series.len(),
+                    super::CPU_METRIC
+                ),
+                vec![format!(
+                    "{metric}: 0 series; {}: {} series",
+                    super::CPU_METRIC,
+                    snap.cpu_series.len()
+                )],
+            )
+        })
+        .collect()
+}
+
 /// Links 5 and 7: where the pods' namespaces are, and which running containers have no series.
 fn namespace_and_coverage(
     snap: &Snapshot,
@@ -401,47 +429,68 @@ fn namespace_and_coverage(
         ));
     }
 
-    // The same matching as the coverage check, so diagnose and check never disagree.
-    let report = crate::coverage::evaluate(pods, &snap.cpu_series);
+    // The same matching as the coverage check, so diagnose and check never disagree; per
+    // checked metric, each gap's line names the metric.
     let by_name: std::collections::HashMap<(&str, &str), &RunningPod> = pods
         .iter()
         .map(|p| ((p.namespace.as_str(), p.name.as_str()), p))
         .collect();
     let mut newer = Vec::new();
     let mut missing = Vec::new();
-    for gap in &report.missing {
-        let pod = by_name[&(gap.namespace.as_str(), gap.name.as_str())];
-        let absent = &gap.missing_containers;
-        let last = last_scrape_for(targets, pod.node.as_deref());
-        let line = format!(
-            "{}/{}{}: no series for container {}{}",
-            pod.namespace,
-            pod.name,
-            pod.node
-                .as_deref()
-                .map(|n| format!(" (node {n})"))
-                .unwrap_or_default(),
-            absent.join(", "),
+    let mut lacking: Vec<&str> = Vec::new();
+    let mut missing_pods = BTreeSet::new();
+    let per_metric = std::iter::once((super::CPU_METRIC, &snap.cpu_series)).chain(
+        snap.metric_series
+            .iter()
+            .map(|(m, series)| (m.as_str(), series))
+            // A metric without any series was reported by `absent_metrics`.
+            .filter(|(_, series)| !series.is_empty()),
+    );
+    for (metric, series) in per_metric {
+        let mut report = crate::coverage::evaluate(pods, series);
+        report.metric = metric.to_string();
+        if !report.is_complete() {
+            lacking.push(metric);
+        }
+        for gap in &report.missing {
+            let pod = by_name[&(gap.namespace.as_str(), gap.name.as_str())];
+            let absent = &gap.missing_containers;
+            let last = last_scrape_for(targets, pod.node.as_deref());
+            let line = format!(
+                "{}/{}{}: no {metric} series for container {}{}",
+                pod.namespace,
+                pod.name,
+                pod.node
+                    .as_deref()
+                    .map(|n| format!(" (node {n})"))
+                    .unwrap_or_default(),
+                absent.join(", "),
+                match (pod.started_at, last) {
+                    (Some(s), Some(l)) if s >= l =>
+                        format!("; pod started {}s after the last scrape", s - l),
+                    (Some(s), Some(l)) =>
+                        format!("; pod started {}s before the last scrape", l - s),
+                    (_, None) => "; its node has no scraped target".to_string(),
+                    _ => String::new(),
+                }
+            );
             match (pod.started_at, last) {
-                (Some(s), Some(l)) if s >= l =>
-                    format!("; pod started {}s after the last scrape", s - l),
-                (Some(s), Some(l)) => format!("; pod started {}s before the last scrape", l - s),
-                (_, None) => "; its node has no scraped target".to_string(),
-                _ => String::new(),
+                // Seconds resolution: a pod started in the scrape's second may not have been seen.
+                (Some(s), Some(l)) if s >= l => newer.push(line),
+                _ => {
+                    missing_pods.insert((pod.namespace.as_str(), pod.name.as_str()));
+                    missing.push(line)
+                }
             }
-        );
-        match (pod.started_at, last) {
-            // Seconds resolution: a pod started in the scrape's second may not have been seen.
-            (Some(s), Some(l)) if s >= l => newer.push(line),
-            _ => missing.push(line),
         }
     }
     if !missing.is_empty() {
         out.push(Finding::new(
             &k::PODS_MISSING,
             format!(
-                "{} running pods lack series for some containers",
-                missing.len()
+                "{} running pods lack {} series for some containers",
+                missing_pods.len(),
+                lacking.join(" / ")
             ),
             capped(missing.into_iter()),
         ));

@@ -354,6 +354,7 @@ fn healthy(honor: bool) -> (Snapshot, Vec<RunningPod>) {
             series("apps", "web", "app", honor),
             series("apps", "web", "sidecar", honor),
         ],
+        metric_series: Vec::new(),
         metric_names: Default::default(),
     };
     (
@@ -548,6 +549,64 @@ fn old_pod_without_series_is_an_error() {
         f[0].evidence
     );
     assert_eq!(Verdict::of(&f), Verdict::Broken);
+}
+
+const MEMORY: &str = crate::coverage::MEMORY_METRIC;
+
+#[test]
+fn memory_absent_while_cpu_present_names_the_metric() {
+    let (mut snap, pods) = healthy(true);
+    snap.metric_series = vec![(MEMORY.to_string(), vec![])];
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["metric-absent"]);
+    assert!(f[0].observed.contains(MEMORY), "{}", f[0].observed);
+    assert!(f[0].observed.contains(CPU_METRIC), "{}", f[0].observed);
+    assert!(f[0].fix.contains("metricRelabelings"), "{}", f[0].fix);
+    assert_eq!(Verdict::of(&f), Verdict::Broken);
+}
+
+#[test]
+fn a_container_missing_for_memory_only_is_named_with_the_metric() {
+    let (mut snap, pods) = healthy(true);
+    // Memory for app only; CPU for both containers.
+    snap.metric_series = vec![(
+        MEMORY.to_string(),
+        vec![series("apps", "web", "app", true)],
+    )];
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["pods-missing"]);
+    assert_eq!(
+        f[0].evidence,
+        [format!(
+            "apps/web (node w1): no {MEMORY} series for container sidecar; pod started 100s before the last scrape"
+        )]
+    );
+    assert!(
+        f[0].observed.starts_with(&format!("1 running pods lack {MEMORY} series")),
+        "{}",
+        f[0].observed
+    );
+    // Both metrics complete: nothing to say.
+    snap.metric_series[0].1 = snap.cpu_series.clone();
+    assert!(analyze_all(&snap, &pods).is_empty());
+}
+
+#[test]
+fn a_pod_missing_for_both_metrics_is_one_pod_with_a_line_per_metric() {
+    let (mut snap, mut pods) = healthy(true);
+    pods.push(pod("apps", "old", &["app"], "w1", LAST_SCRAPE - 600));
+    snap.metric_series = vec![(MEMORY.to_string(), snap.cpu_series.clone())];
+    let f = analyze_all(&snap, &pods);
+    assert_eq!(ids(&f), ["pods-missing"]);
+    assert!(
+        f[0].observed
+            .starts_with(&format!("1 running pods lack {CPU_METRIC} / {MEMORY} series")),
+        "{}",
+        f[0].observed
+    );
+    assert_eq!(f[0].evidence.len(), 2, "{:?}", f[0].evidence);
+    assert!(f[0].evidence[0].contains(&format!("no {CPU_METRIC} series for container app")));
+    assert!(f[0].evidence[1].contains(&format!("no {MEMORY} series for container app")));
 }
 
 #[test]

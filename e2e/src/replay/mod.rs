@@ -13,7 +13,7 @@ pub mod kubelet;
 pub mod prometheus;
 
 use crate::capture::{CaptureManifest, MANIFEST_FILE};
-use crate::coverage::{self, CoverageReport, WaitOptions};
+use crate::coverage::{self, MetricName, MetricsReport, WaitOptions};
 use crate::diagnose::{self, Finding};
 use crate::pods::RunningPod;
 use crate::scrape_config::{specs_from_servicemonitor, ServiceMonitorError, ServiceMonitorSpec};
@@ -456,22 +456,25 @@ impl Replay {
         Ok(replay)
     }
 
-    /// The coverage check and the Prometheus-side diagnosis, as `cargo xtask check` runs them.
+    /// The coverage check of `metrics` and the Prometheus-side diagnosis, as `cargo xtask check`
+    /// runs them, plus `metric-relabel-drops` for each incomplete metric whose missing
+    /// containers' captured series the job's `metricRelabelings` remove.
     ///
     /// # Errors
     /// Prometheus not answering the check's queries, or the diagnosis's reads failing.
     pub async fn check(
         &self,
+        metrics: &[MetricName],
         wait: &WaitOptions,
-        progress: &mut (dyn FnMut(&CoverageReport) + Send),
-    ) -> Result<(CoverageReport, Vec<Finding>), ReplayError> {
+        progress: &mut (dyn FnMut(&MetricsReport) + Send),
+    ) -> Result<(MetricsReport, Vec<Finding>), ReplayError> {
         let client = self.prometheus.client();
-        let report = coverage::check(&client, &self.pods, wait, progress).await?;
-        let mut findings = diagnose::prometheus_side(&client, &self.pods)
+        let report = coverage::check_metrics(&client, &self.pods, metrics, wait, progress).await?;
+        let mut findings = diagnose::prometheus_side_for(&client, &self.pods, metrics)
             .await
             .map_err(|e| ReplayError::Diagnose(format!("{e:#}")))?;
-        if !report.is_complete() {
-            findings.extend(self.metric_relabel_drops(&report.missing, &report.metric)?);
+        for m in report.incomplete() {
+            findings.extend(self.metric_relabel_drops(&m.missing, &m.metric)?);
         }
         Ok((report, findings))
     }

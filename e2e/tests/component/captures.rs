@@ -9,7 +9,7 @@
 //! `cargo xtask test` lists these tests as skipped when it is unset, and they fail without it.
 
 use super::{check, check_with, finish, SCRAPE};
-use e2e::coverage::{CoverageReport, NamespaceLabel, WaitOptions};
+use e2e::coverage::{CoverageReport, MetricName, NamespaceLabel, WaitOptions};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -209,6 +209,16 @@ async fn capture_is_covered_then_names_exactly_what_is_removed(c: Capture) {
     );
     // The mission's ServiceMonitor (honorLabels: false): the pods' namespaces are exported.
     assert_eq!(report.namespace_label, NamespaceLabel::ExportedNamespace);
+    // Memory too: every running container has a working-set row in a real kubelet's answer.
+    let all = super::check_metrics(&prom, &pods, &MetricName::defaults()).await;
+    assert!(all.is_complete(), "{}: {all}", c.dir);
+    let mem = all.get(e2e::coverage::MEMORY_METRIC).unwrap();
+    assert_eq!(
+        (mem.containers_total, mem.containers_covered),
+        (expected_containers, expected_containers),
+        "{}: {mem}",
+        c.dir
+    );
 
     // One container's rows gone (of a pod with several when there is one): exactly it is named.
     let ((ns, pod), containers) = expected
@@ -253,6 +263,50 @@ async fn capture_is_covered_then_names_exactly_what_is_removed(c: Capture) {
     assert!(report.missing[0].no_series_at_all);
     assert_eq!(report.pods_covered, expected.len() - 1);
     finish(prom).await;
+}
+
+/// Label names of each row of `metric`, without `cpu`, as a set of sets.
+fn label_sets(cadvisor: &str, metric: &str) -> BTreeSet<BTreeSet<String>> {
+    cadvisor
+        .lines()
+        .filter_map(testkit::parse_sample)
+        .filter(|s| s.name == metric)
+        .map(|s| s.labels.keys().filter(|k| *k != "cpu").cloned().collect())
+        .collect()
+}
+
+/// What the fixture kubelet's memory rows follow: in every real capture, memory rows carry the
+/// CPU rows' label names without `cpu` (pod-level, pause/`POD` and container rows alike), and
+/// there is one for every cgroup with a CPU row.
+#[test]
+fn memory_rows_have_the_cpu_rows_labels_without_cpu() {
+    let root = testkit::required_input(
+        "E2E_CAPTURES_DIR",
+        "the real kubelet captures (the `captures/` folder of ../shared/upstream)",
+    );
+    for c in [KIND_1_27, MINIKUBE_1_35, GKE_1_9_DOCKER] {
+        let cadvisor = read(&root.join(c.dir).join("cadvisor.prom"));
+        let cpu = label_sets(&cadvisor, e2e::coverage::CPU_METRIC);
+        let mem = label_sets(&cadvisor, e2e::coverage::MEMORY_METRIC);
+        assert!(!mem.is_empty(), "{}: no memory rows", c.dir);
+        assert_eq!(mem, cpu, "{}", c.dir);
+        let ids = |metric: &str| -> BTreeSet<String> {
+            cadvisor
+                .lines()
+                .filter_map(testkit::parse_sample)
+                .filter(|s| s.name == metric)
+                .filter_map(|s| s.labels.get("id").cloned())
+                .collect()
+        };
+        let cpu_ids = ids(e2e::coverage::CPU_METRIC);
+        let mem_ids = ids(e2e::coverage::MEMORY_METRIC);
+        assert!(
+            cpu_ids.is_subset(&mem_ids),
+            "{}: cgroups with CPU but no memory row: {:?}",
+            c.dir,
+            cpu_ids.difference(&mem_ids).collect::<Vec<_>>()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

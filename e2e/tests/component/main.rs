@@ -11,7 +11,7 @@ mod relabel;
 mod replay;
 use testkit as support;
 
-use e2e::coverage::{self, CoverageReport, NamespaceLabel, WaitOptions};
+use e2e::coverage::{self, CoverageReport, MetricName, MetricsReport, NamespaceLabel, WaitOptions};
 use e2e::pods::RunningPod;
 use e2e::prometheus::{PromError, PrometheusClient};
 use std::time::{Duration, Instant};
@@ -67,6 +67,26 @@ async fn check_with(
     let mut progress =
         |r: &CoverageReport| eprintln!("  … {}/{} pods covered", r.pods_covered, r.pods_total);
     coverage::check(client, pods, &opts, &mut progress).await
+}
+
+/// [`coverage::check_metrics`] with the default deadline for 1 s scrapes.
+async fn check_metrics(
+    prom: &RunningPrometheus,
+    pods: &[RunningPod],
+    metrics: &[MetricName],
+) -> MetricsReport {
+    let opts = WaitOptions::for_scrape_interval(SCRAPE);
+    let mut progress = |r: &MetricsReport| {
+        let per: Vec<String> = r
+            .metrics
+            .iter()
+            .map(|m| format!("{} {}/{}", m.metric, m.pods_covered, m.pods_total))
+            .collect();
+        eprintln!("  … {}", per.join(", "));
+    };
+    coverage::check_metrics(&prom.client(), pods, metrics, &opts, &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Removes the container and proves nothing with its run label is left.
@@ -211,6 +231,72 @@ async fn a_pod_the_kubelet_does_not_serve_is_reported_missing_by_name() {
         started.elapsed()
     );
     assert!(report.waited_ms > 0 && report.polls > 1, "{report:?}");
+    finish(prom).await;
+}
+
+/// Both default metrics, checked together against a real Prometheus: every container has a CPU
+/// and a memory series, and each metric costs two requests per poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_default_metrics_are_covered_per_container() {
+    let (kubelet, prom) = start(KubeletOptions::default(), pods(), PrometheusSetup::new()).await;
+    let report = check_metrics(&prom, &kubelet.running_pods(), &MetricName::defaults()).await;
+    eprintln!("{report}");
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(report.metric_names(), coverage::DEFAULT_METRICS);
+    for r in &report.metrics {
+        assert_eq!(
+            (
+                r.pods_covered,
+                r.pods_total,
+                r.containers_covered,
+                r.containers_total
+            ),
+            (3, 3, 4, 4),
+            "{r}"
+        );
+        assert_eq!(r.namespace_label, NamespaceLabel::ExportedNamespace, "{r}");
+        assert_eq!(r.requests, 2, "two queries per metric per poll: {r}");
+    }
+    assert_eq!(report.requests, 4 * report.polls as u64, "{report}");
+    finish(prom).await;
+}
+
+/// One container's memory rows absent (its CPU rows served): missing for memory only, by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_rows_absent_for_one_container_are_missing_for_memory_only() {
+    let mut served = pods();
+    served[0] = served[0].clone().without_memory_for("sidecar");
+    let (kubelet, prom) = start(KubeletOptions::default(), served, PrometheusSetup::new()).await;
+    let body = kubelet.render_cadvisor();
+    assert!(body.contains("container_cpu_usage_seconds_total{container=\"sidecar\""));
+    assert!(!body.contains("container_memory_working_set_bytes{container=\"sidecar\""));
+    let running = kubelet.running_pods();
+    let report = check_metrics(&prom, &running, &MetricName::defaults()).await;
+    eprintln!("{report}");
+    assert!(!report.is_complete(), "{report}");
+    let cpu = report.get(coverage::CPU_METRIC).expect("cpu checked");
+    assert!(
+        cpu.is_complete(),
+        "CPU is served for every container: {cpu}"
+    );
+    let mem = report.get(coverage::MEMORY_METRIC).expect("memory checked");
+    assert_eq!((mem.pods_covered, mem.containers_covered), (2, 3), "{mem}");
+    assert_eq!(mem.missing.len(), 1, "{mem}");
+    assert_eq!(
+        (
+            mem.missing[0].name.as_str(),
+            mem.missing[0].missing_containers.as_slice()
+        ),
+        ("web-7d9f", ["sidecar".to_string()].as_slice())
+    );
+    assert!(
+        !mem.missing[0].no_series_at_all,
+        "the pod's app has memory rows"
+    );
+    let incomplete: Vec<_> = report.incomplete().map(|r| r.metric.as_str()).collect();
+    assert_eq!(incomplete, [coverage::MEMORY_METRIC]);
+    let text = report.to_string();
+    assert!(text.contains("NOT covered: 1/2 metrics"), "{text}");
     finish(prom).await;
 }
 
@@ -532,8 +618,14 @@ async fn a_missing_image_fails_with_the_command_that_builds_it() {
 
 /// Label names of each `container_cpu_usage_seconds_total` row, and whether it has a timestamp.
 fn cpu_rows(text: &str) -> Vec<(std::collections::BTreeSet<String>, bool)> {
+    rows_of(text, coverage::CPU_METRIC)
+}
+
+/// Label names of each `metric` row, and whether it has a timestamp.
+fn rows_of(text: &str, metric: &str) -> Vec<(std::collections::BTreeSet<String>, bool)> {
+    let prefix = format!("{metric}{{");
     text.lines()
-        .filter_map(|l| l.strip_prefix("container_cpu_usage_seconds_total{"))
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
         .map(|rest| {
             let (labels, tail) = rest.rsplit_once("} ").expect("a sample line");
             let names = labels
@@ -574,6 +666,18 @@ async fn fixture_rows_have_the_kubelet_1_21_label_set_and_timestamps() {
     assert!(
         ours.iter().all(|(names, ts)| *names == facts && *ts),
         "{ours:?}"
+    );
+    // Memory: one row per CPU row, the same labels without `cpu` (every memory row of the real
+    // captures; `captures::memory_rows_have_the_cpu_rows_labels_without_cpu`).
+    let memory = rows_of(&kubelet.render_cadvisor(), coverage::MEMORY_METRIC);
+    assert_eq!(memory.len(), ours.len());
+    let mut without_cpu = facts.clone();
+    without_cpu.remove("cpu");
+    assert!(
+        memory
+            .iter()
+            .all(|(names, ts)| *names == without_cpu && *ts),
+        "{memory:?}"
     );
 }
 

@@ -9,7 +9,9 @@
 //! twin's and the replay's, one after the other overlapping).
 
 use super::captures::{self, Capture};
-use e2e::coverage::{self, CoverageReport, NamespaceLabel, WaitOptions};
+use e2e::coverage::{
+    self, MetricName, MetricsReport, NamespaceLabel, WaitOptions, CPU_METRIC, MEMORY_METRIC,
+};
 use e2e::diagnose::{self, Finding, Verdict};
 use e2e::replay::{Replay, ReplayInputs, ReplayOptions};
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,15 +29,25 @@ fn wait() -> WaitOptions {
     }
 }
 
-async fn replay_check(replay: &Replay) -> (CoverageReport, Vec<Finding>) {
-    let mut progress =
-        |r: &CoverageReport| eprintln!("  … {}/{} pods covered", r.pods_covered, r.pods_total);
+async fn replay_check_with(replay: &Replay, wait: &WaitOptions) -> (MetricsReport, Vec<Finding>) {
+    let mut progress = |r: &MetricsReport| {
+        for m in r.incomplete() {
+            eprintln!(
+                "  … {}/{} pods covered for {}",
+                m.pods_covered, m.pods_total, m.metric
+            )
+        }
+    };
     let (report, findings) = replay
-        .check(&wait(), &mut progress)
+        .check(&MetricName::defaults(), wait, &mut progress)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     eprint!("{report}{}", diagnose::render_text(&findings));
     (report, findings)
+}
+
+async fn replay_check(replay: &Replay) -> (MetricsReport, Vec<Finding>) {
+    replay_check_with(replay, &wait()).await
 }
 
 /// No container with the replay's run label is left once it dropped.
@@ -73,15 +85,18 @@ async fn capture_replays_covered_then_a_dropped_namespace_is_named(c: Capture) {
         .unwrap_or_else(|e| panic!("{}: {e}", c.dir));
     // The operator's kubelet Endpoints: three ports of one node, only https-metrics served.
     assert_eq!(replay.target_count(), 3);
-    let (report, findings) = replay_check(&replay).await;
-    assert!(report.is_complete(), "{}: {report}", c.dir);
-    assert_eq!(
-        (report.pods_covered, report.containers_covered),
-        (expected.len(), containers),
-        "{}: {report}",
-        c.dir
-    );
-    assert_eq!(report.namespace_label, NamespaceLabel::ExportedNamespace);
+    let (all, findings) = replay_check(&replay).await;
+    assert!(all.is_complete(), "{}: {all}", c.dir);
+    for metric in [CPU_METRIC, MEMORY_METRIC] {
+        let report = all.get(metric).unwrap();
+        assert_eq!(
+            (report.pods_covered, report.containers_covered),
+            (expected.len(), containers),
+            "{}: {report}",
+            c.dir
+        );
+        assert_eq!(report.namespace_label, NamespaceLabel::ExportedNamespace);
+    }
     assert_eq!(Verdict::of(&findings), Verdict::Healthy, "{findings:#?}");
     let run_id = replay.prometheus().run_id().to_string();
     drop(replay);
@@ -113,24 +128,26 @@ async fn capture_replays_covered_then_a_dropped_namespace_is_named(c: Capture) {
     let replay = Replay::start(&inputs, &ReplayOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", c.dir));
-    let mut progress = |_: &CoverageReport| {};
     let short = WaitOptions {
         deadline: Duration::from_secs(8),
         poll_interval: Duration::from_millis(500),
     };
-    let (report, findings) = replay.check(&short, &mut progress).await.unwrap();
-    eprint!("{report}{}", diagnose::render_text(&findings));
-    let missing: BTreeSet<(&str, &str)> = report
-        .missing
-        .iter()
-        .map(|m| (m.namespace.as_str(), m.name.as_str()))
-        .collect();
+    let (all, findings) = replay_check_with(&replay, &short).await;
     let want: BTreeSet<(&str, &str)> = dropped_pods
         .iter()
         .map(|p| (dropped_ns.as_str(), *p))
         .collect();
-    assert_eq!(missing, want, "{}: {report}", c.dir);
-    assert_eq!(report.pods_covered, expected.len() - want.len());
+    // Both metrics' series go: the rule matches every series of the namespace.
+    for metric in [CPU_METRIC, MEMORY_METRIC] {
+        let report = all.get(metric).unwrap();
+        let missing: BTreeSet<(&str, &str)> = report
+            .missing
+            .iter()
+            .map(|m| (m.namespace.as_str(), m.name.as_str()))
+            .collect();
+        assert_eq!(missing, want, "{}: {report}", c.dir);
+        assert_eq!(report.pods_covered, expected.len() - want.len());
+    }
     let drop_finding = findings
         .iter()
         .find(|f| f.id == "metric-relabel-drops")
@@ -162,26 +179,34 @@ async fn replay_gke_1_9_docker_capture_covered_then_a_metric_relabel_drop_named(
     capture_replays_covered_then_a_dropped_namespace_is_named(captures::GKE_1_9_DOCKER).await;
 }
 
-/// What the verdict is made of: completeness, which pods are missing, the namespace label, the
-/// findings' ids and the overall verdict.
+/// What the verdict is made of: completeness, which pods are missing per metric, the namespace
+/// label, the findings' ids and the overall verdict.
+#[allow(clippy::type_complexity)]
 fn verdict(
-    report: &CoverageReport,
+    report: &MetricsReport,
     findings: &[Finding],
 ) -> (
     bool,
-    Vec<(String, String)>,
-    NamespaceLabel,
+    Vec<(String, Vec<(String, String)>, NamespaceLabel)>,
     Vec<&'static str>,
     Verdict,
 ) {
     (
         report.is_complete(),
         report
-            .missing
+            .metrics
             .iter()
-            .map(|m| (m.namespace.clone(), m.name.clone()))
+            .map(|m| {
+                (
+                    m.metric.clone(),
+                    m.missing
+                        .iter()
+                        .map(|p| (p.namespace.clone(), p.name.clone()))
+                        .collect(),
+                    m.namespace_label,
+                )
+            })
             .collect(),
-        report.namespace_label,
         findings.iter().map(|f| f.id).collect(),
         Verdict::of(findings),
     )
@@ -212,12 +237,16 @@ async fn replay_of_a_twin_capture_gives_the_live_check_verdict() {
         deadline: Duration::from_secs(60),
         poll_interval: Duration::from_secs(1),
     };
-    let live = coverage::check(&prom, &pods, &live_opts, &mut |_| {})
+    let metrics = MetricName::defaults();
+    let live = coverage::check_metrics(&prom, &pods, &metrics, &live_opts, &mut |_| {})
         .await
         .unwrap();
-    let live_findings = diagnose::prometheus_side(&prom, &pods).await.unwrap();
+    let live_findings = diagnose::prometheus_side_for(&prom, &pods, &metrics)
+        .await
+        .unwrap();
     eprint!("live: {live}{}", diagnose::render_text(&live_findings));
-    assert!(live.pods_total >= 5, "{live}");
+    let live_cpu = live.get(CPU_METRIC).unwrap();
+    assert!(live_cpu.pods_total >= 5, "{live}");
 
     // The capture, through the node proxy, with a progress line per node.
     let out = tempfile::tempdir().unwrap();
@@ -257,14 +286,22 @@ async fn replay_of_a_twin_capture_gives_the_live_check_verdict() {
         .unwrap_or_else(|e| panic!("{e}"));
     let (report, findings) = replay_check(&replay).await;
     assert_eq!(verdict(&report, &findings), verdict(&live, &live_findings));
-    assert_eq!(
-        (
-            report.pods_total,
-            report.pods_covered,
-            report.containers_covered
-        ),
-        (live.pods_total, live.pods_covered, live.containers_covered)
-    );
+    for (r, l) in report.metrics.iter().zip(&live.metrics) {
+        assert_eq!(
+            (
+                &r.metric,
+                r.pods_total,
+                r.pods_covered,
+                r.containers_covered
+            ),
+            (
+                &l.metric,
+                l.pods_total,
+                l.pods_covered,
+                l.containers_covered
+            )
+        );
+    }
     let run_id = replay.prometheus().run_id().to_string();
     drop(replay);
     assert_removed(&run_id);
