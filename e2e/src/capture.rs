@@ -119,7 +119,8 @@ fn file_safe(name: &str) -> String {
 /// Reads everything, then writes `out` (which must not exist, or be an empty directory).
 /// `kubelet_service` is the operator's `--kubelet-service` (`kube-system/kubelet`).
 /// `progress` gets one line per node. A node whose kubelet cannot be reached through the proxy
-/// is recorded with its error in the manifest (that is part of the problem), not fatal.
+/// is recorded with its error in the manifest (that is part of the problem), not fatal; so are
+/// absent prometheus-operator CRDs (no ServiceMonitors) and an absent kubelet Service.
 ///
 /// # Errors
 /// `out` not empty, the API server refusing a list (RBAC: the error names the resource),
@@ -155,21 +156,8 @@ pub async fn capture(
         })?;
     let nodes = get_json(client, "/api/v1/nodes", "nodes").await?;
     let pods = get_json(client, "/api/v1/pods", "pods (all namespaces)").await?;
-    let sms = get_json(
-        client,
-        "/apis/monitoring.coreos.com/v1/servicemonitors",
-        "ServiceMonitors (monitoring.coreos.com/v1, all namespaces)",
-    )
-    .await?;
-    let proms = get_json(
-        client,
-        "/apis/monitoring.coreos.com/v1/prometheuses",
-        "Prometheus objects (monitoring.coreos.com/v1, all namespaces)",
-    )
-    .await?;
-    let (svc_ns, svc_name) = kubelet_service;
-    // The operator's kubelet Service may be absent (operator without --kubelet-service): that
-    // is a finding for the replay, not a failed capture.
+    // Absent objects are part of the picture, not a failed capture: the operator's CRDs not
+    // served (404), or an operator started without `--kubelet-service`.
     let optional = |r: Result<Value, CaptureError>| match r {
         Ok(v) => Ok(Some(v)),
         Err(CaptureError::Api {
@@ -178,6 +166,29 @@ pub async fn capture(
         }) if s.code == 404 => Ok(None),
         Err(e) => Err(e),
     };
+    let empty = || serde_json::json!({"items": []});
+    let sms = optional(
+        get_json(
+            client,
+            "/apis/monitoring.coreos.com/v1/servicemonitors",
+            "ServiceMonitors (monitoring.coreos.com/v1, all namespaces)",
+        )
+        .await,
+    )?;
+    if sms.is_none() {
+        progress("monitoring.coreos.com/v1 is not served (no prometheus-operator CRDs): no ServiceMonitors or Prometheus objects");
+    }
+    let sms = sms.unwrap_or_else(empty);
+    let proms = optional(
+        get_json(
+            client,
+            "/apis/monitoring.coreos.com/v1/prometheuses",
+            "Prometheus objects (monitoring.coreos.com/v1, all namespaces)",
+        )
+        .await,
+    )?
+    .unwrap_or_else(empty);
+    let (svc_ns, svc_name) = kubelet_service;
     let service = optional(
         get_json(
             client,

@@ -260,9 +260,30 @@ impl ReplayPrometheus {
 
 impl Drop for ReplayPrometheus {
     fn drop(&mut self) {
-        if !self.id.is_empty() {
+        // A `docker run` that failed after creating the container printed no id: find it by
+        // this run's label instead.
+        let ids: Vec<String> = if self.id.is_empty() {
+            Command::new("docker")
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label={RUN_LABEL}={}", self.run_id),
+                ])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            vec![self.id.clone()]
+        };
+        for id in ids {
             let _ = Command::new("docker")
-                .args(["rm", "-f", "-v", &self.id])
+                .args(["rm", "-f", "-v", &id])
                 .output();
         }
         drop(self.dir.take());
