@@ -26,7 +26,8 @@ pub struct Args {
     /// Print coverage and findings as one JSON document.
     #[arg(long)]
     json: bool,
-    /// How long to wait for every pod to be covered (e.g. 30s, 2m).
+    /// How long to wait for every pod to be covered (e.g. 30s, 2m); at least four of the job's
+    /// scrape intervals plus 5 s.
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = e2e::run::parse_duration)]
     deadline: Duration,
     /// A metric every running container must have a series of; repeat for several. Default:
@@ -76,10 +77,6 @@ fn inputs(args: &Args) -> Result<ReplayInputs> {
 pub fn run(args: Args) -> Result<ExitCode> {
     let inputs = inputs(&args)?;
     let opts = ReplayOptions::default();
-    let wait = WaitOptions {
-        deadline: args.deadline,
-        poll_interval: crate::check::poll_interval(args.deadline),
-    };
     let json = args.json;
     let metrics = crate::check::metrics_or_default(args.metrics.clone());
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -90,6 +87,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         tokio::pin!(interrupted);
         let work = async {
             let replay = Replay::start(&inputs, &opts).await?;
+            // A job with a long `interval` needs a few of them: never less than the check's
+            // default for that interval.
+            let deadline = args
+                .deadline
+                .max(WaitOptions::for_scrape_interval(replay.scrape_interval(&opts)).deadline);
+            let wait = WaitOptions {
+                deadline,
+                poll_interval: crate::check::poll_interval(deadline),
+            };
             if !json {
                 eprintln!(
                     "replaying {} node(s), {} pods, job {} ({} targets discovered) on {} (container label io.pod-metrics-e2e.run={})",

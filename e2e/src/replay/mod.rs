@@ -46,6 +46,13 @@ pub enum ReplayError {
         #[source]
         source: ServiceMonitorError,
     },
+    /// A field the generator models but a local replay cannot reproduce.
+    #[error("ServiceMonitor {}: {field}: {why}; replay refuses it rather than run a different job (remove it from a copy of the file and pass that with --servicemonitor)", path.display())]
+    NotReplayable {
+        path: PathBuf,
+        field: String,
+        why: &'static str,
+    },
     #[error("ServiceMonitor {path}: no endpoint with path /metrics/cadvisor (the endpoint paths are {paths:?}); replay reproduces the cadvisor scrape only")]
     NoCadvisorEndpoint { path: PathBuf, paths: Vec<String> },
     #[error("nothing to replay: no node's /metrics/cadvisor body (give a capture directory or --cadvisor NODE=FILE)")]
@@ -195,6 +202,24 @@ pub fn cadvisor_specs(
         .into_iter()
         .filter(|s| s.path == "/metrics/cadvisor")
         .collect();
+    for spec in &cadvisor {
+        let Some(tls) = &spec.tls_config else {
+            continue;
+        };
+        for (field, value) in [
+            ("caFile", &tls.ca_file),
+            ("certFile", &tls.cert_file),
+            ("keyFile", &tls.key_file),
+        ] {
+            if !value.is_empty() {
+                return Err(ReplayError::NotReplayable {
+                    path: path.to_path_buf(),
+                    field: format!("spec.endpoints[{}].tlsConfig.{field}", spec.endpoint_index),
+                    why: "a file inside the Prometheus pod, which the capture does not hold (and the replay kubelets' certificates are self-signed)",
+                });
+            }
+        }
+    }
     if cadvisor.is_empty() {
         return Err(ReplayError::NoCadvisorEndpoint {
             path: path.to_path_buf(),
@@ -447,8 +472,9 @@ impl Replay {
             spec,
             targets,
         };
-        // Prometheus hands new file_sd targets to the scrape loop in 5 s batches.
-        let settle = Duration::from_secs(6) + opts.scrape_interval * 3;
+        // Prometheus hands new file_sd targets to the scrape loop in 5 s batches, and the first
+        // scrape of a target comes at an offset within its interval (scrape.go `offset`).
+        let settle = Duration::from_secs(6) + replay.scrape_interval(opts) * 3;
         let start = Instant::now();
         while start.elapsed() < settle && replay.kubelets.iter().any(|k| k.scrapes() == 0) {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -520,6 +546,16 @@ impl Replay {
             }
         }
         Ok(None)
+    }
+
+    /// The job's scrape interval: the endpoint's `interval` (promcfg.go writes it into the job),
+    /// else the replay's global interval.
+    pub fn scrape_interval(&self, opts: &ReplayOptions) -> Duration {
+        self.spec
+            .interval
+            .as_deref()
+            .and_then(|i| crate::run::parse_duration(i).ok())
+            .unwrap_or(opts.scrape_interval)
     }
 
     /// The replay Prometheus.

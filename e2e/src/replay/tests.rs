@@ -146,3 +146,13 @@ fn an_edited_file_fails_its_digest() {
     assert!(matches!(err, ReplayError::Digest { .. }), "{err}");
     assert!(err.to_string().contains("--pods FILE"), "{err}");
 }
+
+#[test]
+fn tls_files_are_refused_by_name() {
+    let mut sm = mission_sm();
+    sm["spec"]["endpoints"][0]["tlsConfig"]["caFile"] = "/etc/prometheus/secrets/ca.crt".into();
+    let err = cadvisor_specs(&sm, Path::new("sm.yaml")).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ReplayError::NotReplayable { .. }), "{msg}");
+    assert!(msg.contains("spec.endpoints[0].tlsConfig.caFile"), "{msg}");
+}
