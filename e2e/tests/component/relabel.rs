@@ -111,3 +111,82 @@ async fn prometheus_stores_what_the_simulator_predicts_and_the_drop_is_diagnosed
     assert!(text.contains("apps/web-7d9f: container sidecar"), "{text}");
     finish(prom).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_with_every_modelled_field_loads_scrapes_and_matches_the_simulated_target() {
+    use e2e::scrape_config::specs_from_servicemonitor;
+    // The mission's ServiceMonitor grown by every field the generator models (what the
+    // fixture kubelet can serve: its Service labels, https with insecureSkipVerify).
+    let sm = r#"
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: cadvisor, namespace: kube-system}
+spec:
+  jobLabel: k8s-app
+  targetLabels: [app.kubernetes.io/managed-by]
+  podTargetLabels: [team]
+  sampleLimit: 100000
+  targetLimit: 10
+  namespaceSelector: {matchNames: [kube-system]}
+  selector:
+    matchLabels: {app.kubernetes.io/name: kubelet}
+    matchExpressions:
+    - {key: k8s-app, operator: In, values: [kubelet, other]}
+    - {key: legacy, operator: DoesNotExist}
+  endpoints:
+  - port: https-metrics
+    path: /metrics/cadvisor
+    scheme: https
+    params: {collect: [cpu]}
+    interval: 1s
+    scrapeTimeout: 1s
+    honorLabels: false
+    honorTimestamps: false
+    bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token
+    tlsConfig: {insecureSkipVerify: true, serverName: kubelet}
+    relabelings:
+    - {sourceLabels: [__meta_kubernetes_endpoint_address_target_name], targetLabel: instance, replacement: "node/$1"}
+    metricRelabelings:
+    - {sourceLabels: [__name__], regex: "container_fs_.*", action: drop}
+"#;
+    let spec = specs_from_servicemonitor(&serde_yaml::from_str(sm).unwrap())
+        .unwrap()
+        .remove(0);
+    let mut setup = PrometheusSetup::new();
+    setup.spec = spec.clone();
+    let (kubelet, prom) = start(KubeletOptions::default(), pods(), setup).await;
+    let config = prom.config_text();
+    for field in [
+        "honor_timestamps: false",
+        "scrape_interval: 1s",
+        "params:",
+        "server_name: kubelet",
+        "sample_limit: 100000",
+        "target_limit: 10",
+        "metric_relabel_configs:",
+    ] {
+        assert!(config.contains(field), "{field} in the job:\n{config}");
+    }
+    let report = check(&prom, &kubelet.running_pods()).await;
+    assert!(report.is_complete(), "{report}");
+
+    let targets = prom.client().targets().await.unwrap();
+    let active = &targets.active[0];
+    assert_eq!(active.health, "up", "{active:?}");
+    let job = ScrapeJob::from_spec(&spec).unwrap();
+    let TargetOutcome::Kept { labels, .. } = job.target(&active.discovered_labels) else {
+        panic!("kept")
+    };
+    assert_eq!(
+        labels, active.labels,
+        "simulated vs Prometheus's target labels"
+    );
+    // jobLabel, targetLabels and the user's relabeling took effect.
+    assert_eq!(labels["job"], "kubelet");
+    assert_eq!(
+        labels["app_kubernetes_io_managed_by"],
+        "prometheus-operator"
+    );
+    assert_eq!(labels["instance"], format!("node/{}", kubelet.node()));
+    finish(prom).await;
+}
