@@ -569,10 +569,7 @@ fn memory_absent_while_cpu_present_names_the_metric() {
 fn a_container_missing_for_memory_only_is_named_with_the_metric() {
     let (mut snap, pods) = healthy(true);
     // Memory for app only; CPU for both containers.
-    snap.metric_series = vec![(
-        MEMORY.to_string(),
-        vec![series("apps", "web", "app", true)],
-    )];
+    snap.metric_series = vec![(MEMORY.to_string(), vec![series("apps", "web", "app", true)])];
     let f = analyze_all(&snap, &pods);
     assert_eq!(ids(&f), ["pods-missing"]);
     assert_eq!(
@@ -582,7 +579,8 @@ fn a_container_missing_for_memory_only_is_named_with_the_metric() {
         )]
     );
     assert!(
-        f[0].observed.starts_with(&format!("1 running pods lack {MEMORY} series")),
+        f[0].observed
+            .starts_with(&format!("1 running pods lack {MEMORY} series")),
         "{}",
         f[0].observed
     );
@@ -599,8 +597,9 @@ fn a_pod_missing_for_both_metrics_is_one_pod_with_a_line_per_metric() {
     let f = analyze_all(&snap, &pods);
     assert_eq!(ids(&f), ["pods-missing"]);
     assert!(
-        f[0].observed
-            .starts_with(&format!("1 running pods lack {CPU_METRIC} / {MEMORY} series")),
+        f[0].observed.starts_with(&format!(
+            "1 running pods lack {CPU_METRIC} / {MEMORY} series"
+        )),
         "{}",
         f[0].observed
     );
