@@ -366,6 +366,47 @@ pub fn replay_targets(
     Value::Array(groups)
 }
 
+/// A Prometheus duration (`30s`, `1m30s`, `1h`, `500ms`; prometheus/common `model/time.go`
+/// ParseDuration: units y, w, d, h, m, s, ms in decreasing order), or None.
+pub fn prometheus_duration(text: &str) -> Option<Duration> {
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("ms", 1),
+        ("m", 60_000),
+        ("s", 1000),
+    ];
+    // Order of units in the text (ms sorts between m and s in upstream's regex).
+    const ORDER: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
+    let mut rest = text;
+    let mut total = 0u64;
+    let mut last = None;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, ms) = UNITS.iter().find(|(u, _)| rest.starts_with(u))?;
+        let pos = ORDER.iter().position(|o| o == unit)?;
+        if last.is_some_and(|l| l >= pos) {
+            return None;
+        }
+        last = Some(pos);
+        total = total.checked_add(n.checked_mul(*ms)?)?;
+        rest = &rest[unit.len()..];
+    }
+    Some(Duration::from_millis(total))
+}
+
 fn random_token() -> String {
     let seed = format!(
         "{}-{:?}",
@@ -554,7 +595,7 @@ impl Replay {
         self.spec
             .interval
             .as_deref()
-            .and_then(|i| crate::run::parse_duration(i).ok())
+            .and_then(prometheus_duration)
             .unwrap_or(opts.scrape_interval)
     }
 

@@ -156,3 +156,22 @@ fn tls_files_are_refused_by_name() {
     assert!(matches!(err, ReplayError::NotReplayable { .. }), "{msg}");
     assert!(msg.contains("spec.endpoints[0].tlsConfig.caFile"), "{msg}");
 }
+
+#[test]
+fn prometheus_durations() {
+    assert_eq!(prometheus_duration("30s"), Some(Duration::from_secs(30)));
+    assert_eq!(prometheus_duration("1m30s"), Some(Duration::from_secs(90)));
+    assert_eq!(
+        prometheus_duration("500ms"),
+        Some(Duration::from_millis(500))
+    );
+    assert_eq!(prometheus_duration("1h"), Some(Duration::from_secs(3600)));
+    assert_eq!(
+        prometheus_duration("1m500ms"),
+        Some(Duration::from_millis(60_500))
+    );
+    assert_eq!(prometheus_duration("30s1m"), None);
+    assert_eq!(prometheus_duration(""), None);
+    assert_eq!(prometheus_duration("10"), None);
+    assert_eq!(prometheus_duration("1.5s"), None);
+}
