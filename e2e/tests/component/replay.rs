@@ -180,7 +180,7 @@ async fn replay_gke_1_9_docker_capture_covered_then_a_metric_relabel_drop_named(
 }
 
 /// What the verdict is made of: completeness, which pods are missing per metric, the namespace
-/// label, the findings' ids and the overall verdict.
+/// label and the overall verdict (the finding ids are compared separately).
 #[allow(clippy::type_complexity)]
 fn verdict(
     report: &MetricsReport,
@@ -188,7 +188,6 @@ fn verdict(
 ) -> (
     bool,
     Vec<(String, Vec<(String, String)>, NamespaceLabel)>,
-    Vec<&'static str>,
     Verdict,
 ) {
     (
@@ -207,13 +206,23 @@ fn verdict(
                 )
             })
             .collect(),
-        findings.iter().map(|f| f.id).collect(),
         Verdict::of(findings),
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_of_a_twin_capture_gives_the_live_check_verdict() {
+    twin_capture_replays_to_the_live_verdict(None).await;
+}
+
+/// The same with a ServiceMonitor whose `metricRelabelings` drop the workloads' `pme2e-apps`
+/// namespace: the same pods missing live and replayed, both broken; the replay also names the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_of_a_broken_twin_capture_gives_the_live_check_verdict_and_names_the_rule() {
+    twin_capture_replays_to_the_live_verdict(Some("pme2e-apps")).await;
+}
+
+async fn twin_capture_replays_to_the_live_verdict(drop_namespace: Option<&str>) {
     use e2e::install::{apply_servicemonitor, apply_workloads, kube_client};
     use e2e::matrix::ServiceMonitorVariant;
     use testkit::twin::{Profile, Twin, TwinOptions};
@@ -222,19 +231,43 @@ async fn replay_of_a_twin_capture_gives_the_live_check_verdict() {
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
     let timeout = Duration::from_secs(120);
     testkit::install_operator_and_prometheus(&client, timeout).await;
-    apply_servicemonitor(&client, ServiceMonitorVariant::Mission, timeout)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let prom = e2e::kubeproxy::prometheus_client(client.clone())
+        .with_retry_deadline(Duration::from_secs(10));
+    match drop_namespace {
+        None => apply_servicemonitor(&client, ServiceMonitorVariant::Mission, timeout)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}")),
+        Some(ns) => {
+            let text = std::fs::read_to_string(mission_servicemonitor())
+                .unwrap()
+                .replace(
+                    "    path: /metrics/cadvisor\n",
+                    &format!("    path: /metrics/cadvisor\n    metricRelabelings:\n    - sourceLabels: [exported_namespace]\n      regex: {ns}\n      action: drop\n"),
+                );
+            let docs =
+                e2e::install::parse_documents(&text, "servicemonitor with a drop rule").unwrap();
+            e2e::install::Applier::new(client.clone(), timeout)
+                .apply_all(&docs.iter().collect::<Vec<_>>())
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            e2e::install::wait_scrape_job_loaded(
+                &prom,
+                "serviceMonitor/kube-system/cadvisor/0",
+                timeout,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        }
+    }
     apply_workloads(&client, timeout)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
 
     // The live check, as `check`/the main job run it (Prometheus through the service proxy).
+    // With pods missing it runs to its deadline: four of the twin's 10 s scrapes.
     let pods = diagnose::list_running_pods(&client).await.unwrap();
-    let prom = e2e::kubeproxy::prometheus_client(client.clone())
-        .with_retry_deadline(Duration::from_secs(10));
     let live_opts = WaitOptions {
-        deadline: Duration::from_secs(60),
+        deadline: Duration::from_secs(if drop_namespace.is_some() { 45 } else { 60 }),
         poll_interval: Duration::from_secs(1),
     };
     let metrics = MetricName::defaults();
@@ -286,6 +319,29 @@ async fn replay_of_a_twin_capture_gives_the_live_check_verdict() {
         .unwrap_or_else(|e| panic!("{e}"));
     let (report, findings) = replay_check(&replay).await;
     assert_eq!(verdict(&report, &findings), verdict(&live, &live_findings));
+    // The findings: the live ones, and where a rule removed series the replay names it (it has
+    // the kubelets' bodies, which the live Prometheus-side diagnosis does not).
+    let ids = |f: &[Finding]| f.iter().map(|f| f.id).collect::<BTreeSet<_>>();
+    let extra: Vec<&str> = ids(&findings)
+        .difference(&ids(&live_findings))
+        .copied()
+        .collect();
+    assert!(
+        ids(&live_findings).is_subset(&ids(&findings)),
+        "{findings:#?}\n{live_findings:#?}"
+    );
+    match drop_namespace {
+        None => assert_eq!(extra, Vec::<&str>::new()),
+        Some(ns) => {
+            assert_eq!(extra, ["metric-relabel-drops"]);
+            assert_eq!(Verdict::of(&findings), Verdict::Broken);
+            let cpu = report.get(CPU_METRIC).unwrap();
+            assert!(
+                !cpu.missing.is_empty() && cpu.missing.iter().all(|m| m.namespace == ns),
+                "{report}"
+            );
+        }
+    }
     for (r, l) in report.metrics.iter().zip(&live.metrics) {
         assert_eq!(
             (
