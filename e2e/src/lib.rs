@@ -25,9 +25,12 @@
 //!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
 //!   [`relabel`] (the job the operator generates and what Prometheus does with it).
 //! - **Report:** [`artifacts`], [`diagnose`] (why pods are missing), [`redact`].
+//! - **Reproduce without the cluster:** [`capture`] (what a cluster serves, read-only) and
+//!   [`replay`] (a real Prometheus scraping it with the operator's job).
 //! - [`lifecycle`] drives the phases of `cargo xtask e2e`; [`image`] builds the local Prometheus image.
 
 pub mod artifacts;
+pub mod capture;
 pub mod coverage;
 pub mod diagnose;
 pub mod docker;
@@ -45,6 +48,7 @@ pub mod pods;
 pub mod prometheus;
 pub mod redact;
 pub mod relabel;
+pub mod replay;
 pub mod scrape_config;
 pub mod workdir;
 pub mod yaml;

@@ -29,12 +29,10 @@ pub use prometheus::*;
 
 use std::sync::Once;
 
-/// Label on every container these tests start (`.ci/run` removes leftovers by it).
-pub const CONTAINER_LABEL: &str = "io.pod-metrics-e2e";
-/// Label whose value is unique per [`RunningPrometheus`], to find exactly that container.
-pub const RUN_LABEL: &str = "io.pod-metrics-e2e.run";
-/// The image operator v0.48.1 deploys; used when `E2E_PROMETHEUS_IMAGE` is unset.
-pub const DEFAULT_PROMETHEUS_IMAGE: &str = "quay.io/prometheus/prometheus:v2.26.0";
+/// Label on every container these tests start (`.ci/run` removes leftovers by it), the
+/// image operator v0.48.1 deploys (used when `E2E_PROMETHEUS_IMAGE` is unset), and the label
+/// whose value is unique per container: the library's, shared with `cargo xtask replay`.
+pub use e2e::replay::prometheus::{CONTAINER_LABEL, DEFAULT_PROMETHEUS_IMAGE, RUN_LABEL};
 /// The token the fixture kubelet accepts unless told otherwise.
 pub const DEFAULT_TOKEN: &str = "fixture-token-0123456789";
 

@@ -12,37 +12,15 @@ use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-/// `E2E_PROMETHEUS_IMAGE`, or the version operator v0.48.1 deploys.
+/// `E2E_PROMETHEUS_IMAGE`, or the version operator v0.48.1 deploys: the library's one rule
+/// (`e2e::replay::prometheus`), which `cargo xtask replay` uses too.
 pub fn prometheus_image() -> String {
-    std::env::var("E2E_PROMETHEUS_IMAGE")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_PROMETHEUS_IMAGE.to_string())
+    e2e::replay::prometheus::prometheus_image()
 }
 
 /// Fails (never skips) when Docker does not answer or the image is not present locally.
 pub fn ensure_image_present(image: &str) -> Result<()> {
-    let sh = xshell::Shell::new()?;
-    let fmt = "{{.Server.Version}}";
-    xshell::cmd!(sh, "docker version --format {fmt}")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .context("the Docker engine is not answering (`docker version` failed); the component tier needs it: start Docker")?;
-    if xshell::cmd!(sh, "docker image inspect {image}")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_err()
-    {
-        bail!(
-            "Prometheus image {image} is not present locally (this machine may not pull it): \
-             run `cargo xtask image prometheus` and export the E2E_PROMETHEUS_IMAGE=… line it prints \
-             (or `docker pull {image}` where a registry is reachable)"
-        );
-    }
-    Ok(())
+    Ok(e2e::replay::prometheus::ensure_image_present(image)?)
 }
 
 /// Ids of containers (running or not) carrying `RUN_LABEL=<run_id>`.

@@ -368,3 +368,65 @@ async fn injected_faults_answer_a_few_times_then_stop() {
         assert_eq!(code, want);
     }
 }
+
+/// The node proxy forwards to the node's kubelet with the API server's own credentials
+/// (k/k `pkg/registry/core/node/rest/proxy.go`, `strategy.go` ResourceLocation): the caller's
+/// token never reaches the kubelet, which answers 401 to it directly.
+#[tokio::test]
+async fn node_proxy_reaches_the_kubelet_with_the_api_servers_credentials() {
+    let t = Twin::start(TwinOptions::new(Profile::V1_21))
+        .await
+        .expect("starting the twin");
+    let (code, _, body) = raw(&t, reqwest::Method::GET, "/api/v1/nodes", None, None).await;
+    assert_eq!(code, 200, "{body}");
+    let nodes: Value = serde_json::from_str(&body).unwrap();
+    let node = nodes["items"][0]["metadata"]["name"]
+        .as_str()
+        .expect("the twin has nodes")
+        .to_string();
+    let path = format!("/api/v1/nodes/{node}/proxy/metrics/cadvisor");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let (code, ct, body) = raw(&t, reqwest::Method::GET, &path, None, None).await;
+        // kind's system pods (DaemonSets on every node) come up: their rows come through.
+        if code == 200 && body.contains("namespace=\"kube-system\"") {
+            assert!(ct.starts_with("text/plain"), "{ct}");
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node proxy never served the kubelet's cadvisor rows: {code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        body.contains("container_cpu_usage_seconds_total{"),
+        "{body}"
+    );
+
+    // The admin token itself is not a kubelet credential (webhook authn → 401).
+    let addr = t.datapath().unwrap().kubelet_addr(&node).unwrap();
+    let direct = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .get(format!("https://{addr}/metrics/cadvisor"))
+        .bearer_auth(&t.cluster().admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status().as_u16(), 401);
+
+    // A missing node: the registry's JSON NotFound (TWIN-FACTS §2b).
+    let (code, ct, body) = raw(
+        &t,
+        reqwest::Method::GET,
+        "/api/v1/nodes/nope/proxy/metrics/cadvisor",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((code, ct.as_str()), (404, "application/json"), "{body}");
+    assert!(body.contains(r#"nodes \"nope\" not found"#), "{body}");
+    t.shutdown().await;
+}

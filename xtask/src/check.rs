@@ -64,16 +64,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let findings = diagnose::prometheus_side_for(&prom, &pods, &metrics).await?;
         anyhow::Ok((report, findings))
     })?;
+    print_outcome(&report, &findings, json)
+}
+
+/// Prints coverage and findings (text, or one JSON document) and returns `check`'s exit code;
+/// `replay` prints its answer the same way.
+pub(crate) fn print_outcome(
+    report: &coverage::MetricsReport,
+    findings: &[diagnose::Finding],
+    json: bool,
+) -> Result<ExitCode> {
     if json {
-        let doc = serde_json::json!({ "coverage": report.to_json(), "diagnosis": diagnose::to_json(&findings) });
+        let doc = serde_json::json!({ "coverage": report.to_json(), "diagnosis": diagnose::to_json(findings) });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print!("{report}");
-        print!("{}", diagnose::render_text(&findings));
+        print!("{}", diagnose::render_text(findings));
     }
     Ok(ExitCode::from(exit_code(
         report.is_complete(),
-        Verdict::of(&findings),
+        Verdict::of(findings),
     )))
 }
 
@@ -87,7 +97,7 @@ pub fn metrics_or_default(given: Vec<MetricName>) -> Vec<MetricName> {
 }
 
 /// A few polls within the deadline, never hammering Prometheus.
-fn poll_interval(deadline: Duration) -> Duration {
+pub(crate) fn poll_interval(deadline: Duration) -> Duration {
     (deadline / 10).clamp(Duration::from_millis(500), Duration::from_secs(5))
 }
 

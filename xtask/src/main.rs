@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function.
 
 mod bench;
+mod capture;
 mod check;
 mod doctor;
 mod down;
@@ -11,6 +12,7 @@ mod e2e;
 mod image;
 mod ls;
 mod matrix;
+mod replay;
 mod test;
 mod twin;
 
@@ -48,6 +50,10 @@ enum Cmd {
     Doctor(doctor::Args),
     /// Coverage check + Prometheus-side diagnosis against a Prometheus URL and a `kubectl get pods -A -o json` file.
     Check(check::Args),
+    /// Save what a replay needs from a cluster (read-only): cadvisor per node, pods, ServiceMonitors, Prometheus objects, kubelet Service/Endpoints.
+    Capture(capture::Args),
+    /// Reproduce a captured cluster's problem without the cluster: fixture kubelets + a real Prometheus + check.
+    Replay(replay::Args),
     /// Start the cluster twin (a stand-in API server for developing the harness, never a proof about a real cluster).
     Twin(twin::Args),
 }
@@ -65,6 +71,8 @@ fn main() -> ExitCode {
         Cmd::Doctor(args) => doctor::run(args),
         Cmd::Check(args) => check::run(args),
         Cmd::Twin(args) => twin::run(args),
+        Cmd::Capture(args) => capture::run(args),
+        Cmd::Replay(args) => replay::run(args),
     };
     match result {
         Ok(code) => code,

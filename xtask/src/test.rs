@@ -47,7 +47,7 @@ pub const OPTIONAL_INPUTS: &[OptionalInput] = &[
     },
     OptionalInput {
         var: "E2E_CAPTURES_DIR",
-        filter: "binary_id(e2e::component) & test(/^captures::/)",
+        filter: "(binary_id(e2e::component) & (test(/^captures::/) | test(/^replay::replay_(kind|minikube|gke)_/))) | binary_id(xtask::replay)",
         what: "real kubelet captures with their pod lists, ../shared/upstream/captures",
     },
 ];

@@ -16,35 +16,35 @@ use std::time::Duration;
 use testkit::{FixtureKubelet, KubeletOptions, PrometheusSetup, Sample};
 
 /// One capture: its folder, the pod list to check against, and the node it was taken on.
-struct Capture {
-    dir: &'static str,
+pub(super) struct Capture {
+    pub(super) dir: &'static str,
     /// `pods-all-namespaces.json` (`kubectl get pods -A`), or the kubelet's own `/pods` when the
     /// source has nothing else (GKE).
-    pod_list: &'static str,
-    node: &'static str,
+    pub(super) pod_list: &'static str,
+    pub(super) node: &'static str,
 }
 
-const KIND_1_27: Capture = Capture {
+pub(super) const KIND_1_27: Capture = Capture {
     dir: "kind-1.27-containerd",
     pod_list: "pods-all-namespaces.json",
     node: "kind-control-plane",
 };
-const MINIKUBE_1_35: Capture = Capture {
+pub(super) const MINIKUBE_1_35: Capture = Capture {
     dir: "minikube-1.35-containerd",
     pod_list: "pods-all-namespaces.json",
     node: "datagen-1-35",
 };
-const GKE_1_9_DOCKER: Capture = Capture {
+pub(super) const GKE_1_9_DOCKER: Capture = Capture {
     dir: "gke-docker-legacy-pod_name",
     pod_list: "kubelet-pods.json",
     node: "gke-haissam-default-pool-be5066f1-wnvn",
 };
 
-type Containers = BTreeMap<(String, String), BTreeSet<String>>;
+pub(super) type Containers = BTreeMap<(String, String), BTreeSet<String>>;
 
 /// Running containers per (namespace, pod), read from the pod list as plain JSON: phase
 /// `Running` and `state.running` set (what the kubelet reports for a started container).
-fn running_containers(pod_list: &str) -> Containers {
+pub(super) fn running_containers(pod_list: &str) -> Containers {
     let list: Value = serde_json::from_str(pod_list).expect("the pod list is JSON");
     let mut out = Containers::new();
     for pod in list["items"].as_array().expect("an items array") {

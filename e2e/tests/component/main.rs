@@ -8,6 +8,7 @@
 mod captures;
 mod diagnose;
 mod relabel;
+mod replay;
 use testkit as support;
 
 use e2e::coverage::{self, CoverageReport, MetricName, MetricsReport, NamespaceLabel, WaitOptions};

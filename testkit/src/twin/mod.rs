@@ -9,6 +9,7 @@ pub mod apply;
 pub mod controllers;
 pub mod datapath;
 pub mod discovery;
+pub mod node_proxy;
 pub mod profile;
 pub mod proxy;
 pub mod registry;

@@ -1,0 +1,128 @@
+//! The node proxy `/api/v1/nodes/<[scheme:]node[:port]>/proxy/<path>`: the API server forwards to
+//! the node's kubelet over HTTPS with its own kubelet-client credentials (k/k
+//! `pkg/registry/core/node/rest/proxy.go` Connect → `pkg/registry/core/node/strategy.go`
+//! ResourceLocation → `pkg/kubelet/client/kubelet_client.go` GetConnectionInfo).
+
+use super::status::{self as st, status};
+use super::Cluster;
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The API server's kubelet-client credential. A real API server presents the client certificate
+/// `--kubelet-client-certificate` (kubeadm: CN `kube-apiserver-kubelet-client`, O `system:masters`),
+/// which the kubelet's webhook authorizer allows everything; the twin's kubelets take a bearer
+/// token, so this token stands in for that certificate.
+pub fn apiserver_kubelet_credential(c: &Cluster) -> String {
+    format!("{}-kubelet-client", c.admin_token)
+}
+
+/// Whether `token` is [`apiserver_kubelet_credential`] (the kubelet allows it: `system:masters`).
+pub fn is_apiserver_credential(c: &Cluster, token: &str) -> bool {
+    token == apiserver_kubelet_credential(c)
+}
+
+/// kind's API server runs without `--kubelet-certificate-authority`, so it does not verify the
+/// kubelet's self-signed serving certificate (kubelet_client.go: `TLSClientConfig.Insecure` when
+/// no CA is given).
+fn kubelet_client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("building the node proxy's HTTPS client")
+    })
+}
+
+/// Forwards a GET to the kubelet of node `id` (`path` is what follows `/proxy/`).
+pub async fn handle(
+    c: &Arc<Cluster>,
+    method: &Method,
+    id: &str,
+    path: &[&str],
+    q: &HashMap<String, String>,
+) -> Response {
+    // SplitSchemeNamePort: `[scheme:]name[:port]` (strategy.go ResourceLocation).
+    let parts: Vec<&str> = id.split(':').collect();
+    let (scheme, name, port) = match parts.as_slice() {
+        [n] => ("", *n, ""),
+        [n, p] => ("", *n, *p),
+        [s, n, p] => (*s, *n, *p),
+        _ => return st::bad_request(&format!("invalid node request {id:?}")),
+    };
+    let node_rt = c.rt("", "Node");
+    let Some(node) = c.store.get(&super::store::key(&node_rt), "", name) else {
+        return st::not_found(&node_rt, name);
+    };
+    // GetConnectionInfo: kind's kubeadm sets `--kubelet-preferred-address-types=InternalIP,…`,
+    // and the port is the node's reported `daemonEndpoints.kubeletEndpoint.Port`.
+    let Some(ip) = super::controllers::nodes::internal_ip(&node) else {
+        return status(
+            500,
+            None,
+            &format!(
+                "no preferred addresses found; known addresses: {}",
+                node["status"]["addresses"]
+            ),
+            None,
+        );
+    };
+    let kubelet_port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_i64()
+        .unwrap_or(10250)
+        .to_string();
+    // Only the kubelet port gets the kubelet transport (credentials, https); another port is a
+    // plain proxy without credentials (strategy.go).
+    let to_kubelet = port.is_empty() || port == kubelet_port;
+    let scheme = match (scheme, to_kubelet) {
+        ("", true) => "https",
+        ("", false) => "http",
+        (s, _) => s,
+    };
+    let port = if port.is_empty() { &kubelet_port } else { port };
+    let addr = format!("{ip}:{port}");
+    let mut url = format!("{scheme}://{addr}/{}", path.join("/"));
+    if !q.is_empty() {
+        let qs: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(q.iter())
+            .finish();
+        url = format!("{url}?{qs}");
+    }
+    let mut req = kubelet_client().request(method.clone(), &url);
+    if to_kubelet {
+        req = req.bearer_auth(apiserver_kubelet_credential(c));
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let code = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+            let ct = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("text/plain")
+                .to_string();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            (code, [(header::CONTENT_TYPE, ct)], bytes).into_response()
+        }
+        Err(e) => {
+            // The same upgrade-aware proxy error handler as the service proxy (TWIN-FACTS §2e).
+            let (code, reason) = c.profile.proxy_dial_error();
+            let why = if e.is_connect() {
+                "connect: connection refused".to_string()
+            } else {
+                e.to_string()
+            };
+            status(
+                code,
+                reason,
+                &format!("error trying to reach service: dial tcp {addr}: {why}"),
+                None,
+            )
+        }
+    }
+}
