@@ -792,6 +792,40 @@ fn unreadable_operator_bundle() {
 }
 
 #[test]
+fn a_zero_duration_is_refused_under_the_flag_that_gave_it() {
+    let sb = Sandbox::new();
+    for (args, flag, other) in [
+        (
+            &["e2e", "--dry-run", "--timeout", "0s"][..],
+            "--timeout",
+            "--deadline",
+        ),
+        (
+            &[
+                "check",
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--pods",
+                "p.json",
+                "--deadline",
+                "0",
+            ][..],
+            "--deadline",
+            "--timeout",
+        ),
+    ] {
+        let out = sb.run(args);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(flag) && err.contains("must be more than 0s"),
+            "{err}"
+        );
+        assert!(!err.contains(other), "{err}");
+    }
+}
+
+#[test]
 fn help_names_the_command_users_type() {
     let out = Sandbox::new().run(&["--help"]);
     assert!(out.status.success(), "{}", stderr(&out));
