@@ -90,7 +90,7 @@ fn check_on_own_thread(url: String, pods: Vec<RunningPod>) -> Result<(CoverageRe
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let client = PrometheusClient::new(&url)?.with_retry_deadline(Duration::from_secs(10));
+        let client = PrometheusClient::new(&url, Duration::from_secs(10))?;
         let opts = WaitOptions {
             deadline: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),

@@ -101,8 +101,7 @@ pub async fn apply_servicemonitor(
             Ok(format!("serviceMonitor/{ns}/{}/0", ident.name))
         })
         .collect::<Result<Vec<_>>>()?;
-    let prom = crate::kubeproxy::prometheus_client(client.clone())
-        .with_retry_deadline(remaining(deadline));
+    let prom = crate::kubeproxy::prometheus_client(client.clone(), remaining(deadline));
     for job in jobs {
         wait_scrape_job_loaded(&prom, &job, remaining(deadline)).await?;
     }

@@ -67,9 +67,9 @@ pub fn proxy_path(prefix: &str, path_and_query: &str) -> String {
     }
 }
 
-/// A [`PrometheusClient`] for our Prometheus through the proxy.
-pub fn prometheus_client(client: Client) -> PrometheusClient {
-    PrometheusClient::with_transport(Arc::new(KubeProxyTransport::new(client)))
+/// A [`PrometheusClient`] for our Prometheus through the proxy, retrying for `retry_deadline`.
+pub fn prometheus_client(client: Client, retry_deadline: std::time::Duration) -> PrometheusClient {
+    PrometheusClient::with_transport(Arc::new(KubeProxyTransport::new(client)), retry_deadline)
 }
 
 impl Transport for KubeProxyTransport {

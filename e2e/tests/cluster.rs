@@ -83,8 +83,7 @@ fn scrape_interval() -> Duration {
 async fn prometheus(client: &Client) -> PrometheusClient {
     // The StatefulSet was ready before this test started, but the proxy may still answer 503
     // for a moment: ready() retries that.
-    let prom = e2e::kubeproxy::prometheus_client(client.clone())
-        .with_retry_deadline(Duration::from_secs(120));
+    let prom = e2e::kubeproxy::prometheus_client(client.clone(), Duration::from_secs(120));
     prom.ready()
         .await
         .unwrap_or_else(|e| panic!("Prometheus through the API server proxy: {e}"));

@@ -12,8 +12,7 @@ use testkit::twin::{Profile, Twin, TwinOptions};
 
 async fn diagnose(client: &kube::Client) -> Vec<Finding> {
     let pods = e2e::pods::list_running_pods(client).await.unwrap();
-    let prom = e2e::kubeproxy::prometheus_client(client.clone())
-        .with_retry_deadline(Duration::from_secs(2));
+    let prom = e2e::kubeproxy::prometheus_client(client.clone(), Duration::from_secs(2));
     diagnose::cluster(client, &prom, &pods).await.unwrap()
 }
 

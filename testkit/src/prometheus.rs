@@ -255,9 +255,7 @@ impl RunningPrometheus {
 
     /// A client with a retry deadline of a few seconds (Prometheus is already ready).
     pub fn client(&self) -> PrometheusClient {
-        PrometheusClient::new(&self.url())
-            .expect("a valid http URL")
-            .with_retry_deadline(Duration::from_secs(10))
+        PrometheusClient::new(&self.url(), Duration::from_secs(10)).expect("a valid http URL")
     }
 
     /// The prometheus.yml the container runs.

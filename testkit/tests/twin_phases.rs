@@ -26,7 +26,7 @@ async fn main_job(profile: Profile, variant: ServiceMonitorVariant) {
     let pods: Api<Pod> = Api::all(client.clone());
     let running = e2e::pods::running_pods(&pods.list(&Default::default()).await.unwrap().items);
     assert!(running.len() >= 4, "{running:?}");
-    let prom = e2e::kubeproxy::prometheus_client(client.clone());
+    let prom = e2e::kubeproxy::prometheus_client(client.clone(), Duration::from_secs(30));
     let report = coverage::check(
         &prom,
         &running,

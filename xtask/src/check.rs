@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })?;
     let pods = e2e::pods::from_kubectl_json(&text)
         .with_context(|| format!("--pods {}", args.pods.display()))?;
-    let prom = PrometheusClient::new(&args.prometheus)?.with_retry_deadline(args.deadline);
+    let prom = PrometheusClient::new(&args.prometheus, args.deadline)?;
     let opts = WaitOptions {
         deadline: args.deadline,
         poll_interval: poll_interval(args.deadline),

@@ -51,8 +51,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             PROMETHEUS_SERVICE,
             PROMETHEUS_PORT,
         );
-        let prom = PrometheusClient::with_transport(Arc::new(transport))
-            .with_retry_deadline(Duration::from_secs(10));
+        let prom = PrometheusClient::with_transport(Arc::new(transport), Duration::from_secs(10));
         diagnose::cluster_for(&client, &prom, &pods, &metrics).await
     })?;
     if args.json {

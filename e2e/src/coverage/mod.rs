@@ -571,7 +571,10 @@ mod tests {
             rows: rows.iter().copied().collect(),
             queries: Default::default(),
         });
-        (t.clone(), PrometheusClient::with_transport(t))
+        (
+            t.clone(),
+            PrometheusClient::with_transport(t, Duration::from_secs(30)),
+        )
     }
 
     #[tokio::test]

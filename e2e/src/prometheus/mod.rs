@@ -186,18 +186,19 @@ impl PrometheusClient {
     ///
     /// # Errors
     /// The URL does not parse or is not http(s).
-    pub fn new(base_url: &str) -> anyhow::Result<Self> {
-        Ok(Self::with_transport(Arc::new(HttpTransport::new(
-            base_url,
-        )?)))
+    pub fn new(base_url: &str, retry_deadline: Duration) -> anyhow::Result<Self> {
+        Ok(Self::with_transport(
+            Arc::new(HttpTransport::new(base_url)?),
+            retry_deadline,
+        ))
     }
 
-    /// A client over any transport (the API server proxy, a scripted one in tests), retrying for
-    /// 30 s unless [`PrometheusClient::with_retry_deadline`] says otherwise.
-    pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
+    /// A client over any transport (the API server proxy, a scripted one in tests) that retries
+    /// connection failures and 503s for `retry_deadline`, the caller's choice.
+    pub fn with_transport(transport: Arc<dyn Transport>, retry_deadline: Duration) -> Self {
         PrometheusClient {
             transport,
-            retry_deadline: Duration::from_secs(30),
+            retry_deadline,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -555,7 +556,7 @@ mod tests {
                 ok("Prometheus is Ready."),
             ]),
         };
-        let client = PrometheusClient::with_transport(Arc::new(t));
+        let client = PrometheusClient::with_transport(Arc::new(t), Duration::from_secs(30));
         client.ready().await.unwrap();
         assert_eq!(client.request_count(), 3);
     }
@@ -569,8 +570,7 @@ mod tests {
                     .collect(),
             ),
         };
-        let client = PrometheusClient::with_transport(Arc::new(t))
-            .with_retry_deadline(Duration::from_millis(500));
+        let client = PrometheusClient::with_transport(Arc::new(t), Duration::from_millis(500));
         let err = client.query("up").await.unwrap_err();
         match &err {
             PromError::Unreachable {
@@ -595,7 +595,7 @@ mod tests {
                 "invalid proxy path \"/x y\"".into(),
             ))]),
         };
-        let client = PrometheusClient::with_transport(Arc::new(t));
+        let client = PrometheusClient::with_transport(Arc::new(t), Duration::from_secs(30));
         let err = client.query("up").await.unwrap_err();
         assert!(
             matches!(&err, PromError::Request { target, reason }
@@ -608,8 +608,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls() {
-        assert!(PrometheusClient::new("localhost:9090").is_err());
-        assert!(PrometheusClient::new("ftp://x").is_err());
-        assert!(PrometheusClient::new("http://127.0.0.1:9090/").is_ok());
+        assert!(PrometheusClient::new("localhost:9090", Duration::from_secs(1)).is_err());
+        assert!(PrometheusClient::new("ftp://x", Duration::from_secs(1)).is_err());
+        assert!(PrometheusClient::new("http://127.0.0.1:9090/", Duration::from_secs(1)).is_ok());
     }
 }

@@ -251,9 +251,7 @@ impl ReplayPrometheus {
 
     /// A client with a short retry deadline (Prometheus is ready).
     pub fn client(&self) -> PrometheusClient {
-        PrometheusClient::new(&self.url())
-            .expect("a valid http URL")
-            .with_retry_deadline(Duration::from_secs(2))
+        PrometheusClient::new(&self.url(), Duration::from_secs(2)).expect("a valid http URL")
     }
 
     /// The last `lines` lines of the container's log.

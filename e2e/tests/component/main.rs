@@ -380,7 +380,10 @@ async fn token_without_nodes_metrics_rbac_gets_403() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_not_reachable_is_a_clear_error_after_the_deadline() {
     let port = support::free_port();
-    let client = PrometheusClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    // The client alone would retry for 30 s: the check's own deadline must win.
+    let client =
+        PrometheusClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(30))
+            .unwrap();
     let deadline = Duration::from_secs(2);
     let started = Instant::now();
     let pods = [RunningPod::new("apps", "web", &["app"])];
