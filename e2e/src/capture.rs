@@ -7,7 +7,6 @@
 use kube::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -88,11 +87,6 @@ pub enum CaptureError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 async fn get(client: &Client, path: &str, what: &str) -> Result<String, CaptureError> {
@@ -330,7 +324,7 @@ pub async fn capture(
         kubelet_endpoints: kubelet_endpoints_file,
         files: files
             .iter()
-            .map(|(rel, text)| (rel.clone(), sha256_hex(text.as_bytes())))
+            .map(|(rel, text)| (rel.clone(), crate::pins::sha256_hex(text.as_bytes())))
             .collect(),
     };
     let created = !out.exists();
@@ -410,7 +404,7 @@ mod tests {
             prometheuses: "prometheuses.json".into(),
             kubelet_service: None,
             kubelet_endpoints: Some("kubelet-endpoints.json".into()),
-            files: BTreeMap::from([("pods.json".into(), sha256_hex(b"{}"))]),
+            files: BTreeMap::from([("pods.json".into(), crate::pins::sha256_hex(b"{}"))]),
         };
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<CaptureManifest>(&text).unwrap(), m);

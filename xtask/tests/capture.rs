@@ -88,7 +88,7 @@ async fn capture_a_twin_then_replay_it_and_refuse_a_used_directory() {
     // Every file is listed with its sha256.
     for (rel, sha) in manifest["files"].as_object().unwrap() {
         let bytes = std::fs::read(out.join(rel)).unwrap();
-        assert_eq!(sha, &e2e::capture::sha256_hex(&bytes), "{rel}");
+        assert_eq!(sha, &e2e::pins::sha256_hex(&bytes), "{rel}");
     }
     assert!(stdout.contains("cargo xtask replay"), "{stdout}");
 

@@ -4,7 +4,6 @@
 use anyhow::{bail, Context, Result};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Parses a multi-document YAML text into JSON objects, skipping empty documents (a leading
@@ -113,7 +112,7 @@ pub fn digests_under(root: &Path, dirs: &[&str]) -> Result<Vec<(String, String)>
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            out.push((rel, hex::encode(Sha256::digest(&bytes))));
+            out.push((rel, crate::pins::sha256_hex(&bytes)));
         }
     }
     out.sort();

@@ -167,7 +167,7 @@ impl ReplayInputs {
     fn read(&self, path: &Path) -> Result<String, ReplayError> {
         let bytes = std::fs::read(path).map_err(|e| input(path, e.to_string()))?;
         if let Some(expected) = self.digests.get(path) {
-            let actual = crate::capture::sha256_hex(&bytes);
+            let actual = crate::pins::sha256_hex(&bytes);
             if &actual != expected {
                 return Err(ReplayError::Digest {
                     path: path.to_path_buf(),
@@ -440,10 +440,7 @@ fn random_token() -> String {
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)
     );
-    format!(
-        "replay-{}",
-        &crate::capture::sha256_hex(seed.as_bytes())[..32]
-    )
+    format!("replay-{}", &crate::pins::sha256_hex(seed.as_bytes())[..32])
 }
 
 impl Replay {

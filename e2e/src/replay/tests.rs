@@ -139,7 +139,7 @@ fn an_edited_file_fails_its_digest() {
     let path = dir.path().join("pods.json");
     std::fs::write(&path, "{\"items\":[]}").unwrap();
     let inputs = ReplayInputs {
-        digests: BTreeMap::from([(path.clone(), crate::capture::sha256_hex(b"other"))]),
+        digests: BTreeMap::from([(path.clone(), crate::pins::sha256_hex(b"other"))]),
         ..Default::default()
     };
     let err = inputs.read(&path).unwrap_err();
