@@ -23,7 +23,7 @@ use std::process::ExitCode;
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "pod-metrics-e2e: prove every pod's CPU metric reaches Prometheus"
+    about = "pod-metrics-e2e: prove every running container's metrics (CPU, memory) reach Prometheus"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,7 +36,7 @@ enum Cmd {
     Test(test::Args),
     /// Build a local image: `image prometheus` packs the prometheus binary on PATH for the component tier.
     Image(image::Args),
-    /// Run a benchmark: `bench coverage` times the coverage check at 10,000 pods.
+    /// Run a benchmark: `bench coverage` measures the coverage check from 1,000 to 50,000 pods.
     Bench(bench::Args),
     /// The test matrix (fixtures/matrix.toml): a table, one `--cell`, or `--json` for GitHub Actions.
     Matrix(matrix::Args),
