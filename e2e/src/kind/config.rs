@@ -2,7 +2,6 @@
 //! error here rather than a half-created cluster.
 
 use crate::workdir::display_path;
-use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,68 +49,142 @@ struct KindNode {
     kubeadm_config_patches_json6902: Option<Vec<crate::yaml::Value>>,
 }
 
+/// Why a kind config is refused, before anything is created; each message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum KindConfigError {
+    /// The file cannot be read.
+    #[error("cannot read kind config {path}: pass a readable file with --kind-config")]
+    Read {
+        /// The file, as displayed.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not YAML, or a field kind's v1alpha4 Cluster does not have (the parser names its line).
+    #[error(
+        "{origin}: not a valid kind config (kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4, \
+         fields name/nodes/networking/featureGates/runtimeConfig/kubeadmConfigPatches/\
+         containerdConfigPatches): {parser}"
+    )]
+    Shape {
+        /// The file.
+        origin: String,
+        /// The parser's message, with line and column.
+        parser: crate::yaml::Error,
+    },
+    /// `kind:` is not `Cluster`.
+    #[error("{origin}: `kind: {kind}` should be `kind: Cluster`")]
+    Kind {
+        /// The file.
+        origin: String,
+        /// What it says.
+        kind: String,
+    },
+    /// `apiVersion:` is not `kind.x-k8s.io/v1alpha4`.
+    #[error(
+        "{origin}: `apiVersion: {api_version}` should be `apiVersion: kind.x-k8s.io/v1alpha4`"
+    )]
+    ApiVersion {
+        /// The file.
+        origin: String,
+        /// What it says.
+        api_version: String,
+    },
+    /// A node role other than control-plane or worker.
+    #[error("{origin}: nodes[{index}].role `{role}` should be `control-plane` or `worker`")]
+    Role {
+        /// The file.
+        origin: String,
+        /// The node's index.
+        index: usize,
+        /// What it says.
+        role: String,
+    },
+    /// A node image: the matrix cell pins it.
+    #[error(
+        "{origin}: nodes[{index}].image would override the matrix cell's pinned node image; remove it"
+    )]
+    NodeImage {
+        /// The file.
+        origin: String,
+        /// The node's index.
+        index: usize,
+    },
+    /// Nodes, but none of them a control plane.
+    #[error("{origin}: needs at least one node with `role: control-plane`")]
+    NoControlPlane {
+        /// The file.
+        origin: String,
+    },
+}
+
 /// Parses a kind config and checks it is a `kind.x-k8s.io/v1alpha4` Cluster with only known
 /// fields, at least one control-plane node, and no per-node image (the cell pins the image).
 ///
 /// # Errors
-/// Not YAML, another apiVersion or kind, an unknown field (with its line), an unknown role,
-/// or a node `image` (the cell pins the image).
-pub fn check_kind_config(text: &str, origin: &str) -> Result<KindConfigSummary> {
-    let cfg: KindCluster = crate::yaml::from_str(text).with_context(|| {
-        format!(
-            "{origin}: not a valid kind config (kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4, \
-             fields name/nodes/networking/featureGates/runtimeConfig/kubeadmConfigPatches/\
-             containerdConfigPatches)"
-        )
-    })?;
-    ensure!(
-        cfg.kind == "Cluster",
-        "{origin}: `kind: {}` should be `kind: Cluster`",
-        cfg.kind
-    );
-    ensure!(
-        cfg.api_version == "kind.x-k8s.io/v1alpha4",
-        "{origin}: `apiVersion: {}` should be `apiVersion: kind.x-k8s.io/v1alpha4`",
-        cfg.api_version
-    );
+/// [`KindConfigError`]: not YAML, another apiVersion or kind, an unknown field (with its line),
+/// an unknown role, or a node `image` (the cell pins the image).
+pub fn check_kind_config(text: &str, origin: &str) -> Result<KindConfigSummary, KindConfigError> {
+    let origin_s = || origin.to_string();
+    let cfg: KindCluster =
+        crate::yaml::from_str(text).map_err(|parser| KindConfigError::Shape {
+            origin: origin_s(),
+            parser,
+        })?;
+    if cfg.kind != "Cluster" {
+        return Err(KindConfigError::Kind {
+            origin: origin_s(),
+            kind: cfg.kind,
+        });
+    }
+    if cfg.api_version != "kind.x-k8s.io/v1alpha4" {
+        return Err(KindConfigError::ApiVersion {
+            origin: origin_s(),
+            api_version: cfg.api_version,
+        });
+    }
     let mut summary = KindConfigSummary {
         control_planes: 0,
         workers: 0,
     };
-    for (i, node) in cfg.nodes.iter().enumerate() {
+    for (index, node) in cfg.nodes.iter().enumerate() {
         match node.role.as_str() {
             "control-plane" => summary.control_planes += 1,
             "worker" => summary.workers += 1,
             other => {
-                bail!("{origin}: nodes[{i}].role `{other}` should be `control-plane` or `worker`")
+                return Err(KindConfigError::Role {
+                    origin: origin_s(),
+                    index,
+                    role: other.to_string(),
+                })
             }
         }
-        ensure!(
-            node.image.is_none(),
-            "{origin}: nodes[{i}].image would override the matrix cell's pinned node image; remove it"
-        );
+        if node.image.is_some() {
+            return Err(KindConfigError::NodeImage {
+                origin: origin_s(),
+                index,
+            });
+        }
     }
     if cfg.nodes.is_empty() {
         // kind's default: a single control-plane node.
         summary.control_planes = 1;
     }
-    ensure!(
-        summary.control_planes > 0,
-        "{origin}: needs at least one node with `role: control-plane`"
-    );
+    if summary.control_planes == 0 {
+        return Err(KindConfigError::NoControlPlane { origin: origin_s() });
+    }
     Ok(summary)
 }
 
 /// Reads and checks the kind config at `path`.
 ///
 /// # Errors
-/// The file cannot be read, or [`check_kind_config`] refuses it.
-pub fn read_kind_config(path: &Path) -> Result<KindConfigSummary> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read kind config {}: pass a readable file with --kind-config",
-            display_path(path)
-        )
+/// [`KindConfigError::Read`], or as [`check_kind_config`].
+pub fn read_kind_config(path: &Path) -> Result<KindConfigSummary, KindConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KindConfigError::Read {
+        path: display_path(path),
+        source,
     })?;
     check_kind_config(&text, &display_path(path))
 }
@@ -158,29 +231,45 @@ mod tests {
     #[test]
     fn rejects_unknown_fields_with_origin_and_line() {
         let text = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n  imagee: x\n";
-        let err = format!("{:#}", check_kind_config(text, "bad.yaml").unwrap_err());
+        let err = check_kind_config(text, "bad.yaml").unwrap_err();
+        let KindConfigError::Shape { origin, parser } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(origin, "bad.yaml");
+        let parser = parser.to_string();
         assert!(
-            err.contains("bad.yaml") && err.contains("imagee") && err.contains("line 5"),
-            "{err}"
+            parser.contains("imagee") && parser.contains("line 5"),
+            "{parser}"
         );
     }
 
     #[test]
     fn rejects_wrong_api_version_role_and_pinned_node_image() {
-        let e = |t: &str| format!("{:#}", check_kind_config(t, "f").unwrap_err());
-        assert!(e("kind: Cluster\napiVersion: kind.sigs.k8s.io/v1alpha3\n")
-            .contains("kind.x-k8s.io/v1alpha4"));
-        assert!(
-            e("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: master\n")
-                .contains("nodes[0].role")
-        );
-        assert!(
-            e("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n")
-                .contains("control-plane")
-        );
-        assert!(e("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  image: x\n")
-            .contains("nodes[0].image"));
-        assert!(e("kind: Pod\napiVersion: kind.x-k8s.io/v1alpha4\n").contains("kind: Cluster"));
-        assert!(e("nodes: [").contains("not a valid kind config"));
+        let e = |t: &str| check_kind_config(t, "f").unwrap_err();
+        assert!(matches!(
+            e("kind: Cluster\napiVersion: kind.sigs.k8s.io/v1alpha3\n"),
+            KindConfigError::ApiVersion { api_version, .. } if api_version == "kind.sigs.k8s.io/v1alpha3"
+        ));
+        assert!(matches!(
+            e("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: master\n"),
+            KindConfigError::Role { index: 0, role, .. } if role == "master"
+        ));
+        assert!(matches!(
+            e("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n"),
+            KindConfigError::NoControlPlane { .. }
+        ));
+        assert!(matches!(
+            e("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  image: x\n"),
+            KindConfigError::NodeImage { index: 0, .. }
+        ));
+        assert!(matches!(
+            e("kind: Pod\napiVersion: kind.x-k8s.io/v1alpha4\n"),
+            KindConfigError::Kind { kind, .. } if kind == "Pod"
+        ));
+        assert!(matches!(e("nodes: ["), KindConfigError::Shape { .. }));
+        // The messages still name the file and the fix.
+        assert!(e("nodes: [")
+            .to_string()
+            .starts_with("f: not a valid kind config"));
     }
 }

@@ -11,9 +11,9 @@ pub mod config;
 pub use binary::{
     ensure_kind, find_any_kind, kind_on_path, platform, KindBinary, KindOrigin, KindPin,
 };
-pub use config::{check_kind_config, read_kind_config, KindConfigSummary};
+pub use config::{check_kind_config, read_kind_config, KindConfigError, KindConfigSummary};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use xshell::{cmd, Shell};
@@ -28,29 +28,69 @@ pub const CREATE_WAIT: &str = "120s";
 /// Node containers are named `<cluster>-control-plane` and used as hostnames (at most 63 chars).
 const MAX_NAME_LEN: usize = 63 - "-control-plane".len();
 
+/// Why a cluster name is refused; each message suggests a valid one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Not ours: only `pme2e-…` clusters are created or deleted.
+    #[error(
+        "cluster name `{name}` does not start with `{NAME_PREFIX}`: this harness only creates and \
+         deletes clusters named `{NAME_PREFIX}…`; use e.g. `--name {NAME_PREFIX}{suggestion}`"
+    )]
+    Prefix {
+        /// The name given.
+        name: String,
+        /// What to put after the prefix.
+        suggestion: String,
+    },
+    /// Nothing after the prefix, or too long for kind's node hostnames.
+    #[error("cluster name `{name}` must have 1 to {max} characters after `{NAME_PREFIX}`")]
+    Length {
+        /// The name given.
+        name: String,
+        /// The most characters after the prefix.
+        max: usize,
+    },
+    /// Characters kind (a Docker container name prefix) refuses.
+    #[error(
+        "cluster name `{name}` may only contain a-z, 0-9 and `-` (not at the end); try \
+         `{NAME_PREFIX}{suggestion}`"
+    )]
+    Characters {
+        /// The name given.
+        name: String,
+        /// A valid spelling.
+        suggestion: String,
+    },
+}
+
 /// Checks a cluster name: our prefix, and what kind (a Docker container name prefix) accepts.
 ///
 /// # Errors
-/// The name lacks the `pme2e-` prefix, is too long for kind's node hostnames, or has characters
-/// kind refuses; the message suggests a valid name.
-pub fn validate_cluster_name(name: &str) -> Result<()> {
-    ensure!(
-        name.starts_with(NAME_PREFIX),
-        "cluster name `{name}` does not start with `{NAME_PREFIX}`: this harness only creates and \
-         deletes clusters named `{NAME_PREFIX}…`; use e.g. `--name {NAME_PREFIX}{}`",
-        sanitize(name)
-    );
-    ensure!(
-        name.len() > NAME_PREFIX.len() && name.len() <= MAX_NAME_LEN,
-        "cluster name `{name}` must have 1 to {} characters after `{NAME_PREFIX}`",
-        MAX_NAME_LEN - NAME_PREFIX.len()
-    );
-    ensure!(
-        name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !name.ends_with('-'),
-        "cluster name `{name}` may only contain a-z, 0-9 and `-` (not at the end); try `{NAME_PREFIX}{}`",
-        sanitize(name)
-    );
+/// [`NameError`]: the name lacks the `pme2e-` prefix, is too long for kind's node hostnames, or
+/// has characters kind refuses; the message suggests a valid name.
+pub fn validate_cluster_name(name: &str) -> Result<(), NameError> {
+    if !name.starts_with(NAME_PREFIX) {
+        return Err(NameError::Prefix {
+            name: name.to_string(),
+            suggestion: sanitize(name),
+        });
+    }
+    if name.len() <= NAME_PREFIX.len() || name.len() > MAX_NAME_LEN {
+        return Err(NameError::Length {
+            name: name.to_string(),
+            max: MAX_NAME_LEN - NAME_PREFIX.len(),
+        });
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || name.ends_with('-')
+    {
+        return Err(NameError::Characters {
+            name: name.to_string(),
+            suggestion: sanitize(name),
+        });
+    }
     Ok(())
 }
 
@@ -321,18 +361,31 @@ mod tests {
     #[test]
     fn cluster_names_must_carry_the_prefix() {
         validate_cluster_name("pme2e-kind0-11-k8s1-21").unwrap();
-        let err = validate_cluster_name("kind").unwrap_err().to_string();
-        assert!(
-            err.contains("pme2e-") && err.contains("--name pme2e-kind"),
-            "{err}"
+        let err = validate_cluster_name("kind").unwrap_err();
+        assert_eq!(
+            err,
+            NameError::Prefix {
+                name: "kind".into(),
+                suggestion: "kind".into()
+            }
         );
-        assert!(validate_cluster_name("pme2e-").is_err());
-        let err = validate_cluster_name("pme2e-Kind_1")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("pme2e-kind-1"), "{err}");
+        assert!(err.to_string().contains("--name pme2e-kind"), "{err}");
+        assert!(matches!(
+            validate_cluster_name("pme2e-"),
+            Err(NameError::Length { max: 43, .. })
+        ));
+        assert_eq!(
+            validate_cluster_name("pme2e-Kind_1"),
+            Err(NameError::Characters {
+                name: "pme2e-Kind_1".into(),
+                suggestion: "kind-1".into()
+            })
+        );
         validate_cluster_name(&format!("pme2e-{}", "a".repeat(43))).unwrap();
-        assert!(validate_cluster_name(&format!("pme2e-{}", "a".repeat(44))).is_err());
+        assert!(matches!(
+            validate_cluster_name(&format!("pme2e-{}", "a".repeat(44))),
+            Err(NameError::Length { .. })
+        ));
     }
 
     #[test]
