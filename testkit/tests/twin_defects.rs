@@ -156,8 +156,21 @@ async fn defect4_waits_tolerate_transient_api_errors() {
         503,
         3,
     );
+    // kube's own retry layer is off: server-side apply rides out 503 and 429 by itself.
+    c.faults.inject(
+        Some(http::Method::PATCH),
+        "/apis/monitoring.coreos.com/v1/namespaces/monitoring/prometheuses/e2e",
+        503,
+        1,
+    );
+    c.faults.inject(
+        Some(http::Method::PATCH),
+        "/apis/monitoring.coreos.com/v1/namespaces/monitoring/prometheuses/e2e",
+        429,
+        1,
+    );
     install::apply_prometheus(&client, timeout)
         .await
-        .expect("the StatefulSet wait rides out 503s");
+        .expect("the apply and the StatefulSet wait ride out 503s and 429s");
     assert_eq!(c.faults.pending(), 0, "every injected fault was hit");
 }

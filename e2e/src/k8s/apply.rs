@@ -83,6 +83,16 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
+    /// The API server did not answer the apply before the deadline.
+    #[error("server-side apply of {ident} got no answer within {waited:?}: {last}")]
+    NoAnswer {
+        /// The object.
+        ident: String,
+        /// The deadline.
+        waited: Duration,
+        /// The last transient error, if any.
+        last: String,
+    },
     /// The API server refused the apply; its message is the source.
     #[error("server-side apply of {ident} was rejected")]
     Rejected {
@@ -102,9 +112,9 @@ pub struct Applier {
 }
 
 impl Applier {
-    /// `discovery_grace`: how long a kind the API server does not serve yet is retried before it
-    /// is reported (discovery lists a CRD's group only once it is Established, TWIN-FACTS §1).
-    /// Callers pass what is left of their `--timeout`.
+    /// `discovery_grace`: how long a kind the API server does not serve yet, or an apply answered
+    /// with a transient error, is retried before it is reported (discovery lists a CRD's group
+    /// only once it is Established, TWIN-FACTS §1). Callers pass what is left of their `--timeout`.
     pub fn new(client: Client, discovery_grace: Duration) -> Self {
         Applier {
             client,
@@ -145,12 +155,32 @@ impl Applier {
             ),
         };
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(&ident.name, &params, &Patch::Apply(obj))
-            .await
-            .map_err(|source| ApplyError::Rejected {
-                ident: ident.to_string(),
-                source,
-            })?;
+        // Transient answers (5xx, 429, no connection) are retried until the grace is over, like
+        // every wait's: kube's own retry layer is off (`k8s::client`).
+        let waited = poll_until(self.discovery_grace, DISCOVERY_POLL, || async {
+            api.patch(&ident.name, &params, &Patch::Apply(obj))
+                .await
+                .map(|_| Ok::<(), ()>(()))
+                .map_err(anyhow::Error::new)
+        })
+        .await;
+        match waited {
+            Ok(()) => {}
+            Err(Waited::Failed(e)) => {
+                return Err(match e.downcast::<kube::Error>() {
+                    Ok(source) => ApplyError::Rejected {
+                        ident: ident.to_string(),
+                        source,
+                    },
+                    Err(other) => ApplyError::NoAnswer {
+                        ident: ident.to_string(),
+                        waited: self.discovery_grace,
+                        last: format!("{other:#}"),
+                    },
+                })
+            }
+            Err(Waited::Pending(())) => unreachable!("the apply probe is never pending"),
+        }
         tracing::debug!("applied {ident}");
         Ok(())
     }
