@@ -281,21 +281,9 @@ pub fn operator_kubelet_endpoints(nodes: &[String]) -> (Value, Value) {
     )
 }
 
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn add_labels(out: &mut Map<String, Value>, prefix: &str, present: &str, labels: &Value) {
     for (k, v) in labels.as_object().into_iter().flatten() {
-        let k = sanitize(k);
+        let k = crate::scrape_config::sanitize_label_name(k);
         out.insert(format!("{prefix}_{k}"), v.clone());
         out.insert(format!("{present}_{k}"), json!("true"));
     }

@@ -170,7 +170,7 @@ fn relabel_configs(spec: &ServiceMonitorSpec, shard: Shard) -> Value {
         let values = e.values.join("|");
         let present = format!(
             "__meta_kubernetes_service_labelpresent_{}",
-            sanitize(&e.key)
+            sanitize_label_name(&e.key)
         );
         rules.push(match e.operator {
             SelectorOperator::In => keep_rule("keep", meta_service_label(&e.key), &values),
@@ -245,9 +245,9 @@ fn relabel_configs(spec: &ServiceMonitorSpec, shard: Shard) -> Value {
             rules.push(map([
                 (
                     "source_labels",
-                    strs(&[&format!("{prefix}{}", sanitize(l))]),
+                    strs(&[&format!("{prefix}{}", sanitize_label_name(l))]),
                 ),
-                ("target_label", sanitize(l).into()),
+                ("target_label", sanitize_label_name(l).into()),
                 ("regex", "(.+)".into()),
                 ("replacement", "${1}".into()),
             ]));
@@ -311,10 +311,15 @@ fn strs(items: &[&str]) -> Value {
 /// `__meta_kubernetes_service_label_<name>` with the name sanitised as Prometheus does
 /// (every character outside `[a-zA-Z0-9_]` becomes `_`).
 pub fn meta_service_label(label: &str) -> String {
-    format!("__meta_kubernetes_service_label_{}", sanitize(label))
+    format!(
+        "__meta_kubernetes_service_label_{}",
+        sanitize_label_name(label)
+    )
 }
 
-fn sanitize(name: &str) -> String {
+/// A Kubernetes label name as Prometheus's kubernetes_sd puts it in a label name: every
+/// character outside `[a-zA-Z0-9_]` becomes `_` (Prometheus `strutil.SanitizeLabelName`).
+pub fn sanitize_label_name(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' {

@@ -16,7 +16,7 @@ mod job;
 
 pub use component::{component_prometheus_yml, kubelet_file_sd, KubeletNode};
 pub(crate) use job::relabel_rule;
-pub use job::{meta_service_label, scrape_job};
+pub use job::{meta_service_label, sanitize_label_name, scrape_job};
 pub use servicemonitor::{specs_from_servicemonitor, ServiceMonitorError};
 
 use std::collections::BTreeMap;

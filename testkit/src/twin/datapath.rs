@@ -569,21 +569,9 @@ fn authorize(c: &Weak<Cluster>, token: Option<&str>) -> AuthDecision {
     }
 }
 
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn add_labels(out: &mut Map<String, Value>, prefix: &str, labels: &Value, present: bool) {
     for (k, v) in labels.as_object().into_iter().flatten() {
-        let k = sanitize(k);
+        let k = e2e::scrape_config::sanitize_label_name(k);
         out.insert(format!("{prefix}_{k}"), v.clone());
         if present {
             let (base, kind) = prefix.rsplit_once('_').unwrap();

@@ -5,8 +5,8 @@
 
 use super::status::{self as st, status};
 use super::Cluster;
-use axum::http::{header, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
+use axum::response::Response;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -97,32 +97,6 @@ pub async fn handle(
     if to_kubelet {
         req = req.bearer_auth(apiserver_kubelet_credential(c));
     }
-    match req.send().await {
-        Ok(resp) => {
-            let code = StatusCode::from_u16(resp.status().as_u16()).unwrap();
-            let ct = resp
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("text/plain")
-                .to_string();
-            let bytes = resp.bytes().await.unwrap_or_default();
-            (code, [(header::CONTENT_TYPE, ct)], bytes).into_response()
-        }
-        Err(e) => {
-            // The same upgrade-aware proxy error handler as the service proxy (TWIN-FACTS §2e).
-            let (code, reason) = c.profile.proxy_dial_error();
-            let why = if e.is_connect() {
-                "connect: connection refused".to_string()
-            } else {
-                e.to_string()
-            };
-            status(
-                code,
-                reason,
-                &format!("error trying to reach service: dial tcp {addr}: {why}"),
-                None,
-            )
-        }
-    }
+    // The same upgrade-aware proxy error handler as the service proxy (TWIN-FACTS §2e).
+    super::proxy::forward(c, req, &addr).await
 }

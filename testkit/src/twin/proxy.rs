@@ -95,6 +95,13 @@ pub async fn handle(
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         req = req.header(header::CONTENT_TYPE, ct);
     }
+    forward(c, req, &addr).await
+}
+
+/// Sends a proxied request and answers as the API server's proxy does: the upstream's status,
+/// content type and body, or the dial error per profile (TWIN-FACTS §2e). Shared by the service
+/// and node proxies.
+pub(super) async fn forward(c: &Cluster, req: reqwest::RequestBuilder, addr: &str) -> Response {
     match req.send().await {
         Ok(resp) => {
             let code = StatusCode::from_u16(resp.status().as_u16()).unwrap();
