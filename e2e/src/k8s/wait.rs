@@ -115,11 +115,15 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Result<T, S>>>,
 {
-    let deadline = Instant::now() + timeout;
+    // tokio's clock, so tests can pause it; the same as the system's otherwise.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let remaining = || deadline.saturating_duration_since(tokio::time::Instant::now());
     let mut last: Option<Waited<S>> = None;
     loop {
-        // Every probe may take at least `every`, so even a zero timeout looks once.
-        let bound = remaining(deadline).max(every);
+        // A probe gets `every` past the deadline, so even a zero timeout looks once, and a
+        // probe with its own deadline equal to ours (a client's retries) reports its error
+        // instead of racing our cut.
+        let bound = remaining() + every;
         match tokio::time::timeout(bound, probe()).await {
             Ok(Ok(Ok(done))) => return Ok(done),
             Ok(Ok(Err(observed))) => last = Some(Waited::Pending(observed)),
@@ -130,12 +134,12 @@ where
             }
             Err(_elapsed) => {}
         }
-        if Instant::now() >= deadline {
+        if tokio::time::Instant::now() >= deadline {
             return Err(last.unwrap_or_else(|| {
                 Waited::Failed(anyhow::anyhow!("no answer within {timeout:?}"))
             }));
         }
-        tokio::time::sleep(every.min(remaining(deadline))).await;
+        tokio::time::sleep(every.min(remaining())).await;
     }
 }
 
@@ -460,6 +464,41 @@ mod tests {
         match got {
             Err(Waited::Failed(e)) => assert!(is_transient(&e)),
             other => panic!("expected the last transient error, got {other:?}"),
+        }
+    }
+
+    /// A probe that keeps its own deadline equal to the wait's (the Prometheus client's retries)
+    /// answers a moment after it: its error is what the wait reports, not "no answer".
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_answering_just_after_the_deadline_is_heard() {
+        let got: Result<(), Waited<()>> = poll_until(
+            Duration::from_secs(2),
+            Duration::from_millis(200),
+            || async {
+                tokio::time::sleep(Duration::from_millis(2050)).await;
+                Err(anyhow::anyhow!("connection refused"))
+            },
+        )
+        .await;
+        match got {
+            Err(Waited::Failed(e)) => assert_eq!(e.to_string(), "connection refused"),
+            other => panic!("expected the probe's own error, got {other:?}"),
+        }
+    }
+
+    /// A probe that never answers is abandoned `every` past the deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_probe_is_abandoned_every_past_the_deadline() {
+        let start = tokio::time::Instant::now();
+        let got: Result<(), Waited<()>> =
+            poll_until(Duration::from_secs(2), Duration::from_millis(200), || {
+                std::future::pending()
+            })
+            .await;
+        assert_eq!(start.elapsed(), Duration::from_millis(2200));
+        match got {
+            Err(Waited::Failed(e)) => assert!(e.to_string().contains("no answer within"), "{e}"),
+            other => panic!("expected no answer, got {other:?}"),
         }
     }
 
