@@ -24,7 +24,8 @@
 //! - **Assert:** [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
 //!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
 //!   [`relabel`] (the job the operator generates and what Prometheus does with it).
-//! - **Report:** [`artifacts`], [`diagnose`] (why pods are missing), [`redact`].
+//! - **Report:** [`artifacts`], [`diagnose`] (why pods are missing), [`redact`], [`errors`] (an
+//!   error and its causes, each said once).
 //! - **Reproduce without the cluster:** [`capture`] (what a cluster serves, read-only) and
 //!   [`replay`] (a real Prometheus scraping it with the operator's job).
 //! - [`lifecycle`] drives the phases of `cargo xtask e2e`; [`image`] builds the local Prometheus image.
@@ -34,6 +35,7 @@ pub mod capture;
 pub mod coverage;
 pub mod diagnose;
 pub mod docker;
+pub mod errors;
 pub mod host;
 pub mod image;
 pub mod install;

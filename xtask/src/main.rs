@@ -77,7 +77,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Each cause once: `{err:#}` repeats those a message already names.
+            eprintln!("error: {}", ::e2e::errors::error_chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -222,3 +222,35 @@ fn an_unmodelled_servicemonitor_field_is_refused_by_name_before_anything_starts(
     );
     assert!(!stderr.contains("no-such-image"), "{stderr}");
 }
+
+#[test]
+fn a_rule_prometheus_would_refuse_is_named_once_with_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = dir.path().join("sm.yaml");
+    let text = std::fs::read_to_string(mission_sm()).unwrap().replace(
+        "    path: /metrics/cadvisor\n",
+        "    path: /metrics/cadvisor\n    metricRelabelings:\n    - sourceLabels: [namespace]\n      regex: \"(unclosed\"\n      action: drop\n",
+    );
+    std::fs::write(&sm, text).unwrap();
+    let out = replay_cmd(&[], &sm)
+        .env(
+            "E2E_PROMETHEUS_IMAGE",
+            "localhost/pme2e-no-such-image:never",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("spec.endpoints[0].metricRelabelings[0]")
+            && stderr.contains("fix the rule in the ServiceMonitor"),
+        "{stderr}"
+    );
+    // The typed errors name their cause and also return it as `source`: said once, not per layer.
+    assert_eq!(stderr.matches("unclosed group").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("metricRelabelings[0]").count(),
+        1,
+        "{stderr}"
+    );
+}

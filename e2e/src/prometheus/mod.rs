@@ -8,7 +8,7 @@
 
 mod transport;
 
-pub(crate) use transport::error_chain;
+pub(crate) use crate::errors::error_chain;
 pub use transport::{HttpResponse, HttpTransport, Transport, TransportError};
 
 use serde::{Deserialize, Serialize};

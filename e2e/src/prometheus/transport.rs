@@ -2,6 +2,7 @@
 //! API server's service proxy ([`crate::kubeproxy`]); the client above retries what they report
 //! as [`TransportError::Connect`].
 
+use crate::errors::error_chain;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::time::Duration;
@@ -92,17 +93,4 @@ impl Transport for HttpTransport {
     fn describe(&self) -> String {
         self.base.clone()
     }
-}
-
-/// An error with all its causes: Display of HTTP client errors stops at the outermost one, and the
-/// cause ("Connection refused") is the useful part.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
 }
