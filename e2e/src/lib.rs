@@ -23,7 +23,8 @@
 //!   pinned bundle and the kubelet Service it writes), [`install`] (this repository's manifests).
 //! - **Assert:** [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
 //!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
-//!   [`relabel`] (the job the operator generates and what Prometheus does with it).
+//!   [`relabel`] (the job the operator generates and what Prometheus does with it), [`discovery`]
+//!   (the labels Kubernetes discovery gives each target).
 //! - **Report:** [`artifacts`], [`diagnose`] (why pods are missing), [`redact`], [`errors`] (an
 //!   error and its causes, each said once).
 //! - **Reproduce without the cluster:** [`capture`] (what a cluster serves, read-only) and
@@ -34,6 +35,7 @@ pub mod artifacts;
 pub mod capture;
 pub mod coverage;
 pub mod diagnose;
+pub mod discovery;
 pub mod docker;
 pub mod errors;
 pub mod host;

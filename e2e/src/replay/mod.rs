@@ -17,7 +17,7 @@ use crate::coverage::{self, MetricName, MetricsReport, WaitOptions};
 use crate::diagnose::{self, Finding};
 use crate::pods::RunningPod;
 use crate::scrape_config::{specs_from_servicemonitor, ServiceMonitorError, ServiceMonitorSpec};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -281,14 +281,6 @@ pub fn operator_kubelet_endpoints(nodes: &[String]) -> (Value, Value) {
     )
 }
 
-fn add_labels(out: &mut Map<String, Value>, prefix: &str, present: &str, labels: &Value) {
-    for (k, v) in labels.as_object().into_iter().flatten() {
-        let k = crate::scrape_config::sanitize_label_name(k);
-        out.insert(format!("{prefix}_{k}"), v.clone());
-        out.insert(format!("{present}_{k}"), json!("true"));
-    }
-}
-
 /// The target groups kubernetes_sd (role endpoints) yields for `endpoints` (and its Service),
 /// one group per subset address × port (prometheus@v2.42.0 `discovery/kubernetes/endpoints.go`
 /// `buildEndpoints`; TWIN-FACTS §8), with one change: the address of a Node target on the
@@ -309,75 +301,20 @@ pub fn replay_targets(
     if !namespaces.is_empty() && !namespaces.iter().any(|n| n == ns) {
         return json!([]);
     }
-    let name = endpoints["metadata"]["name"].as_str().unwrap_or_default();
-    let mut base = Map::new();
-    base.insert("__meta_kubernetes_namespace".into(), json!(ns));
-    base.insert("__meta_kubernetes_endpoints_name".into(), json!(name));
-    add_labels(
-        &mut base,
-        "__meta_kubernetes_endpoints_label",
-        "__meta_kubernetes_endpoints_labelpresent",
-        &endpoints["metadata"]["labels"],
-    );
-    if let Some(svc) = service {
-        base.insert("__meta_kubernetes_service_name".into(), json!(name));
-        add_labels(
-            &mut base,
-            "__meta_kubernetes_service_label",
-            "__meta_kubernetes_service_labelpresent",
-            &svc["metadata"]["labels"],
-        );
-        add_labels(
-            &mut base,
-            "__meta_kubernetes_service_annotation",
-            "__meta_kubernetes_service_annotationpresent",
-            &svc["metadata"]["annotations"],
-        );
-    }
-    let mut groups = Vec::new();
-    for subset in endpoints["subsets"].as_array().into_iter().flatten() {
-        for (key, ready) in [("addresses", "true"), ("notReadyAddresses", "false")] {
-            for addr in subset[key].as_array().into_iter().flatten() {
-                for port in subset["ports"].as_array().into_iter().flatten() {
-                    let mut labels = base.clone();
-                    if let Some(n) = port["name"].as_str() {
-                        labels.insert("__meta_kubernetes_endpoint_port_name".into(), json!(n));
-                    }
-                    labels.insert(
-                        "__meta_kubernetes_endpoint_port_protocol".into(),
-                        json!(port["protocol"].as_str().unwrap_or("TCP")),
-                    );
-                    labels.insert("__meta_kubernetes_endpoint_ready".into(), json!(ready));
-                    let kind = addr["targetRef"]["kind"].as_str();
-                    let target_name = addr["targetRef"]["name"].as_str();
-                    if let (Some(kind), Some(n)) = (kind, target_name) {
-                        labels.insert(
-                            "__meta_kubernetes_endpoint_address_target_kind".into(),
-                            json!(kind),
-                        );
-                        labels.insert(
-                            "__meta_kubernetes_endpoint_address_target_name".into(),
-                            json!(n),
-                        );
-                    }
-                    if let Some(n) = addr["nodeName"].as_str() {
-                        labels.insert("__meta_kubernetes_endpoint_node_name".into(), json!(n));
-                    }
-                    if let Some(h) = addr["hostname"].as_str() {
-                        labels.insert("__meta_kubernetes_endpoint_hostname".into(), json!(h));
-                    }
-                    let local = match (kind, target_name) {
-                        (Some("Node"), Some(n)) if port["port"] == 10250 => {
-                            kubelets.get(n).map(|a| a.to_string())
-                        }
-                        _ => None,
-                    };
-                    let address = local.unwrap_or_else(&mut *closed);
-                    groups.push(json!({"targets": [address], "labels": labels}));
-                }
-            }
-        }
-    }
+    let groups = crate::discovery::endpoints_targets(endpoints, service, &[])
+        .into_iter()
+        .map(|mut t| {
+            let local = match t.label("__meta_kubernetes_endpoint_address_target_kind") {
+                Some("Node") if t.port() == Some(10250) => t
+                    .label("__meta_kubernetes_endpoint_address_target_name")
+                    .and_then(|n| kubelets.get(n))
+                    .map(|a| a.to_string()),
+                _ => None,
+            };
+            t.address = local.unwrap_or_else(&mut *closed);
+            t.into_group()
+        })
+        .collect();
     Value::Array(groups)
 }
 

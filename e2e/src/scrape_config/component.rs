@@ -4,7 +4,6 @@
 use super::job::map;
 use super::{scrape_job, Discovery, ServiceMonitorSpec, Shard};
 use crate::yaml::{Mapping, Value};
-use serde_json::json;
 use std::time::Duration;
 
 /// One node of the operator's `kube-system/kubelet` Endpoints, as file_sd will present it.
@@ -18,38 +17,22 @@ pub struct KubeletNode {
 }
 
 /// The `__meta_kubernetes_*` target groups kubernetes_sd (role endpoints) yields for the
-/// operator's kubelet Service: one target per (node, port), target kind `Node`.
+/// operator's kubelet Endpoints and Service: one target per (node, port), target kind `Node`,
+/// labelled by [`crate::discovery`] exactly as TWIN-FACTS §8 lists them.
 pub fn kubelet_file_sd(nodes: &[KubeletNode]) -> serde_json::Value {
-    let groups: Vec<serde_json::Value> = nodes
-        .iter()
-        .flat_map(|n| {
-            n.ports.iter().map(move |(port_name, address)| {
-                let port = address.rsplit_once(':').map(|(_, p)| p).unwrap_or_default();
-                json!({
-                    "targets": [address],
-                    "labels": {
-                        "__meta_kubernetes_namespace": "kube-system",
-                        "__meta_kubernetes_endpoints_name": "kubelet",
-                        "__meta_kubernetes_endpoints_label_k8s_app": "kubelet",
-                        "__meta_kubernetes_endpoints_label_app_kubernetes_io_name": "kubelet",
-                        "__meta_kubernetes_endpoints_label_app_kubernetes_io_managed_by": "prometheus-operator",
-                        "__meta_kubernetes_service_name": "kubelet",
-                        "__meta_kubernetes_service_label_k8s_app": "kubelet",
-                        "__meta_kubernetes_service_labelpresent_k8s_app": "true",
-                        "__meta_kubernetes_service_label_app_kubernetes_io_name": "kubelet",
-                        "__meta_kubernetes_service_labelpresent_app_kubernetes_io_name": "true",
-                        "__meta_kubernetes_service_label_app_kubernetes_io_managed_by": "prometheus-operator",
-                        "__meta_kubernetes_service_labelpresent_app_kubernetes_io_managed_by": "true",
-                        "__meta_kubernetes_endpoint_port_name": port_name,
-                        "__meta_kubernetes_endpoint_port_protocol": "TCP",
-                        "__meta_kubernetes_endpoint_ready": "true",
-                        "__meta_kubernetes_endpoint_address_target_kind": "Node",
-                        "__meta_kubernetes_endpoint_address_target_name": n.node,
-                        "__meta_kubernetes_endpoint_node_name": n.node,
-                        "__meta_kubernetes_endpoint_port_number": port,
-                    }
-                })
-            })
+    let names: Vec<String> = nodes.iter().map(|n| n.node.clone()).collect();
+    let (endpoints, service) = crate::replay::operator_kubelet_endpoints(&names);
+    let groups = crate::discovery::endpoints_targets(&endpoints, Some(&service), &[])
+        .into_iter()
+        .filter_map(|mut t| {
+            // Each (node, port) goes where the test points it; a port it lists not is left out.
+            let node = nodes.iter().find(|n| {
+                Some(n.node.as_str()) == t.label("__meta_kubernetes_endpoint_address_target_name")
+            })?;
+            let port_name = t.label("__meta_kubernetes_endpoint_port_name")?;
+            let (_, address) = node.ports.iter().find(|(p, _)| p == port_name)?;
+            t.address = address.clone();
+            Some(t.into_group())
         })
         .collect();
     serde_json::Value::Array(groups)

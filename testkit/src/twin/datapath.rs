@@ -19,7 +19,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use e2e::scrape_config::{Discovery, Shard, SERVICE_ACCOUNT_TOKEN};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
@@ -569,17 +569,6 @@ fn authorize(c: &Weak<Cluster>, token: Option<&str>) -> AuthDecision {
     }
 }
 
-fn add_labels(out: &mut Map<String, Value>, prefix: &str, labels: &Value, present: bool) {
-    for (k, v) in labels.as_object().into_iter().flatten() {
-        let k = e2e::scrape_config::sanitize_label_name(k);
-        out.insert(format!("{prefix}_{k}"), v.clone());
-        if present {
-            let (base, kind) = prefix.rsplit_once('_').unwrap();
-            out.insert(format!("{base}_{kind}present_{k}"), json!("true"));
-        }
-    }
-}
-
 #[derive(serde::Deserialize)]
 struct SdQuery {
     #[serde(default)]
@@ -601,106 +590,15 @@ async fn sd(State(c): State<Weak<Cluster>>, Query(q): Query<SdQuery>) -> axum::r
         if !wanted.is_empty() && !wanted.contains(&ns) {
             continue;
         }
-        let name = ep["metadata"]["name"].as_str().unwrap_or_default();
-        let mut base = Map::new();
-        base.insert("__meta_kubernetes_namespace".into(), json!(ns));
-        base.insert("__meta_kubernetes_endpoints_name".into(), json!(name));
-        add_labels(
-            &mut base,
-            "__meta_kubernetes_endpoints_label",
-            &ep["metadata"]["labels"],
-            true,
-        );
-        if let Some(svc) = services
+        let name = &ep["metadata"]["name"];
+        let service = services
             .iter()
-            .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name)
-        {
-            base.insert("__meta_kubernetes_service_name".into(), json!(name));
-            add_labels(
-                &mut base,
-                "__meta_kubernetes_service_label",
-                &svc["metadata"]["labels"],
-                true,
-            );
-            add_labels(
-                &mut base,
-                "__meta_kubernetes_service_annotation",
-                &svc["metadata"]["annotations"],
-                true,
-            );
-        }
-        for subset in ep["subsets"].as_array().into_iter().flatten() {
-            for (key, ready) in [("addresses", "true"), ("notReadyAddresses", "false")] {
-                for addr in subset[key].as_array().into_iter().flatten() {
-                    for port in subset["ports"].as_array().into_iter().flatten() {
-                        let mut labels = base.clone();
-                        let ip = addr["ip"].as_str().unwrap_or_default();
-                        if let Some(n) = port["name"].as_str() {
-                            labels.insert("__meta_kubernetes_endpoint_port_name".into(), json!(n));
-                        }
-                        labels.insert(
-                            "__meta_kubernetes_endpoint_port_protocol".into(),
-                            port["protocol"].clone(),
-                        );
-                        labels.insert("__meta_kubernetes_endpoint_ready".into(), json!(ready));
-                        if let Some(kind) = addr["targetRef"]["kind"].as_str() {
-                            labels.insert(
-                                "__meta_kubernetes_endpoint_address_target_kind".into(),
-                                json!(kind),
-                            );
-                            labels.insert(
-                                "__meta_kubernetes_endpoint_address_target_name".into(),
-                                addr["targetRef"]["name"].clone(),
-                            );
-                        }
-                        if let Some(n) = addr["nodeName"].as_str() {
-                            labels.insert("__meta_kubernetes_endpoint_node_name".into(), json!(n));
-                        }
-                        if let Some(h) = addr["hostname"].as_str() {
-                            labels.insert("__meta_kubernetes_endpoint_hostname".into(), json!(h));
-                        }
-                        // Pod targets also carry pod metadata (a subset of what kubernetes_sd adds).
-                        if addr["targetRef"]["kind"] == "Pod" {
-                            if let Some(p) = pods.iter().find(|p| {
-                                p["metadata"]["namespace"] == ns
-                                    && p["metadata"]["name"] == addr["targetRef"]["name"]
-                            }) {
-                                labels.insert(
-                                    "__meta_kubernetes_pod_name".into(),
-                                    p["metadata"]["name"].clone(),
-                                );
-                                labels.insert("__meta_kubernetes_pod_ip".into(), json!(ip));
-                                labels.insert(
-                                    "__meta_kubernetes_pod_node_name".into(),
-                                    p["spec"]["nodeName"].clone(),
-                                );
-                                add_labels(
-                                    &mut labels,
-                                    "__meta_kubernetes_pod_label",
-                                    &p["metadata"]["labels"],
-                                    true,
-                                );
-                                for ctr in p["spec"]["containers"].as_array().into_iter().flatten()
-                                {
-                                    if ctr["ports"]
-                                        .as_array()
-                                        .into_iter()
-                                        .flatten()
-                                        .any(|cp| cp["containerPort"] == port["port"])
-                                    {
-                                        labels.insert(
-                                            "__meta_kubernetes_pod_container_name".into(),
-                                            ctr["name"].clone(),
-                                        );
-                                    }
-                                }
-                            }
-                        }
-                        groups.push(json!({"targets": [format!("{ip}:{}", port["port"])], "labels": labels}));
-                    }
-                }
-            }
-        }
+            .find(|s| s["metadata"]["namespace"] == ns && &s["metadata"]["name"] == name);
+        groups.extend(
+            e2e::discovery::endpoints_targets(&ep, service, &pods)
+                .into_iter()
+                .map(e2e::discovery::Target::into_group),
+        );
     }
     (
         [(header::CONTENT_TYPE, "application/json")],
