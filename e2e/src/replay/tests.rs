@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 
 fn mission_sm() -> crate::yaml::Value {
     let text = std::fs::read_to_string(
