@@ -185,11 +185,7 @@ fn scrape_jobs_and_targets(snap: &Snapshot, expect: &Expectation) -> Vec<Finding
         .targets
         .dropped
         .iter()
-        .filter(|d| {
-            d.discovered_labels
-                .get("job")
-                .is_some_and(|j| names.contains(j.as_str()))
-        })
+        .filter(|d| dropped_job(&d.discovered_labels).is_some_and(|j| names.contains(j)))
         .collect();
     let job_list = names.iter().copied().collect::<Vec<_>>().join(", ");
     if dropped.is_empty() {
@@ -222,6 +218,19 @@ fn scrape_jobs_and_targets(snap: &Snapshot, expect: &Expectation) -> Vec<Finding
         ),
         capped(evidence),
     )]
+}
+
+/// The job a dropped target was discovered for. Prometheus 2.42 can report a dropped target's
+/// discovered labels already overwritten by the job's first relabeling, losing `job` (the last
+/// label) to the operator's `__tmp_prometheus_job_name` copy of it: relabel() returns
+/// `lb.Labels(lset)`, reusing the discovered labels' array (prometheus@v2.42.0
+/// `model/relabel/relabel.go`; fixed upstream by "relabel: keep intermediate results in
+/// labels.Builder", 11d019ed5a). Whether it strikes depends on the label count's slice capacity.
+fn dropped_job(discovered: &BTreeMap<String, String>) -> Option<&str> {
+    discovered
+        .get("job")
+        .or_else(|| discovered.get("__tmp_prometheus_job_name"))
+        .map(String::as_str)
 }
 
 /// Link 4: every target is up; down ones are classified from `lastError`.

@@ -432,6 +432,27 @@ fn all_targets_dropped_shows_port_names() {
     assert_eq!(ids(&analyze_all(&snap, &pods)), ["targets-none-discovered"]);
 }
 
+/// Prometheus 2.42 may report a dropped target's discovered labels after the operator's first
+/// rule copied `job` into `__tmp_prometheus_job_name` and pushed `job` out (seen on the twin).
+#[test]
+fn all_targets_dropped_when_prometheus_2_42_lost_the_job_label() {
+    let (mut snap, pods) = healthy(true);
+    snap.targets.active.clear();
+    snap.targets.dropped = vec![DroppedTarget {
+        discovered_labels: labels(&[
+            ("__tmp_prometheus_job_name", JOB),
+            ("__address__", "172.18.0.2:10250"),
+            ("__meta_kubernetes_endpoint_port_name", "https-metrics"),
+        ]),
+    }];
+    assert_eq!(ids(&analyze_all(&snap, &pods)), ["targets-all-dropped"]);
+    // Another job's dropped target is still not this job's.
+    snap.targets.dropped[0]
+        .discovered_labels
+        .insert("__tmp_prometheus_job_name".into(), "other".into());
+    assert_eq!(ids(&analyze_all(&snap, &pods)), ["targets-none-discovered"]);
+}
+
 #[test]
 fn classifies_last_errors() {
     let cases = [
