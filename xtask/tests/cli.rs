@@ -5,62 +5,15 @@
 //! The stand-in `kind create` writes a kubeconfig for https://127.0.0.1:1, so the first kube call
 //! (waiting for nodes) fails deterministically: that is the "failure in a later phase".
 
-use e2e::matrix::Matrix;
+mod common;
+
+use common::*;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const GOLDEN: &str = "fixtures/golden/e2e-dry-run.txt";
-
-const STANDIN_KIND: &str = r#"#!/bin/sh
-printf '%s\n' "$*" >> "$STANDIN_LOG"
-printf '%s\n' "${KUBECONFIG:-<unset>}" >> "$STANDIN_LOG.kubeconfig"
-case "$1" in version) echo "kind ${STANDIN_KIND_VERSION:-v0.11.1} go1.16.4 linux/amd64"; exit 0;; esac
-if [ -n "$STANDIN_KIND_FAIL" ]; then
-  case "$*" in "$STANDIN_KIND_FAIL"*) echo "stand-in kind: failing '$*' on demand" >&2; exit 1;; esac
-fi
-kubeconfig() {
-  if [ -n "$STANDIN_KUBECONFIG" ]; then cat "$STANDIN_KUBECONFIG"; return; fi
-  cat <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: standin
-  cluster:
-    server: ${STANDIN_API:-https://127.0.0.1:1}
-contexts:
-- name: standin
-  context: {cluster: standin, user: standin}
-current-context: standin
-users:
-- name: standin
-  user: {token: standin-not-a-secret}
-EOF
-}
-case "$1 $2" in
-  "create cluster")
-    prev=
-    for a in "$@"; do
-      if [ "$prev" = --kubeconfig ]; then kubeconfig > "$a"; fi
-      prev=$a
-    done
-    if [ -n "$STANDIN_CREATE_SLEEP" ]; then exec sleep "$STANDIN_CREATE_SLEEP"; fi ;;
-  "get clusters") for c in $STANDIN_CLUSTERS; do echo "$c"; done ;;
-  "get kubeconfig") kubeconfig ;;
-  "export logs") mkdir -p "$3" && echo "stand-in node logs" > "$3/standin.log" ;;
-  "delete cluster")
-    # kind locks the kubeconfig first and creates its directory to do so (kind
-    # pkg/cluster/internal/kubeconfig/internal/kubeconfig/lock.go lockFile: MkdirAll, then .lock).
-    prev=
-    for a in "$@"; do
-      if [ "$prev" = --kubeconfig ]; then mkdir -p "$(dirname "$a")"; fi
-      prev=$a
-    done ;;
-  *) echo "stand-in kind: unexpected '$*'" >&2; exit 2 ;;
-esac
-"#;
 
 /// Stands in for `cargo` in the assert phase: records its arguments, working directory and the
 /// E2E_* environment, drops a coverage report where the cluster test would, exits on demand.
@@ -71,155 +24,6 @@ printf 'E2E_KUBECONFIG=%s E2E_CELL=%s E2E_ARTIFACTS_DIR=%s E2E_METRICS=%s\n' "$E
 if [ -n "$STANDIN_COVERAGE" ]; then cp "$STANDIN_COVERAGE" "$E2E_ARTIFACTS_DIR/coverage.json"; fi
 exit "${STANDIN_CARGO_EXIT:-0}"
 "#;
-
-const STANDIN_DOCKER: &str = r#"#!/bin/sh
-printf 'docker %s\n' "$*" >> "$STANDIN_LOG.docker"
-if [ -n "$STANDIN_DOCKER_DOWN" ]; then
-  echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2
-  exit 1
-fi
-echo "20.10.24"
-"#;
-
-/// A temp dir with `bin/` (stand-ins), `work/` (E2E_WORK_DIR) and the stand-ins' call logs.
-struct Sandbox {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    bin: PathBuf,
-    work: PathBuf,
-    log: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        Self::with(true)
-    }
-
-    /// `with_kind: false` leaves `kind` off PATH entirely.
-    fn with(with_kind: bool) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let bin = root.join("bin");
-        let work = root.join("work");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&work).unwrap();
-        if with_kind {
-            write_script(&bin.join("kind"), STANDIN_KIND);
-        }
-        write_script(&bin.join("docker"), STANDIN_DOCKER);
-        Sandbox {
-            log: root.join("calls.log"),
-            _tmp: tmp,
-            root,
-            bin,
-            work,
-            env: Vec::new(),
-        }
-    }
-
-    fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(XTASK);
-        cmd.args(args);
-        // Only the stand-ins and the basic tools their scripts need; never a real kind.
-        cmd.env("PATH", format!("{}:/usr/bin:/bin", self.bin.display()));
-        cmd.env("E2E_WORK_DIR", &self.work);
-        cmd.env("E2E_KIND_PLATFORM", "linux-amd64");
-        cmd.env("STANDIN_LOG", &self.log);
-        // Whatever happens, no real kubeconfig is in reach.
-        cmd.env("HOME", &self.root);
-        for var in [
-            "KUBECONFIG",
-            "E2E_KIND_URL",
-            "E2E_KUBECONFIG",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd.stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().expect("xtask runs");
-        eprintln!(
-            "$ xtask {}\n--- stdout\n{}--- stderr\n{}---",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    /// Arguments of every stand-in kind call, in order.
-    fn kind_calls(&self) -> Vec<String> {
-        read_lines(&self.log)
-    }
-
-    fn docker_calls(&self) -> Vec<String> {
-        read_lines(&self.log.with_extension("log.docker"))
-    }
-
-    /// `KUBECONFIG` as each kind call saw it.
-    fn kind_kubeconfigs(&self) -> Vec<String> {
-        read_lines(&self.log.with_extension("log.kubeconfig"))
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        self.work.join(default_name())
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.run_dir().join("kubeconfig")
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.root.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-fn write_script(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().map(String::from).collect())
-        .unwrap_or_default()
-}
-
-fn matrix() -> Matrix {
-    Matrix::load_default().unwrap()
-}
-
-fn default_name() -> String {
-    matrix().default_cell().default_cluster_name()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,41 +1,14 @@
 //! Host preflight and the diagnosis of a failed `kind create`, end to end through `cargo xtask e2e`,
-//! without Docker: stand-in `kind`, `docker` and `df` scripts first on PATH, a fake `/proc`
-//! (`E2E_PROC_ROOT`) and `E2E_WORK_DIR` in a temp dir.
+//! without Docker: the stand-in `kind` and `docker` sandbox `cli.rs` uses too (`common/`), plus
+//! a stand-in `df`, a fake `/proc` (`E2E_PROC_ROOT`) and `E2E_WORK_DIR` in a temp dir.
 //!
 //! The stand-in `kind create cluster` fails the way each known cause does (kind's stderr), and
 //! `kind export logs` copies node logs laid out as kind exports them.
 
-use e2e::matrix::Matrix;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-
-const STANDIN_KIND: &str = r#"#!/bin/sh
-printf '%s\n' "$*" >> "$STANDIN_LOG"
-case "$1" in version) echo "kind v0.11.1 go1.16.4 linux/amd64"; exit 0;; esac
-case "$1 $2" in
-  "create cluster")
-    # kind prints its progress and the error on stderr and exits 1 (kind v0.11.1 cmd/kind/app).
-    if [ -n "$STANDIN_CREATE_STDERR" ]; then cat "$STANDIN_CREATE_STDERR" >&2; exit 1; fi ;;
-  "get clusters") ;;
-  # kind export logs DIR --name N writes DIR/<node>/… (kind pkg/cluster/provider.go CollectLogs).
-  "export logs") mkdir -p "$3" && if [ -n "$STANDIN_EXPORT_FROM" ]; then cp -R "$STANDIN_EXPORT_FROM"/. "$3"/; fi ;;
-  "delete cluster") ;;
-  *) echo "stand-in kind: unexpected '$*'" >&2; exit 2 ;;
-esac
-"#;
-
-/// `docker info --format '{{json .}}'` prints one JSON object (Docker CLI `--format` with the
-/// `json` template function); `{{.ServerVersion}}` the version.
-const STANDIN_DOCKER: &str = r#"#!/bin/sh
-printf 'docker %s\n' "$*" >> "$STANDIN_LOG.docker"
-case "$*" in
-  "info --format {{json .}}") cat "$STANDIN_DOCKER_INFO" ;;
-  "info --format {{.ServerVersion}}") echo "24.0.7" ;;
-  *) echo "stand-in docker: unexpected '$*'" >&2; exit 2 ;;
-esac
-"#;
+use common::*;
+use std::process::Output;
 
 /// POSIX `df -Pk` output: header, then 1024-blocks, used, available, capacity, mount point.
 const STANDIN_DF: &str = r#"#!/bin/sh
@@ -43,20 +16,6 @@ printf 'df %s\n' "$*" >> "$STANDIN_LOG.df"
 echo "Filesystem     1024-blocks      Used Available Capacity Mounted on"
 echo "/dev/sda1        490617784 100000000 ${STANDIN_DF_AVAIL_KIB:-300000000}      25% /"
 "#;
-
-struct Sandbox {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    work: PathBuf,
-    log: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-fn write_script(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 /// What `docker info` reports in a sandbox.
 struct Docker {
@@ -73,71 +32,48 @@ const ROOMY_V1: Docker = Docker {
     rootless: false,
 };
 
-impl Sandbox {
-    /// inotify limits in the fake /proc, and Docker's facts.
-    fn new(watches: u64, instances: u64, docker: Docker) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let bin = root.join("bin");
-        let work = root.join("work");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&work).unwrap();
-        write_script(&bin.join("kind"), STANDIN_KIND);
-        write_script(&bin.join("docker"), STANDIN_DOCKER);
-        write_script(&bin.join("df"), STANDIN_DF);
-        let inotify = root.join("proc/sys/fs/inotify");
-        std::fs::create_dir_all(&inotify).unwrap();
-        std::fs::write(inotify.join("max_user_watches"), format!("{watches}\n")).unwrap();
-        std::fs::write(inotify.join("max_user_instances"), format!("{instances}\n")).unwrap();
-        let info = serde_json::json!({
-            "CgroupVersion": docker.cgroup,
-            "CgroupDriver": if docker.cgroup == "2" { "systemd" } else { "cgroupfs" },
-            "MemTotal": docker.mem_gib * 1024 * 1024 * 1024,
-            "NCPU": 4,
-            "DockerRootDir": docker.root_dir,
-            "SecurityOptions": if docker.rootless {
-                vec!["name=seccomp,profile=builtin", "name=rootless"]
-            } else {
-                vec!["name=seccomp,profile=builtin"]
-            },
-            "MemoryLimit": true, "PidsLimit": true, "CPUShares": true,
-            "Name": "laptop",
-            "OperatingSystem": "Ubuntu 22.04.3 LTS",
-            "ServerVersion": "24.0.7",
-        });
-        std::fs::write(root.join("docker-info.json"), info.to_string()).unwrap();
-        let log = root.join("calls.log");
-        let env = vec![
-            ("PATH".into(), format!("{}:/usr/bin:/bin", bin.display())),
-            ("E2E_WORK_DIR".into(), work.display().to_string()),
-            (
-                "E2E_PROC_ROOT".into(),
-                root.join("proc").display().to_string(),
-            ),
-            ("E2E_KIND_PLATFORM".into(), "linux-amd64".into()),
-            ("STANDIN_LOG".into(), log.display().to_string()),
-            (
-                "STANDIN_DOCKER_INFO".into(),
-                root.join("docker-info.json").display().to_string(),
-            ),
-            ("HOME".into(), root.display().to_string()),
-        ];
-        Sandbox {
-            _tmp: tmp,
-            root,
-            work,
-            log,
-            env,
-        }
-    }
+/// A sandbox whose fake `/proc` has these inotify limits and whose `docker info` says `docker`
+/// (plus a stand-in `df`).
+fn host_sandbox(watches: u64, instances: u64, docker: Docker) -> Sandbox {
+    let sb = Sandbox::new();
+    let root = sb.root.clone();
+    write_script(&sb.bin.join("df"), STANDIN_DF);
+    let inotify = root.join("proc/sys/fs/inotify");
+    std::fs::create_dir_all(&inotify).unwrap();
+    std::fs::write(inotify.join("max_user_watches"), format!("{watches}\n")).unwrap();
+    std::fs::write(inotify.join("max_user_instances"), format!("{instances}\n")).unwrap();
+    let info = serde_json::json!({
+        "CgroupVersion": docker.cgroup,
+        "CgroupDriver": if docker.cgroup == "2" { "systemd" } else { "cgroupfs" },
+        "MemTotal": docker.mem_gib * 1024 * 1024 * 1024,
+        "NCPU": 4,
+        "DockerRootDir": docker.root_dir,
+        "SecurityOptions": if docker.rootless {
+            vec!["name=seccomp,profile=builtin", "name=rootless"]
+        } else {
+            vec!["name=seccomp,profile=builtin"]
+        },
+        "MemoryLimit": true, "PidsLimit": true, "CPUShares": true,
+        "Name": "laptop",
+        "OperatingSystem": "Ubuntu 22.04.3 LTS",
+        "ServerVersion": "24.0.7",
+    });
+    std::fs::write(root.join("docker-info.json"), info.to_string()).unwrap();
+    sb.env("E2E_PROC_ROOT", &root.join("proc").display().to_string())
+        .env(
+            "STANDIN_DOCKER_INFO",
+            &root.join("docker-info.json").display().to_string(),
+        )
+}
 
-    fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.into(), value.into()));
-        self
-    }
+/// What the host tests add to the shared sandbox.
+trait HostSandbox {
+    /// `kind create cluster` fails with `stderr`; `kind export logs` copies `nodes` (node name
+    /// → [(file, lines)]) in kind's layout.
+    fn failing_create(self, stderr: &str, nodes: &[NodeLogs]) -> Self;
+}
 
-    /// `kind create cluster` fails with `stderr`; `kind export logs` copies `nodes` (node name →
-    /// [(file, lines)]) in kind's layout.
+impl HostSandbox for Sandbox {
     fn failing_create(self, stderr: &str, nodes: &[NodeLogs]) -> Self {
         let stderr_file = self.root.join("create-stderr.txt");
         std::fs::write(&stderr_file, stderr).unwrap();
@@ -174,56 +110,6 @@ impl Sandbox {
         self.env("STANDIN_CREATE_STDERR", &f)
             .env("STANDIN_EXPORT_FROM", &e)
     }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(XTASK);
-        cmd.args(args);
-        for var in [
-            "KUBECONFIG",
-            "E2E_KIND_URL",
-            "E2E_KUBECONFIG",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "http_proxy",
-            "https_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd.stdin(Stdio::null());
-        let out = cmd.output().expect("xtask runs");
-        eprintln!(
-            "$ xtask {}\n--- stderr\n{}---",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn kind_calls(&self) -> Vec<String> {
-        lines(&self.log)
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        self.work.join(
-            Matrix::load_default()
-                .unwrap()
-                .default_cell()
-                .default_cluster_name(),
-        )
-    }
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().map(String::from).collect())
-        .unwrap_or_default()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// One node's exported log files: (node, [(file, journal messages)]).
@@ -296,7 +182,7 @@ fn assert_create_failed_with(sb: &Sandbox, out: &Output, cause: &str, quoted: &s
 #[test]
 fn low_inotify_limits_warn_before_anything_is_created_and_name_the_failure() {
     // Ubuntu's defaults (kind known-issues: 8192 watches, 128 instances).
-    let sb = Sandbox::new(8192, 128, ROOMY_V1).failing_create(
+    let sb = host_sandbox(8192, 128, ROOMY_V1).failing_create(
         KUBEADM_INIT_FAILED,
         &[
             // kind known-issues "too many open files": the kubelet cannot watch files.
@@ -336,7 +222,7 @@ fn low_inotify_limits_warn_before_anything_is_created_and_name_the_failure() {
 
 #[test]
 fn kind_0_11_on_cgroup_v2_warns_naming_the_newer_kind_cell() {
-    let sb = Sandbox::new(
+    let sb = host_sandbox(
         524_288,
         512,
         Docker {
@@ -375,7 +261,7 @@ fn kind_0_11_on_cgroup_v2_warns_naming_the_newer_kind_cell() {
 
 #[test]
 fn cgroup_v2_kubelet_failure_names_the_cause() {
-    let sb = Sandbox::new(524_288, 512, ROOMY_V1).failing_create(
+    let sb = host_sandbox(524_288, 512, ROOMY_V1).failing_create(
         KUBEADM_INIT_FAILED,
         // kind known-issues (cgroups v2 section, before kind commit 846a2cc6).
         &[(CP, &[("kubelet.log", &["F1125 10:00:03.2 231 server.go:274] failed to run Kubelet: mountpoint for  not found"])])],
@@ -392,7 +278,7 @@ fn cgroup_v2_kubelet_failure_names_the_cause() {
 
 #[test]
 fn docker_memory() {
-    let sb = Sandbox::new(
+    let sb = host_sandbox(
         524_288,
         512,
         Docker {
@@ -422,7 +308,7 @@ fn docker_memory() {
 
 #[test]
 fn snap_docker() {
-    let sb = Sandbox::new(
+    let sb = host_sandbox(
         524_288,
         512,
         Docker {
@@ -454,7 +340,7 @@ fn snap_docker() {
 
 #[test]
 fn disk_full() {
-    let sb = Sandbox::new(524_288, 512, ROOMY_V1)
+    let sb = host_sandbox(524_288, 512, ROOMY_V1)
         .env("STANDIN_DF_AVAIL_KIB", "1048576")
         .failing_create(
             KUBEADM_INIT_FAILED,
@@ -467,7 +353,8 @@ fn disk_full() {
         err.contains("warning[host-disk-low]: 1.0 GiB free where Docker keeps its data"),
         "{err}"
     );
-    assert!(lines(&sb.log.with_extension("log.df")).contains(&"df -Pk /var/lib/docker".to_string()));
+    assert!(read_lines(&sb.log.with_extension("log.df"))
+        .contains(&"df -Pk /var/lib/docker".to_string()));
     assert_create_failed_with(
         &sb,
         &out,
@@ -480,7 +367,7 @@ fn disk_full() {
 #[test]
 fn exhausted_address_pools() {
     // Docker's IPAM error when kind creates its network (moby libnetwork); no node ever ran.
-    let sb = Sandbox::new(524_288, 512, ROOMY_V1).failing_create(
+    let sb = host_sandbox(524_288, 512, ROOMY_V1).failing_create(
         "Creating cluster \"pme2e-kind0-11-k8s1-21\" ...\n\
          ERROR: failed to create cluster: failed to ensure docker network: command \"docker network create -d=bridge -o com.docker.network.bridge.enable_ip_masquerade=true --ipv6 --subnet fc00:f853:ccd:e793::/64 kind\" failed with error: exit status 1\n\
          Command Output: Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network\n",
@@ -499,7 +386,7 @@ fn exhausted_address_pools() {
 #[test]
 fn port_already_allocated() {
     // Docker's port allocator when a node publishes a port another container holds.
-    let sb = Sandbox::new(524_288, 512, ROOMY_V1).failing_create(
+    let sb = host_sandbox(524_288, 512, ROOMY_V1).failing_create(
         "Creating cluster \"pme2e-kind0-11-k8s1-21\" ...\n ✗ Preparing nodes 📦 📦 📦\n\
          ERROR: failed to create cluster: command \"docker run --hostname pme2e-kind0-11-k8s1-21-control-plane --publish=127.0.0.1:6443:6443/TCP …\" failed with error: exit status 125\n\
          Command Output: docker: Error response from daemon: driver failed programming external connectivity on endpoint pme2e-kind0-11-k8s1-21-control-plane: Bind for 127.0.0.1:6443 failed: port is already allocated.\n",
@@ -517,7 +404,7 @@ fn port_already_allocated() {
 
 #[test]
 fn an_unknown_failure_gets_the_generic_finding_with_the_logs_path() {
-    let sb = Sandbox::new(524_288, 512, ROOMY_V1).failing_create(
+    let sb = host_sandbox(524_288, 512, ROOMY_V1).failing_create(
         KUBEADM_INIT_FAILED,
         &[
             (CP, &[("kubelet.log", &["E1125 10:00:07.1 231 kubelet.go:2291] \"Error getting node\" err=\"something nobody has seen\""])]),
@@ -547,7 +434,7 @@ fn an_unknown_failure_gets_the_generic_finding_with_the_logs_path() {
 
 #[test]
 fn keep_on_failure_keeps_the_failed_nodes() {
-    let sb = Sandbox::new(524_288, 512, ROOMY_V1).failing_create(KUBEADM_INIT_FAILED, &[(CP, &[])]);
+    let sb = host_sandbox(524_288, 512, ROOMY_V1).failing_create(KUBEADM_INIT_FAILED, &[(CP, &[])]);
     let out = sb.run(&["e2e", "--timeout", "5s", "--keep-on-failure"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -563,7 +450,7 @@ fn keep_on_failure_keeps_the_failed_nodes() {
 #[test]
 fn unreadable_facts_are_notes_and_never_block() {
     // No inotify files, and a `docker info` that prints no JSON (an old engine).
-    let sb = Sandbox::new(524_288, 512, ROOMY_V1).failing_create(KUBEADM_INIT_FAILED, &[]);
+    let sb = host_sandbox(524_288, 512, ROOMY_V1).failing_create(KUBEADM_INIT_FAILED, &[]);
     std::fs::remove_dir_all(sb.root.join("proc/sys")).unwrap();
     std::fs::write(sb.root.join("docker-info.json"), "20.10.24\n").unwrap();
     let out = sb.run(&["e2e", "--timeout", "5s"]);
@@ -581,17 +468,17 @@ fn unreadable_facts_are_notes_and_never_block() {
 
 #[test]
 fn dry_run_runs_no_host_check() {
-    let sb = Sandbox::new(8192, 128, ROOMY_V1);
+    let sb = host_sandbox(8192, 128, ROOMY_V1);
     let out = sb.run(&["e2e", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("host-inotify-low"));
-    assert!(lines(&sb.log.with_extension("log.docker")).is_empty());
+    assert!(read_lines(&sb.log.with_extension("log.docker")).is_empty());
     assert!(sb.kind_calls().is_empty());
 }
 
 #[test]
 fn doctor_list_shows_the_new_findings() {
-    let sb = Sandbox::new(524_288, 512, ROOMY_V1);
+    let sb = host_sandbox(524_288, 512, ROOMY_V1);
     let out = sb.run(&["doctor", "--list"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
@@ -623,7 +510,7 @@ fn doctor_list_shows_the_new_findings() {
 #[test]
 fn verbose_runs_stream_kinds_output_and_still_classify_it() {
     // With -v kind's stderr goes straight to the terminal; it is kept for the diagnosis too.
-    let sb = Sandbox::new(524_288, 512, ROOMY_V1).failing_create(
+    let sb = host_sandbox(524_288, 512, ROOMY_V1).failing_create(
         "ERROR: failed to create cluster: failed to ensure docker network: command \"docker network create -d=bridge kind\" failed with error: exit status 1\n\
          Command Output: Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network\n",
         &[],
@@ -648,7 +535,7 @@ fn verbose_runs_stream_kinds_output_and_still_classify_it() {
 #[test]
 fn a_certain_failure_stops_preflight_and_creates_nothing() {
     // Rootless Docker on cgroup v1: kind's validateProvider would refuse it after we had begun.
-    let sb = Sandbox::new(
+    let sb = host_sandbox(
         8192,
         128,
         Docker {
