@@ -197,16 +197,17 @@ fn the_answer_and_exit_code_are_checks_and_json_works() {
     assert_eq!(doc["diagnosis"]["verdict"], "healthy", "{doc:#}");
 }
 
-#[test]
-fn an_unmodelled_servicemonitor_field_is_refused_by_name_before_anything_starts() {
+/// Replay of the mission's ServiceMonitor with `extra` added to its endpoint, with an image that
+/// does not exist (had replay reached Docker, that would be the error): the exit code, stderr
+/// and the file's path.
+fn refused_servicemonitor(extra: &str) -> (Option<i32>, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let sm = dir.path().join("sm.yaml");
     let text = std::fs::read_to_string(mission_sm()).unwrap().replace(
         "    path: /metrics/cadvisor\n",
-        "    path: /metrics/cadvisor\n    proxyUrl: http://proxy:3128\n",
+        &format!("    path: /metrics/cadvisor\n{extra}"),
     );
     std::fs::write(&sm, text).unwrap();
-    // An image that does not exist: had replay reached Docker, that would be the error.
     let out = replay_cmd(&[], &sm)
         .env(
             "E2E_PROMETHEUS_IMAGE",
@@ -214,33 +215,27 @@ fn an_unmodelled_servicemonitor_field_is_refused_by_name_before_anything_starts(
         )
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("no-such-image"), "{stderr}");
+    (out.status.code(), stderr, sm.display().to_string())
+}
+
+#[test]
+fn an_unmodelled_servicemonitor_field_is_refused_by_name_before_anything_starts() {
+    let (code, stderr, sm) = refused_servicemonitor("    proxyUrl: http://proxy:3128\n");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("spec.endpoints[0].proxyUrl") && stderr.contains(&sm.display().to_string()),
+        stderr.contains("spec.endpoints[0].proxyUrl") && stderr.contains(&sm),
         "{stderr}"
     );
-    assert!(!stderr.contains("no-such-image"), "{stderr}");
 }
 
 #[test]
 fn a_rule_prometheus_would_refuse_is_named_once_with_its_cause_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let sm = dir.path().join("sm.yaml");
-    let text = std::fs::read_to_string(mission_sm()).unwrap().replace(
-        "    path: /metrics/cadvisor\n",
-        "    path: /metrics/cadvisor\n    metricRelabelings:\n    - sourceLabels: [namespace]\n      regex: \"(unclosed\"\n      action: drop\n",
+    let (code, stderr, _) = refused_servicemonitor(
+        "    metricRelabelings:\n    - sourceLabels: [namespace]\n      regex: \"(unclosed\"\n      action: drop\n",
     );
-    std::fs::write(&sm, text).unwrap();
-    let out = replay_cmd(&[], &sm)
-        .env(
-            "E2E_PROMETHEUS_IMAGE",
-            "localhost/pme2e-no-such-image:never",
-        )
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("spec.endpoints[0].metricRelabelings[0]")
             && stderr.contains("fix the rule in the ServiceMonitor"),

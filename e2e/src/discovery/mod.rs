@@ -124,20 +124,8 @@ pub fn endpoints_targets(
                             if let Some(cport) = arr(&ctr["ports"])
                                 .find(|c| c["containerPort"].as_i64() == Some(number))
                             {
-                                put(&mut labels, "pod_container_name", str_of(&ctr["name"]));
-                                put(&mut labels, "pod_container_image", str_of(&ctr["image"]));
-                                put(
-                                    &mut labels,
-                                    "pod_container_port_name",
-                                    str_of(&cport["name"]),
-                                );
-                                put(
-                                    &mut labels,
-                                    "pod_container_port_number",
-                                    &number.to_string(),
-                                );
                                 // The endpoint port's protocol, not the container port's.
-                                put(&mut labels, "pod_container_port_protocol", protocol(port));
+                                container_labels(&mut labels, ctr, cport, number, protocol(port));
                             }
                         }
                         match seen.iter_mut().find(|(p, _)| std::ptr::eq(*p, pod)) {
@@ -165,19 +153,7 @@ pub fn endpoints_targets(
                 }
                 let mut labels = group.clone();
                 pod_labels(&mut labels, pod);
-                put(&mut labels, "pod_container_name", str_of(&ctr["name"]));
-                put(&mut labels, "pod_container_image", str_of(&ctr["image"]));
-                put(
-                    &mut labels,
-                    "pod_container_port_name",
-                    str_of(&cport["name"]),
-                );
-                put(
-                    &mut labels,
-                    "pod_container_port_number",
-                    &number.to_string(),
-                );
-                put(&mut labels, "pod_container_port_protocol", protocol(cport));
+                container_labels(&mut labels, ctr, cport, number, protocol(cport));
                 targets.push(Target {
                     address: join_host_port(str_of(&pod["status"]["podIP"]), number),
                     labels,
@@ -229,6 +205,21 @@ fn pod_labels(labels: &mut Map<String, Value>, pod: &Value) {
         "pod_annotationpresent",
         &pod["metadata"]["annotations"],
     );
+}
+
+/// endpoints.go: the labels of the container (and its port) a target is.
+fn container_labels(
+    labels: &mut Map<String, Value>,
+    ctr: &Value,
+    cport: &Value,
+    number: i64,
+    protocol: &str,
+) {
+    put(labels, "pod_container_name", str_of(&ctr["name"]));
+    put(labels, "pod_container_image", str_of(&ctr["image"]));
+    put(labels, "pod_container_port_name", str_of(&cport["name"]));
+    put(labels, "pod_container_port_number", &number.to_string());
+    put(labels, "pod_container_port_protocol", protocol);
 }
 
 /// pod.go podReady: the Ready condition's status, lowercased; `unknown` without one.
