@@ -95,7 +95,9 @@ pub fn split_filtersets(rest: &[String]) -> (Vec<String>, Vec<String>) {
     let mut iter = rest.iter();
     while let Some(arg) = iter.next() {
         if arg == "--" {
-            // Arguments for the test binaries: never filters.
+            // Name filters and libtest flags (`--exact`, `--skip`): no filtersets here, but
+            // they narrow the selection too, so `nextest list` gets them as well (see
+            // [`names_and_libtest_args`]).
             others.push(arg.clone());
             others.extend(iter.by_ref().cloned());
             break;
@@ -116,6 +118,16 @@ pub fn split_filtersets(rest: &[String]) -> (Vec<String>, Vec<String>) {
         }
     }
     (filters, others)
+}
+
+/// The part of the user's nextest arguments from their `--` on: name filters (and libtest's
+/// `--exact`, `--skip`, `--ignored`), which `cargo nextest list` accepts as `cargo nextest run`
+/// does. Empty when there is no `--`.
+pub fn names_and_libtest_args(others: &[String]) -> &[String] {
+    others
+        .iter()
+        .position(|a| a == "--")
+        .map_or(&[][..], |i| &others[i..])
 }
 
 /// The user's filtersets as one (nextest unions several `-E`), or `None` when there are none.
@@ -257,9 +269,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut skipped = Vec::new();
     for input in &missing {
         let filter = skipped_filter(&user_filters, input);
+        // The user's name filters too, or the skip list names tests they did not select.
+        let names = names_and_libtest_args(&others);
         let out = std::process::Command::from(cmd!(
             sh,
-            "cargo nextest list --workspace --profile {profile} --message-format json -E {filter}"
+            "cargo nextest list --workspace --profile {profile} --message-format json -E {filter} {names...}"
         ))
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -345,6 +359,24 @@ mod tests {
             others,
             ["--no-fail-fast", "name_filter", "--", "-E", "binary-arg"]
         );
+    }
+
+    #[test]
+    fn name_filters_after_the_double_dash_reach_the_listing() {
+        let (_, others) = split_filtersets(&strings(&[
+            "-E",
+            "package(e2e)",
+            "--no-fail-fast",
+            "--",
+            "replay",
+            "--exact",
+        ]));
+        assert_eq!(
+            names_and_libtest_args(&others),
+            strings(&["--", "replay", "--exact"])
+        );
+        let (_, none) = split_filtersets(&strings(&["-E", "package(e2e)", "--no-capture"]));
+        assert!(names_and_libtest_args(&none).is_empty());
     }
 
     #[test]

@@ -263,3 +263,28 @@ fn ci_accepts_declared_absences_and_still_names_the_skipped_tests() {
     );
     assert!(err.contains("needs E2E_FACTS_MD"), "{err}");
 }
+
+#[test]
+fn the_users_name_filters_narrow_the_skip_listing_as_they_narrow_the_run() {
+    let sb = Sandbox::new();
+    let bundle = bundle();
+    let out = sb.run(
+        &["--", "--no-fail-fast", "--", "replay", "--exact"],
+        &[("E2E_OPERATOR_BUNDLE", &bundle)],
+        false,
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let calls = sb.calls();
+    let lists: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("nextest list"))
+        .collect();
+    assert_eq!(lists.len(), 3, "one listing per missing input: {calls:?}");
+    for list in lists {
+        assert!(list.ends_with(" -- replay --exact"), "{list}");
+        assert!(!list.contains("--no-fail-fast"), "{list}");
+    }
+    let run = calls.iter().find(|c| c.starts_with("nextest run")).unwrap();
+    assert!(run.ends_with("--no-fail-fast -- replay --exact"), "{run}");
+}
