@@ -24,6 +24,19 @@ pub const KUBELET_SERVICE_NAMESPACE: &str = "kube-system";
 pub const KUBELET_SERVICE_NAME: &str = "kubelet";
 /// The kubelet port that works on modern kubelets (HTTPS, authenticated).
 pub const KUBELET_PORT_NAME: &str = "https-metrics";
+/// The ports v0.48.1 gives the kubelet Service and Endpoints, in its order
+/// (`pkg/prometheus/operator.go` syncNodeEndpoints; TWIN-FACTS §7).
+pub const KUBELET_PORTS: [(&str, i32); 3] = [
+    (KUBELET_PORT_NAME, 10250),
+    ("http-metrics", 10255),
+    ("cadvisor", 4194),
+];
+/// The labels v0.48.1 puts on the kubelet Service and Endpoints (operator.go syncNodeEndpoints).
+pub const KUBELET_LABELS: [(&str, &str); 3] = [
+    ("k8s-app", "kubelet"),
+    ("app.kubernetes.io/name", "kubelet"),
+    ("app.kubernetes.io/managed-by", "prometheus-operator"),
+];
 
 /// A parsed bundle: every object as JSON, in file order.
 #[derive(Debug, Clone)]

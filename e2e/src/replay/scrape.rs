@@ -61,21 +61,24 @@ pub fn cadvisor_specs(
 /// `pkg/prometheus/operator.go` syncNodeEndpoints; ports https-metrics 10250, http-metrics
 /// 10255, cadvisor 4194; targetRef Node; the API server defaults protocol TCP).
 pub fn operator_kubelet_endpoints(nodes: &[String]) -> (Value, Value) {
-    let labels = json!({
-        "k8s-app": "kubelet",
-        "app.kubernetes.io/name": "kubelet",
-        "app.kubernetes.io/managed-by": "prometheus-operator",
-    });
-    let ports = json!([
-        {"name": "https-metrics", "port": 10250, "protocol": "TCP"},
-        {"name": "http-metrics", "port": 10255, "protocol": "TCP"},
-        {"name": "cadvisor", "port": 4194, "protocol": "TCP"},
-    ]);
+    use crate::operator::{KUBELET_LABELS, KUBELET_PORTS};
+    let labels: serde_json::Map<String, Value> = KUBELET_LABELS
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let ports: Vec<Value> = KUBELET_PORTS
+        .iter()
+        .map(|(name, port)| json!({"name": name, "port": port, "protocol": "TCP"}))
+        .collect();
     let addresses: Vec<Value> = nodes
         .iter()
         .map(|n| json!({"ip": "0.0.0.0", "targetRef": {"kind": "Node", "name": n}}))
         .collect();
-    let meta = json!({"name": "kubelet", "namespace": "kube-system", "labels": labels});
+    let meta = json!({
+        "name": crate::operator::KUBELET_SERVICE_NAME,
+        "namespace": crate::operator::KUBELET_SERVICE_NAMESPACE,
+        "labels": labels,
+    });
     (
         json!({"kind": "Endpoints", "metadata": meta, "subsets": [{"addresses": addresses, "ports": ports}]}),
         json!({"kind": "Service", "metadata": meta}),

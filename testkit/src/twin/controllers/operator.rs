@@ -13,6 +13,7 @@ use super::nodes::internal_ip;
 use super::workloads::owner_ref;
 use super::State;
 use base64::Engine;
+use e2e::operator::{KUBELET_LABELS, KUBELET_PORTS};
 use e2e::scrape_config::{
     scrape_job, specs_from_servicemonitor, Discovery, ServiceMonitorSpec, Shard,
 };
@@ -52,22 +53,12 @@ pub fn running_operator(c: &Cluster) -> Option<Vec<String>> {
     })
 }
 
-const KUBELET_LABELS: [(&str, &str); 3] = [
-    ("k8s-app", "kubelet"),
-    ("app.kubernetes.io/name", "kubelet"),
-    ("app.kubernetes.io/managed-by", "prometheus-operator"),
-];
-
 fn sync_kubelet_service(c: &Cluster, ns: &str, name: &str) {
     let labels: serde_json::Map<String, Value> = KUBELET_LABELS
         .iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
-    let ports = [
-        ("https-metrics", 10250),
-        ("http-metrics", 10255),
-        ("cadvisor", 4194),
-    ];
+    let ports = KUBELET_PORTS;
     // Ports sent without protocol; the API server defaults them (TWIN-FACTS §7).
     c.put("", "Service", json!({
         "metadata": {"name": name, "namespace": ns, "labels": labels},
