@@ -224,8 +224,9 @@ fn scrape_jobs_and_targets(snap: &Snapshot, expect: &Expectation) -> Vec<Finding
 /// discovered labels already overwritten by the job's first relabeling, losing `job` (the last
 /// label) to the operator's `__tmp_prometheus_job_name` copy of it: relabel() returns
 /// `lb.Labels(lset)`, reusing the discovered labels' array (prometheus@v2.42.0
-/// `model/relabel/relabel.go`; fixed upstream by "relabel: keep intermediate results in
-/// labels.Builder", 11d019ed5a). Whether it strikes depends on the label count's slice capacity.
+/// `model/relabel/relabel.go`; for dropped targets fixed in v2.43.0 by "relabel: keep
+/// intermediate results in labels.Builder"). Whether it strikes depends on the slice's capacity,
+/// so on the number of discovered labels.
 fn dropped_job(discovered: &BTreeMap<String, String>) -> Option<&str> {
     discovered
         .get("job")
