@@ -81,7 +81,7 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
     ] {
         match get_dynamic(client, gvk, ns, name).await {
             Ok(obj) => out.write_yaml(file, &obj),
-            Err(e) => out.fail(file, format!("{e:#}")),
+            Err(e) => out.fail(file, crate::errors::error_chain(e.as_ref())),
         }
     }
 

@@ -4,7 +4,8 @@
 //! is useful) and also return it from `source()` (so callers can walk to it); the HTTP client's
 //! errors do the opposite and stop at the outermost layer. Walking the chain and printing every
 //! link would say a cause twice in the first case; printing only the top would lose it in the
-//! second. [`error_chain`] does neither.
+//! second. [`error_chain`] does neither; it is the one way errors become text here: in the
+//! library's messages, notes, warnings and reports, and in what `xtask` prints.
 
 use std::error::Error;
 

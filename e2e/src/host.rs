@@ -7,6 +7,7 @@
 
 use crate::diagnose::{catalogue, Finding, Severity};
 use crate::docker::DockerInfo;
+use crate::errors::error_chain;
 use crate::kind::KindConfigSummary;
 use crate::matrix::{Cell, Matrix};
 use anyhow::{bail, Context, Result};
@@ -133,9 +134,10 @@ pub async fn gather(proc_root: &Path, deadline: Duration) -> HostFacts {
     let mut facts = HostFacts::default();
     match read_inotify(proc_root) {
         Ok(i) => facts.inotify = Some(i),
-        Err(err) => facts
-            .notes
-            .push(format!("inotify limits not checked: {err:#}")),
+        Err(err) => facts.notes.push(format!(
+            "inotify limits not checked: {}",
+            error_chain(err.as_ref())
+        )),
     }
     match crate::docker::info(deadline).await {
         Ok(info) => {
@@ -147,15 +149,17 @@ pub async fn gather(proc_root: &Path, deadline: Duration) -> HostFacts {
             } else if !info.docker_root_dir.is_empty() {
                 match free_bytes(Path::new(&info.docker_root_dir), deadline).await {
                     Ok(free) => facts.docker_free = Some(free),
-                    Err(err) => facts
-                        .notes
-                        .push(format!("free disk space not checked: {err:#}")),
+                    Err(err) => facts.notes.push(format!(
+                        "free disk space not checked: {}",
+                        error_chain(err.as_ref())
+                    )),
                 }
             }
             facts.docker = Some(info);
         }
         Err(err) => facts.notes.push(format!(
-            "Docker's cgroups, memory, disk, rootless and snap not checked: {err:#}"
+            "Docker's cgroups, memory, disk, rootless and snap not checked: {}",
+            error_chain(&err)
         )),
     }
     facts

@@ -4,8 +4,9 @@
 //! This is how prometheus-operator's own e2e tests query it: no port-forward, no host ports,
 //! only the kubeconfig's credentials, so it works the same against kind and a remote cluster.
 
+use crate::errors::error_chain;
 use crate::install::PROMETHEUS_NAMESPACE;
-use crate::prometheus::{error_chain, HttpResponse, PrometheusClient, Transport, TransportError};
+use crate::prometheus::{HttpResponse, PrometheusClient, Transport, TransportError};
 use futures::future::BoxFuture;
 use kube::client::Body;
 use kube::Client;

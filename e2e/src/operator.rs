@@ -236,11 +236,12 @@ pub enum BundleOrigin {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "the prometheus-operator {version} bundle is needed by the tests and is not available: \
-     {cause:#}\n\
+     {}\n\
      Provide it one of three ways:\n  \
      1. --operator-bundle PATH (or E2E_OPERATOR_BUNDLE=PATH): a copy of {url}\n  \
      2. the verified cache {cache}: `cargo xtask e2e` (or any `cargo xtask test` with network) fills it\n  \
-     3. network access to {url} (downloaded once, then cached)"
+     3. network access to {url} (downloaded once, then cached)",
+    crate::errors::error_chain(.cause.as_ref())
 )]
 pub struct BundleUnavailable {
     /// The operator release, e.g. `v0.48.1`.

@@ -89,7 +89,7 @@ pub async fn fetch_verified(
 async fn download(url: &str, deadline: Duration) -> Result<Vec<u8>, PinError> {
     let failed = |e: reqwest::Error| PinError::Download {
         url: url.to_string(),
-        reason: crate::prometheus::error_chain(&e),
+        reason: crate::errors::error_chain(&e),
     };
     let http = reqwest::Client::builder()
         .connect_timeout(deadline.min(Duration::from_secs(15)))

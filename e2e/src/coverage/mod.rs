@@ -150,7 +150,7 @@ pub async fn check_metrics(
             Err(other) => PromError::Unreachable {
                 target: client.describe(),
                 waited: start.elapsed(),
-                last_error: format!("{other:#}"),
+                last_error: crate::errors::error_chain(other.as_ref()),
             },
         }),
     }

@@ -377,7 +377,7 @@ async fn cluster_chain(
         Err(e) => Ok(vec![Finding::new(
             &catalogue::PROMETHEUS_UNREACHABLE,
             format!("Prometheus at {} does not answer", prom.describe()),
-            vec![format!("{e:#}")],
+            vec![crate::errors::error_chain(e.as_ref())],
         )]),
     }
 }

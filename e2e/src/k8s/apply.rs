@@ -141,7 +141,8 @@ impl Applier {
     /// When the kind cannot be resolved within the discovery grace, or the API server rejects the
     /// apply (its message is kept).
     pub async fn apply(&mut self, obj: &Value) -> Result<(), ApplyError> {
-        let ident = ObjectIdent::of(obj).map_err(|e| ApplyError::NotAnObject(format!("{e:#}")))?;
+        let ident = ObjectIdent::of(obj)
+            .map_err(|e| ApplyError::NotAnObject(crate::errors::error_chain(e.as_ref())))?;
         let mut obj = obj.clone();
         default_port_protocols(&mut obj);
         let obj = &obj;
@@ -175,7 +176,7 @@ impl Applier {
                     Err(other) => ApplyError::NoAnswer {
                         ident: ident.to_string(),
                         waited: self.discovery_grace,
-                        last: format!("{other:#}"),
+                        last: crate::errors::error_chain(other.as_ref()),
                     },
                 })
             }
@@ -212,7 +213,9 @@ impl Applier {
             // The probe never fails, so only a probe cut off at the deadline gets here.
             Err(Waited::Failed(e)) => {
                 return Err(unresolved(kube::Error::Discovery(
-                    kube::error::DiscoveryError::MissingKind(format!("{e:#}")),
+                    kube::error::DiscoveryError::MissingKind(crate::errors::error_chain(
+                        e.as_ref(),
+                    )),
                 )))
             }
         };

@@ -129,7 +129,10 @@ where
             Ok(Ok(Err(observed))) => last = Some(Waited::Pending(observed)),
             Ok(Err(e)) if !is_transient(&e) => return Err(Waited::Failed(e)),
             Ok(Err(e)) => {
-                tracing::debug!("transient error, retrying until the deadline: {e:#}");
+                tracing::debug!(
+                    "transient error, retrying until the deadline: {}",
+                    crate::errors::error_chain(e.as_ref())
+                );
                 last = Some(Waited::Failed(e));
             }
             Err(_elapsed) => {}

@@ -94,7 +94,7 @@ pub(super) async fn explain_create_failure(
         Ok(()) => {
             match tokio::time::timeout(r.opts.timeout, kind.export_logs(&logs_dir, &r.name)).await {
                 Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("{e:#}")),
+                Ok(Err(e)) => Some(crate::errors::error_chain(e.as_ref())),
                 Err(_) => Some(format!(
                     "`kind export logs` timed out after {}s",
                     r.opts.timeout.as_secs()
@@ -106,7 +106,7 @@ pub(super) async fn explain_create_failure(
     let kind_stderr = err
         .downcast_ref::<kind::KindFailed>()
         .map(|k| k.stderr.clone())
-        .unwrap_or_else(|| format!("{err:#}"));
+        .unwrap_or_else(|| crate::errors::error_chain(err.as_ref()));
     let ctx = crate::diagnose::cluster_create::Context {
         kind_stderr,
         logs_dir,

@@ -307,7 +307,7 @@ pub async fn execute(cell: &Cell, opts: &Options, frontend: &dyn Frontend) -> Re
         None => Outcome::Interrupted,
         Some(Ok(())) => Outcome::Passed,
         Some(Err((phase, err))) => {
-            let msg = format!("{err:#}");
+            let msg = crate::errors::error_chain(err.as_ref());
             eprintln!("{} failed: {msg}", phase.label());
             if let Some(finding) = &state.create_finding {
                 eprint!(

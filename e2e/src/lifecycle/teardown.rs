@@ -3,6 +3,7 @@
 
 use super::plan::Keep;
 use super::run::{Outcome, Resolved, State};
+use crate::errors::error_chain;
 
 /// What teardown does, decided from how the run ended and what it owns. Pure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +39,9 @@ pub(super) async fn teardown(r: &Resolved<'_>, state: &mut State, outcome: Outco
                 eprintln!("deleted kind cluster {}", r.name);
             }
             Err(err) => eprintln!(
-                "warning: could not delete kind cluster {0}: {err:#}\n  delete it with `cargo xtask down --name {0}`",
-                r.name
+                "warning: could not delete kind cluster {0}: {1}\n  delete it with `cargo xtask down --name {0}`",
+                r.name,
+                error_chain(err.as_ref())
             ),
         }
     } else if let Some(kubeconfig) = state.kubeconfig.as_ref().filter(|k| k.exists()) {
@@ -72,7 +74,10 @@ async fn collect_artifacts(r: &Resolved<'_>, state: &State) {
         // Bounded: the cluster may be the very thing that is broken.
         match tokio::time::timeout(r.opts.timeout, crate::artifacts::collect(client, dir)).await {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => eprintln!("warning: collecting cluster artifacts: {err:#}"),
+            Ok(Err(err)) => eprintln!(
+                "warning: collecting cluster artifacts: {}",
+                error_chain(err.as_ref())
+            ),
             Err(_) => eprintln!(
                 "warning: collecting cluster artifacts timed out after {}s",
                 r.opts.timeout.as_secs()
@@ -82,7 +87,7 @@ async fn collect_artifacts(r: &Resolved<'_>, state: &State) {
     if state.kind_cluster && !state.kind_logs_exported {
         if let Some(kind) = &state.kind {
             if let Err(err) = kind.export_logs(&dir.join("kind-logs"), &r.name).await {
-                eprintln!("warning: {err:#}");
+                eprintln!("warning: {}", error_chain(err.as_ref()));
             }
         }
     }

@@ -8,7 +8,6 @@
 
 mod transport;
 
-pub(crate) use crate::errors::error_chain;
 pub use transport::{HttpResponse, HttpTransport, Transport, TransportError};
 
 use serde::{Deserialize, Serialize};

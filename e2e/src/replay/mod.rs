@@ -239,7 +239,7 @@ impl Replay {
             )
         })?;
         let pods = crate::pods::from_kubectl_json(&inputs.read(pods_path)?)
-            .map_err(|e| input(pods_path, format!("{e:#}")))?;
+            .map_err(|e| input(pods_path, crate::errors::error_chain(e.as_ref())))?;
         let sm_path = inputs.servicemonitor.as_deref().ok_or_else(|| {
             input(
                 Path::new("--servicemonitor"),
@@ -340,7 +340,7 @@ impl Replay {
         let report = coverage::check_metrics(&client, &self.pods, metrics, wait, progress).await?;
         let mut findings = diagnose::prometheus_side_for(&client, &self.pods, metrics)
             .await
-            .map_err(|e| ReplayError::Diagnose(format!("{e:#}")))?;
+            .map_err(|e| ReplayError::Diagnose(crate::errors::error_chain(e.as_ref())))?;
         for m in report.incomplete() {
             findings.extend(self.metric_relabel_drops(&m.missing, &m.metric)?);
         }
