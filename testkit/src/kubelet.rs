@@ -228,7 +228,7 @@ impl FixtureKubelet {
 
     /// Serves `body` as `/metrics/cadvisor`, byte for byte ([`Mode::RawCadvisor`]; `opts.mode` is
     /// overridden). For a real capture, drop its sample timestamps first
-    /// ([`crate::strip_sample_timestamps`]): Prometheus refuses samples that old.
+    /// ([`e2e::relabel::strip_timestamps`]): Prometheus refuses samples that old.
     pub async fn start_raw(mut opts: KubeletOptions, body: String) -> Result<Self> {
         opts.mode = Mode::RawCadvisor;
         Self::start_with(opts, Vec::new(), body).await

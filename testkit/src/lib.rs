@@ -5,7 +5,7 @@
 //!   Prometheus: bearer-token auth (401 / 403), `/metrics/cadvisor` with the kubelet 1.21 label set
 //!   and explicit timestamps, `/metrics` without any `container_` series, or a node-exporter's
 //!   `/metrics` ([`Mode::NodeExporter`]), or a given body such as a real capture
-//!   ([`Mode::RawCadvisor`], with [`exposition`] to drop its timestamps). Pods can change at runtime.
+//!   ([`Mode::RawCadvisor`], with [`e2e::relabel::strip_timestamps`] to drop its timestamps and [`exposition`] to remove rows). Pods can change at runtime.
 //! - [`prometheus`]: [`PrometheusSetup`] → [`RunningPrometheus`], a real Prometheus in Docker
 //!   (testcontainers, host network) running the scrape job prometheus-operator v0.48.1 generates
 //!   for the cadvisor ServiceMonitor (`e2e::scrape_config`), with file_sd targets pointing at
@@ -23,7 +23,7 @@ pub mod kubelet;
 pub mod prometheus;
 pub mod twin;
 
-pub use exposition::{parse_sample, strip_sample_timestamps, without_samples, Sample};
+pub use exposition::without_samples;
 pub use kubelet::*;
 pub use prometheus::*;
 

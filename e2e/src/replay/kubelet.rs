@@ -46,39 +46,6 @@ pub struct ReplayKubelet {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Drops each sample's timestamp (`name{labels} value [timestamp]` → `name{labels} value`):
-/// Prometheus refuses samples older than its head block, and a capture's are hours to years old
-/// (prometheus `scrape/scrape.go`: out-of-bounds samples are dropped). Comments, blank lines
-/// and anything that is not a sample pass unchanged.
-pub fn strip_timestamps(body: &str) -> String {
-    let mut out = String::with_capacity(body.len());
-    for line in body.split_inclusive('\n') {
-        out.push_str(&strip_line(line));
-    }
-    out
-}
-
-fn strip_line(line: &str) -> std::borrow::Cow<'_, str> {
-    let content = line.trim_end_matches(['\n', '\r']);
-    let ending = &line[content.len()..];
-    if content.trim_start().is_empty() || content.trim_start().starts_with('#') {
-        return line.into();
-    }
-    // The series ends at the last `}` (value and timestamp are numbers), or at the name.
-    let series_end = match content.rfind('}') {
-        Some(i) => i + 1,
-        None => match content.find(char::is_whitespace) {
-            Some(i) => i,
-            None => return line.into(),
-        },
-    };
-    let rest: Vec<&str> = content[series_end..].split_whitespace().collect();
-    match rest.as_slice() {
-        [value, _timestamp] => format!("{} {value}{ending}", &content[..series_end]).into(),
-        _ => line.into(),
-    }
-}
-
 impl ReplayKubelet {
     /// Serves `body` (already without timestamps) for `node` to `token`.
     ///
@@ -204,23 +171,6 @@ fn answer(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_go_everything_else_stays() {
-        let body = "# HELP x help\n# TYPE x counter\n\
-                    x{a=\"1 2\",b=\"}\"} 3.5 1681346175123\n\
-                    y 7 1681346175123\r\n\
-                    z{a=\"b\"} 1\n\
-                    \n";
-        assert_eq!(
-            strip_timestamps(body),
-            "# HELP x help\n# TYPE x counter\n\
-             x{a=\"1 2\",b=\"}\"} 3.5\n\
-             y 7\r\n\
-             z{a=\"b\"} 1\n\
-             \n"
-        );
-    }
 
     #[tokio::test]
     async fn serves_the_body_to_the_token_only() {

@@ -271,7 +271,7 @@ impl Replay {
         let token = random_token();
         let mut kubelets = Vec::new();
         for (node, path) in &inputs.cadvisor {
-            let body = kubelet::strip_timestamps(&inputs.read(path)?);
+            let body = crate::relabel::strip_timestamps(&inputs.read(path)?);
             kubelets.push(ReplayKubelet::start(node, body, &token).await?);
         }
         let addrs: BTreeMap<String, SocketAddr> = kubelets

@@ -3,17 +3,18 @@
 //! Prometheus with the operator's job, and checked against the pod list captured with them.
 //!
 //! The expected counts are made here, from the two files, without the library: the pod list is
-//! read as plain JSON and the capture's rows with `testkit::parse_sample`.
+//! read as plain JSON and the capture's rows with `e2e::relabel::parse_sample`.
 //!
 //! Needs `E2E_CAPTURES_DIR` (the `captures/` folder beside the project: `.ci/run` sets it);
 //! `cargo xtask test` lists these tests as skipped when it is unset, and they fail without it.
 
 use super::{check, check_with, finish, SCRAPE};
 use e2e::coverage::{CoverageReport, MetricName, NamespaceLabel, WaitOptions};
+use e2e::relabel::Sample;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use testkit::{FixtureKubelet, KubeletOptions, PrometheusSetup, Sample};
+use testkit::{FixtureKubelet, KubeletOptions, PrometheusSetup};
 
 /// One capture: its folder, the pod list to check against, and the node it was taken on.
 pub(super) struct Capture {
@@ -82,7 +83,7 @@ fn label<'a>(s: &'a Sample<'_>, modern: &str, legacy: &str) -> &'a str {
 fn cpu_containers(cadvisor: &str) -> BTreeSet<(String, String, String)> {
     cadvisor
         .lines()
-        .filter_map(testkit::parse_sample)
+        .filter_map(e2e::relabel::parse_sample)
         .filter(|s| s.name == "container_cpu_usage_seconds_total")
         .map(|s| {
             (
@@ -167,12 +168,12 @@ async fn capture_is_covered_then_names_exactly_what_is_removed(c: Capture) {
     }
 
     // Served as it is, without the timestamps: every sample line survives.
-    let body = testkit::strip_sample_timestamps(&cadvisor);
-    let samples = |t: &str| t.lines().filter_map(testkit::parse_sample).count();
+    let body = e2e::relabel::strip_timestamps(&cadvisor);
+    let samples = |t: &str| t.lines().filter_map(e2e::relabel::parse_sample).count();
     assert_eq!(samples(&body), samples(&cadvisor));
     assert!(body
         .lines()
-        .filter_map(testkit::parse_sample)
+        .filter_map(e2e::relabel::parse_sample)
         .all(|s| s.timestamp.is_none()));
 
     let opts = KubeletOptions {
@@ -269,7 +270,7 @@ async fn capture_is_covered_then_names_exactly_what_is_removed(c: Capture) {
 fn label_sets(cadvisor: &str, metric: &str) -> BTreeSet<BTreeSet<String>> {
     cadvisor
         .lines()
-        .filter_map(testkit::parse_sample)
+        .filter_map(e2e::relabel::parse_sample)
         .filter(|s| s.name == metric)
         .map(|s| s.labels.keys().filter(|k| *k != "cpu").cloned().collect())
         .collect()
@@ -293,7 +294,7 @@ fn memory_rows_have_the_cpu_rows_labels_without_cpu() {
         let ids = |metric: &str| -> BTreeSet<String> {
             cadvisor
                 .lines()
-                .filter_map(testkit::parse_sample)
+                .filter_map(e2e::relabel::parse_sample)
                 .filter(|s| s.name == metric)
                 .filter_map(|s| s.labels.get("id").cloned())
                 .collect()
