@@ -118,16 +118,13 @@ pub async fn wait_scrape_job_loaded(
     job: &str,
     timeout: Duration,
 ) -> Result<(), WaitError> {
-    let waited = wait::poll_until(timeout, POLL, || async {
-        let yaml = prom
-            .config_yaml()
-            .await
-            .context("reading /api/v1/status/config")?;
-        let names = scrape_job_names(&yaml);
+    // Typed, so Prometheus's own errors stay permanent and an unreachable one is retried.
+    let waited = wait::poll_with(timeout, wait::Backoff::constant(POLL), || async {
+        let names = scrape_job_names(&prom.config_yaml().await?);
         if names.iter().any(|n| n == job) {
             Ok(Ok(()))
         } else {
-            Ok(Err(names))
+            Ok::<_, crate::prometheus::PromError>(Err(names))
         }
     })
     .await;
@@ -152,7 +149,7 @@ pub async fn wait_scrape_job_loaded(
         Err(Waited::Failed(e)) => Err(WaitError::api(
             format!("Prometheus to load scrape job {job}"),
             timeout,
-            e,
+            anyhow::Error::new(e).context("reading /api/v1/status/config"),
         )),
     }
 }

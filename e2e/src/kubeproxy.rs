@@ -84,8 +84,9 @@ impl Transport for KubeProxyTransport {
                 .body(Body::empty())
                 .map_err(|e| TransportError::Other(format!("invalid proxy path {path:?}: {e}")))?;
             // `send`, not `request_text`: Prometheus's own 4xx answers (bad PromQL) carry the
-            // API's error JSON and must reach the client verbatim. The proxy's 503 while no
-            // endpoint is ready is retried by the client like any 503.
+            // API's error JSON and must reach the client verbatim. The proxy's own answers (a
+            // Status: 503 no endpoint ready, 500/503 "error trying to reach service", 403, 404)
+            // pass too; the client tells them from Prometheus's and retries what may heal.
             let response = self.client.send(request).await.map_err(classify)?;
             let status = response.status().as_u16();
             let body = response.into_body().collect_bytes().await.map_err(|e| {

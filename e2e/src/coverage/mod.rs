@@ -18,7 +18,7 @@ pub use metric::{MetricName, MetricNameError, CPU_METRIC, DEFAULT_METRICS, MEMOR
 pub use query::{coverage_queries, fetch_metric_series, fetch_series, metric_queries};
 pub use report::{CoverageReport, MetricsReport, MissingPod, NamespaceLabel};
 
-use crate::k8s::wait::{poll_until, Waited};
+use crate::k8s::wait::{poll_with, Backoff, Waited};
 use crate::pods::RunningPod;
 use crate::prometheus::{PromError, PrometheusClient};
 use std::time::{Duration, Instant};
@@ -90,9 +90,9 @@ pub async fn check_metrics(
     let mut polls = 0;
     // Shared by every poll's future; only one poll runs at a time.
     let progress = std::sync::Mutex::new(progress);
-    // The one polling helper every wait uses: an unreachable Prometheus is retried until the
-    // deadline, an API error (bad PromQL) fails at once (`wait::is_transient`).
-    let waited = poll_until(opts.deadline, opts.poll_interval, || {
+    // The one polling loop every wait uses: an unreachable Prometheus is retried until the
+    // deadline, an API error (bad PromQL) fails at once (`PromError`'s `Transient`).
+    let waited = poll_with(opts.deadline, Backoff::constant(opts.poll_interval), || {
         polls += 1;
         let this_poll = polls;
         let unique = &unique;
@@ -126,7 +126,7 @@ pub async fn check_metrics(
                 requests: client.request_count() - requests_before,
             };
             (progress.lock().expect("one poll at a time"))(&report);
-            Ok(if report.is_complete() {
+            Ok::<_, PromError>(if report.is_complete() {
                 Ok(report)
             } else {
                 Err(report)
@@ -136,23 +136,16 @@ pub async fn check_metrics(
     .await;
     match waited {
         Ok(report) | Err(Waited::Pending(report)) => Ok(report),
-        Err(Waited::Failed(e)) => Err(match e.downcast::<PromError>() {
-            // The last poll's own retries are only part of the wait: report the check's.
-            Ok(PromError::Unreachable {
-                target, last_error, ..
-            }) => PromError::Unreachable {
-                target,
-                waited: start.elapsed(),
-                last_error,
-            },
-            Ok(prom) => prom,
-            // A poll cut off at the deadline: nothing answered in time.
-            Err(other) => PromError::Unreachable {
+        // The last poll's own retries are only part of the wait (or it was cut off at the
+        // deadline): report the check's.
+        Err(Waited::Failed(PromError::Unreachable { last_error, .. })) => {
+            Err(PromError::Unreachable {
                 target: client.describe(),
                 waited: start.elapsed(),
-                last_error: crate::errors::error_chain(other.as_ref()),
-            },
-        }),
+                last_error,
+            })
+        }
+        Err(Waited::Failed(e)) => Err(e),
     }
 }
 

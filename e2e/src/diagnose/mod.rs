@@ -376,9 +376,20 @@ async fn cluster_chain(
         Ok(snap) => Ok(prom_checks::analyze(&snap, pods, &expect)),
         Err(e) => Ok(vec![Finding::new(
             &catalogue::PROMETHEUS_UNREACHABLE,
-            format!("Prometheus at {} does not answer", prom.describe()),
+            unreachable_observed(&e, &prom.describe()),
             vec![crate::errors::error_chain(e.as_ref())],
         )]),
+    }
+}
+
+/// What `prometheus-unreachable` saw: the API server's own refusal (a 403 or 404 from its
+/// service proxy, with its code, reason and message), or no answer.
+fn unreachable_observed(e: &anyhow::Error, at: &str) -> String {
+    match e.chain().find_map(|c| c.downcast_ref::<PromError>()) {
+        Some(PromError::ApiServer { status, .. }) => {
+            format!("the API server's service proxy refused the request to Prometheus at {at}: {status}")
+        }
+        _ => format!("Prometheus at {at} does not answer"),
     }
 }
 

@@ -816,3 +816,34 @@ fn a_plain_text_404_means_the_crd_is_not_served() {
         forbidden
     ))));
 }
+
+/// The API server's refusal to proxy (403, 404) is what `prometheus-unreachable` says, with its
+/// code, reason and message; anything else is "does not answer".
+#[test]
+fn prometheus_unreachable_names_the_api_servers_refusal() {
+    use crate::prometheus::{ApiServerStatus, PromError};
+    let refused = anyhow::Error::new(PromError::ApiServer {
+        target: "prometheus-operated:web in namespace monitoring".into(),
+        status: ApiServerStatus {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "services \"prometheus-operated:web\" is forbidden: User \"ci\" cannot get resource \"services/proxy\" in API group \"\" in the namespace \"monitoring\"".into(),
+        },
+    })
+    .context("cannot diagnose: Prometheus did not answer /api/v1/status/config");
+    assert_eq!(
+        super::unreachable_observed(&refused, "prometheus-operated:web"),
+        "the API server's service proxy refused the request to Prometheus at prometheus-operated:web: \
+         HTTP 403 Forbidden: services \"prometheus-operated:web\" is forbidden: User \"ci\" cannot get \
+         resource \"services/proxy\" in API group \"\" in the namespace \"monitoring\""
+    );
+    let silent = anyhow::Error::new(PromError::Unreachable {
+        target: "t".into(),
+        waited: std::time::Duration::from_secs(2),
+        last_error: "the Kubernetes API server answered HTTP 503 ServiceUnavailable: no endpoints available for service \"prometheus-operated:web\"".into(),
+    });
+    assert_eq!(
+        super::unreachable_observed(&silent, "t"),
+        "Prometheus at t does not answer"
+    );
+}

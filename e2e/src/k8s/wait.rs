@@ -1,8 +1,9 @@
 //! One polling wait for every "until the cluster reaches a state" step, so that all of them treat
-//! the API server alike: transient errors (no connection yet, 5xx, 429) are retried until the
-//! caller's deadline, anything else fails at once, and at the deadline the caller gets the last
-//! thing the wait saw to explain itself with. The waits for nodes, Deployments and StatefulSets
-//! are built on it.
+//! failures alike: transient errors (no connection yet, 5xx, 429, a Prometheus not answering yet)
+//! are retried until the caller's deadline, anything else fails at once, and at the deadline the
+//! caller gets the last thing the wait saw to explain itself with. Whether an error is transient
+//! is said by the error itself ([`Transient`]); the waits for nodes, Deployments and StatefulSets,
+//! and the Prometheus client's retries, are built on [`poll_with`].
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -31,14 +32,15 @@ pub enum WaitError {
         /// What to check or change.
         fix: String,
     },
-    /// The API server refused (a permanent error, at once) or kept failing until the deadline.
-    #[error("waiting {waited:?} for {what}")]
+    /// The API server refused (a permanent error, at once), or a transient error lasted until
+    /// the deadline (then the source reads "still failing after N s: <last error>").
+    #[error("waiting for {what}")]
     Api {
         /// The condition waited for.
         what: String,
         /// The deadline the caller gave.
         waited: Duration,
-        /// The last error.
+        /// The permanent error, or the last transient one.
         #[source]
         source: anyhow::Error,
     },
@@ -57,12 +59,106 @@ impl WaitError {
 
 /// What a wait saw last when it gave up.
 #[derive(Debug)]
-pub enum Waited<S> {
+pub enum Waited<S, E = anyhow::Error> {
     /// The deadline passed with the condition unmet; the last observation.
     Pending(S),
     /// The last probe failed: a permanent error (returned at once), or a transient one that
-    /// lasted until the deadline, or no answer before it.
-    Failed(anyhow::Error),
+    /// lasted until the deadline (its [`Transient::is_transient`] says which), or no answer
+    /// before it ([`NoAnswer`]).
+    Failed(E),
+}
+
+/// Whether an error may go away by itself, so that a wait retries it until its deadline. Each
+/// error type a wait can see answers for itself; [`poll_with`] only asks.
+pub trait Transient {
+    /// True when the same request may succeed later (nothing answered yet, a 5xx, a 429); false
+    /// when asking again cannot change the answer (a refusal, a bad request).
+    fn is_transient(&self) -> bool;
+}
+
+/// The Kubernetes API server: not answering yet (connection refused, TLS, timeouts), a 5xx (an
+/// apiserver still starting answers 503, TWIN-FACTS §2a) or 429 (priority and fairness) may heal;
+/// a 4xx other than 429 never does, nor does a server-side apply the schema refuses
+/// ([`is_schema_refusal`]). Bad requests, serde, discovery and auth configuration errors stay
+/// what they are.
+impl Transient for kube::Error {
+    fn is_transient(&self) -> bool {
+        match self {
+            kube::Error::Api(status) => {
+                (status.code >= 500 || status.code == 429) && !is_schema_refusal(status)
+            }
+            kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A server-side apply the API server answered with HTTP 500 although retrying cannot help: the
+/// object does not fit the type's schema. The apply handler turns structured-merge-diff's type
+/// errors into a plain error, so they reach the client as 500 InternalError
+/// (kubernetes/apiserver pkg/endpoints/handlers/fieldmanager/structuredmerge.go@kubernetes-1.19.11
+/// "failed to create typed patch object: %v"; kubernetes/apimachinery
+/// pkg/util/managedfields/internal/structuredmerge.go@kubernetes-1.27.3 adds the object's name
+/// and kind). The fragments are structured-merge-diff's (kubernetes-sigs/structured-merge-diff
+/// typed/helpers.go@v4.0.3 "omits key field", typed/validate.go@v4.0.3 "field not declared in
+/// schema"). Any 400 or 422 is permanent already, as every 4xx but 429.
+pub fn is_schema_refusal(status: &kube::core::Status) -> bool {
+    status.code == 500
+        && [
+            "failed to create typed patch object",
+            "field not declared in schema",
+            "omits key field",
+        ]
+        .iter()
+        .any(|m| status.message.contains(m))
+}
+
+/// An error from `anyhow` is as transient as the first Kubernetes error in its chain; one without
+/// any (a probe's own error) counts as transient. Probes whose errors carry their own
+/// classification ([`crate::prometheus::PromError`]) use [`poll_with`] with that type instead.
+impl Transient for anyhow::Error {
+    fn is_transient(&self) -> bool {
+        match self.chain().find_map(|c| c.downcast_ref::<kube::Error>()) {
+            Some(kube) => kube.is_transient(),
+            None => true,
+        }
+    }
+}
+
+/// A probe still running `every` past the deadline: nothing answered in time.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no answer within {within:?}")]
+pub struct NoAnswer {
+    /// The deadline the caller gave.
+    pub within: Duration,
+}
+
+impl Transient for NoAnswer {
+    fn is_transient(&self) -> bool {
+        true
+    }
+}
+
+/// Time between probes: `first`, doubling after each probe up to `max` (constant when equal).
+/// A probe still running at the deadline gets `max` more before it is abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first pause.
+    pub first: Duration,
+    /// The longest pause, and how long a probe may run past the deadline.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The same pause every time.
+    pub const fn constant(every: Duration) -> Self {
+        Backoff {
+            first: every,
+            max: every,
+        }
+    }
 }
 
 /// Time left until `deadline` (zero when passed).
@@ -70,38 +166,25 @@ pub fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
-/// Whether an error from a Kubernetes API call may go away by itself: the API server not
-/// answering yet (connection refused, TLS, timeouts), a 5xx (an apiserver still starting answers
-/// 503, TWIN-FACTS §2a) or 429 (priority and fairness). A 4xx other than 429 never heals and is
-/// reported at once. Errors that do not come from the kube client count as transient.
-pub fn is_transient(err: &anyhow::Error) -> bool {
-    // Prometheus: only "nothing answered" heals; an API error (bad PromQL) or an answer of
-    // another shape stays what it is.
-    if let Some(prom) = err
-        .chain()
-        .find_map(|c| c.downcast_ref::<crate::prometheus::PromError>())
-    {
-        return matches!(prom, crate::prometheus::PromError::Unreachable { .. });
-    }
-    match err.chain().find_map(|c| c.downcast_ref::<kube::Error>()) {
-        Some(kube::Error::Api(status)) => status.code >= 500 || status.code == 429,
-        Some(kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)) => {
-            true
-        }
-        // Bad requests, serde, discovery, auth config: retrying changes nothing.
-        Some(_) => false,
-        None => true,
+/// `N s` (whole seconds), or `N ms` under a second, for "still failing after …".
+fn after(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
     }
 }
 
 /// Calls `probe` every `every` until it returns `Ok(Ok(value))`, and returns that value.
 ///
 /// `probe` returns `Ok(Err(observation))` while the condition is not met yet, and `Err` when it
-/// could not look. Transient errors ([`is_transient`]) are retried until the deadline.
+/// could not look. Transient errors ([`Transient`]; for `anyhow`, the first Kubernetes error of
+/// the chain decides) are retried until the deadline.
 ///
 /// # Errors
 /// [`Waited::Failed`] at once for a permanent error; at the deadline [`Waited::Pending`] with the
-/// last observation, or [`Waited::Failed`] with the last transient error (or none answered).
+/// last observation, or [`Waited::Failed`] with the last transient error under the context
+/// "still failing after N s" (or [`NoAnswer`] when none answered).
 ///
 /// # Caveats
 /// The condition is always probed at least once, even with a zero timeout. A probe still running
@@ -109,40 +192,69 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
 pub async fn poll_until<T, S, F, Fut>(
     timeout: Duration,
     every: Duration,
-    mut probe: F,
+    probe: F,
 ) -> Result<T, Waited<S>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Result<T, S>>>,
 {
+    match poll_with(timeout, Backoff::constant(every), probe).await {
+        Err(Waited::Failed(e)) if e.is_transient() && e.downcast_ref::<NoAnswer>().is_none() => {
+            Err(Waited::Failed(
+                e.context(format!("still failing after {}", after(timeout))),
+            ))
+        }
+        other => other,
+    }
+}
+
+/// [`poll_until`] for probes with a typed error `E` that classifies itself, with pauses from
+/// `backoff`. The one polling loop: every wait, and the Prometheus client's retries, run on it.
+///
+/// # Errors
+/// [`Waited::Failed`] at once for a permanent error (`!e.is_transient()`); at the deadline
+/// [`Waited::Pending`] with the last observation, or [`Waited::Failed`] with the last transient
+/// error (or `E::from(NoAnswer)` when no probe answered).
+///
+/// # Caveats
+/// As [`poll_until`], with `backoff.max` as the time a probe may run past the deadline.
+pub async fn poll_with<T, S, E, F, Fut>(
+    timeout: Duration,
+    backoff: Backoff,
+    mut probe: F,
+) -> Result<T, Waited<S, E>>
+where
+    E: Transient + From<NoAnswer> + std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Result<T, S>, E>>,
+{
     // tokio's clock, so tests can pause it; the same as the system's otherwise.
     let deadline = tokio::time::Instant::now() + timeout;
     let remaining = || deadline.saturating_duration_since(tokio::time::Instant::now());
-    let mut last: Option<Waited<S>> = None;
+    let mut last: Option<Waited<S, E>> = None;
+    let mut pause = backoff.first;
     loop {
-        // A probe gets `every` past the deadline, so even a zero timeout looks once, and a
+        // A probe gets `backoff.max` past the deadline, so even a zero timeout looks once, and a
         // probe with its own deadline equal to ours (a client's retries) reports its error
         // instead of racing our cut.
-        let bound = remaining() + every;
+        let bound = remaining() + backoff.max;
         match tokio::time::timeout(bound, probe()).await {
             Ok(Ok(Ok(done))) => return Ok(done),
             Ok(Ok(Err(observed))) => last = Some(Waited::Pending(observed)),
-            Ok(Err(e)) if !is_transient(&e) => return Err(Waited::Failed(e)),
+            Ok(Err(e)) if !e.is_transient() => return Err(Waited::Failed(e)),
             Ok(Err(e)) => {
-                tracing::debug!(
-                    "transient error, retrying until the deadline: {}",
-                    crate::errors::error_chain(e.as_ref())
-                );
+                tracing::debug!("transient error, retrying until the deadline: {e}");
                 last = Some(Waited::Failed(e));
             }
             Err(_elapsed) => {}
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(last.unwrap_or_else(|| {
-                Waited::Failed(anyhow::anyhow!("no answer within {timeout:?}"))
-            }));
+            return Err(
+                last.unwrap_or_else(|| Waited::Failed(E::from(NoAnswer { within: timeout })))
+            );
         }
-        tokio::time::sleep(every.min(remaining())).await;
+        tokio::time::sleep(pause.min(remaining())).await;
+        pause = (pause * 2).min(backoff.max);
     }
 }
 
@@ -385,24 +497,27 @@ mod tests {
 
     #[test]
     fn transient_means_5xx_429_and_transport() {
-        assert!(is_transient(&api_error(503)));
-        assert!(is_transient(&api_error(500)));
-        assert!(is_transient(&api_error(429)));
-        assert!(!is_transient(&api_error(403)));
-        assert!(!is_transient(&api_error(404)));
-        assert!(is_transient(&anyhow::anyhow!("not a kube error")));
-        let unreachable = crate::prometheus::PromError::Unreachable {
-            target: "t".into(),
-            waited: Duration::from_secs(1),
-            last_error: "connection refused".into(),
-        };
-        assert!(is_transient(&anyhow::Error::new(unreachable)));
-        let bad_query = crate::prometheus::PromError::Api {
-            error_type: "bad_data".into(),
-            error: "parse error".into(),
-            warnings: vec![],
-        };
-        assert!(!is_transient(&anyhow::Error::new(bad_query)));
+        assert!(api_error(503).is_transient());
+        assert!(api_error(500).is_transient());
+        assert!(api_error(429).is_transient());
+        assert!(!api_error(403).is_transient());
+        assert!(!api_error(404).is_transient());
+        assert!(!api_error(422).is_transient());
+        // A probe's own error (nothing from the API server in its chain) may heal.
+        assert!(anyhow::anyhow!("not a kube error").is_transient());
+        assert!(NoAnswer {
+            within: Duration::from_secs(1)
+        }
+        .is_transient());
+    }
+
+    /// kube errors are found through `anyhow` contexts, whatever wraps them.
+    #[test]
+    fn the_first_kube_error_of_the_chain_decides() {
+        let e = api_error(403).context("outer").context("outermost");
+        assert!(!e.is_transient());
+        let e = api_error(503).context("outer");
+        assert!(e.is_transient());
     }
 
     #[tokio::test]
@@ -465,7 +580,15 @@ mod tests {
         )
         .await;
         match got {
-            Err(Waited::Failed(e)) => assert!(is_transient(&e)),
+            Err(Waited::Failed(e)) => {
+                assert!(e.is_transient());
+                // Never "rejected": the wording says the failure lasted until the deadline.
+                let text = crate::errors::error_chain(e.as_ref());
+                assert!(
+                    text.starts_with("still failing after 50 ms: cannot get it: "),
+                    "{text}"
+                );
+            }
             other => panic!("expected the last transient error, got {other:?}"),
         }
     }
@@ -484,7 +607,10 @@ mod tests {
         )
         .await;
         match got {
-            Err(Waited::Failed(e)) => assert_eq!(e.to_string(), "connection refused"),
+            Err(Waited::Failed(e)) => assert_eq!(
+                crate::errors::error_chain(e.as_ref()),
+                "still failing after 2 s: connection refused"
+            ),
             other => panic!("expected the probe's own error, got {other:?}"),
         }
     }
@@ -503,6 +629,69 @@ mod tests {
             Err(Waited::Failed(e)) => assert!(e.to_string().contains("no answer within"), "{e}"),
             other => panic!("expected no answer, got {other:?}"),
         }
+    }
+
+    /// A typed error that says itself whether it heals, for [`poll_with`].
+    #[derive(Debug, thiserror::Error)]
+    enum Probe {
+        #[error("transient")]
+        Again,
+        #[error("permanent")]
+        Never,
+        #[error("{0}")]
+        NoAnswer(#[from] NoAnswer),
+    }
+
+    impl Transient for Probe {
+        fn is_transient(&self) -> bool {
+            !matches!(self, Probe::Never)
+        }
+    }
+
+    /// The pauses double from `first` to `max`; the typed error comes back as it is.
+    #[tokio::test(start_paused = true)]
+    async fn poll_with_backs_off_and_keeps_the_typed_error() {
+        let start = tokio::time::Instant::now();
+        let mut at = Vec::new();
+        let got: Result<(), Waited<(), Probe>> = poll_with(
+            Duration::from_millis(3000),
+            Backoff {
+                first: Duration::from_millis(100),
+                max: Duration::from_millis(1000),
+            },
+            || {
+                at.push(start.elapsed().as_millis());
+                async { Err(Probe::Again) }
+            },
+        )
+        .await;
+        assert!(matches!(got, Err(Waited::Failed(Probe::Again))), "{got:?}");
+        // 100, 200, 400, 800, then 1000 each, the last cut short at the deadline.
+        assert_eq!(at, [0, 100, 300, 700, 1500, 2500, 3000]);
+
+        let calls = AtomicU32::new(0);
+        let got: Result<(), Waited<(), Probe>> = poll_with(
+            Duration::from_secs(60),
+            Backoff::constant(Duration::from_millis(1)),
+            || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(Probe::Never) }
+            },
+        )
+        .await;
+        assert!(matches!(got, Err(Waited::Failed(Probe::Never))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let got: Result<(), Waited<(), Probe>> = poll_with(
+            Duration::from_secs(1),
+            Backoff::constant(Duration::from_millis(100)),
+            std::future::pending,
+        )
+        .await;
+        assert!(
+            matches!(&got, Err(Waited::Failed(Probe::NoAnswer(n))) if n.within == Duration::from_secs(1)),
+            "{got:?}"
+        );
     }
 
     fn node(name: &str, ready: Option<&str>) -> Node {

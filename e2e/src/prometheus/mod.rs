@@ -3,18 +3,23 @@
 //!
 //! The transport is pluggable so the same client talks to a Prometheus on an URL (reqwest) or
 //! through the Kubernetes API server's service proxy (see `kubeproxy`). Error responses and
-//! warnings are surfaced verbatim; connection failures and 503s (Prometheus still starting) are
-//! retried with backoff up to a deadline, then reported as [`PromError::Unreachable`].
+//! warnings are surfaced verbatim. What may heal is retried with backoff up to a deadline (on
+//! [`crate::k8s::wait::poll_with`], the one polling loop), then reported as
+//! [`PromError::Unreachable`]: connection failures, 503s (Prometheus still starting, or the
+//! proxy finding no ready endpoint) and the API server's other 5xx and 429 answers (the proxy
+//! not reaching the pod). The API server's own answers (a Kubernetes `Status`, not Prometheus's
+//! envelope) are recognised as such ([`PromError::ApiServer`]); a 403 or 404 from it is final.
 
 mod transport;
 
 pub use transport::{HttpResponse, HttpTransport, Transport, TransportError};
 
+use crate::k8s::wait::{poll_with, Backoff, NoAnswer, Transient, Waited};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What went wrong asking Prometheus; [`crate::diagnose`] branches on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -42,6 +47,17 @@ pub enum PromError {
         /// The last connection error or 503 body.
         last_error: String,
     },
+    /// The Kubernetes API server answered instead of Prometheus (its service proxy: a Status
+    /// body, TWIN-FACTS §2e), with its code, reason and message verbatim. A 403 (no `get` on
+    /// `services/proxy`) or 404 (no such Service or Endpoints) is final; a 5xx or 429 is retried
+    /// until the deadline and then reported as [`PromError::Unreachable`].
+    #[error("the Kubernetes API server answered{} instead of Prometheus: {status}", at(.target))]
+    ApiServer {
+        /// Where the client was sending requests (empty when not known).
+        target: String,
+        /// The API server's answer.
+        status: ApiServerStatus,
+    },
     /// An HTTP status that is not the API's own error format.
     #[error("Prometheus answered HTTP {status}: {body}")]
     Http {
@@ -67,6 +83,97 @@ pub enum PromError {
         /// What did not match.
         detail: String,
     },
+}
+
+fn at(target: &str) -> String {
+    if target.is_empty() {
+        String::new()
+    } else {
+        format!(" for {target}")
+    }
+}
+
+/// The API server, not Prometheus, may heal: only nothing answering yet, and the API server's
+/// 5xx and 429 (the service proxy not reaching a pod, priority and fairness). Prometheus's own
+/// errors (bad PromQL), a 403/404 from the proxy and bodies of another shape stay what they are.
+impl Transient for PromError {
+    fn is_transient(&self) -> bool {
+        match self {
+            PromError::Unreachable { .. } => true,
+            PromError::ApiServer { status, .. } => status.is_transient(),
+            PromError::Api { .. }
+            | PromError::Http { .. }
+            | PromError::Request { .. }
+            | PromError::Decode { .. } => false,
+        }
+    }
+}
+
+/// A probe cut off at its deadline: nothing answered (the client fills in where it asked).
+impl From<NoAnswer> for PromError {
+    fn from(e: NoAnswer) -> Self {
+        PromError::Unreachable {
+            target: String::new(),
+            waited: e.within,
+            last_error: "no answer".into(),
+        }
+    }
+}
+
+/// The Kubernetes API server's own answer (`{"kind":"Status","status":"Failure",…}`), as its
+/// service proxy gives it when it cannot or may not forward the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiServerStatus {
+    /// The HTTP status.
+    pub code: u16,
+    /// `reason` (`ServiceUnavailable`, `Forbidden`, `NotFound`, …); empty when the API server
+    /// sent none (the 1.19/1.20 proxy's 500).
+    pub reason: String,
+    /// `message`, verbatim.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiServerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}", self.code)?;
+        if !self.reason.is_empty() {
+            write!(f, " {}", self.reason)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl ApiServerStatus {
+    /// A `Status` body with `status: Failure`: the API server's own answer. Prometheus's
+    /// envelope never has `kind` (its `status` is `success` or `error`), and a proxied body
+    /// reaches the client unchanged, so this is never Prometheus speaking
+    /// (kubernetes/apimachinery pkg/apis/meta/v1/types.go@kubernetes-1.21.1 `Status`).
+    pub fn parse(code: u16, body: &[u8]) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Status {
+            kind: String,
+            status: String,
+            #[serde(default)]
+            message: String,
+            #[serde(default)]
+            reason: String,
+        }
+        let s: Status = serde_json::from_slice(body).ok()?;
+        (s.kind == "Status" && s.status == "Failure").then_some(ApiServerStatus {
+            code,
+            reason: s.reason,
+            message: s.message,
+        })
+    }
+
+    /// The proxy not reaching the pod: 503 from 1.21 on, a 500 without reason on 1.19 and 1.20
+    /// ("error trying to reach service: …", kubernetes/apimachinery
+    /// pkg/util/proxy/transport.go@kubernetes-1.20.7 vs @kubernetes-1.21.1); 503 also for no
+    /// ready endpoint; 429 from priority and fairness. Every 5xx and 429 of the API server may
+    /// heal, as for every other Kubernetes call (`k8s::wait`); 4xx never do.
+    pub fn is_transient(&self) -> bool {
+        self.code >= 500 || self.code == 429
+    }
 }
 
 fn warnings_suffix(w: &[String]) -> String {
@@ -292,37 +399,74 @@ impl PrometheusClient {
         decode_envelope(resp.status, &resp.body, what)
     }
 
-    /// GET with retries on connection failures and 503 until the retry deadline.
+    /// GET with retries of what may heal ([`classify`]) until the retry deadline, on the one
+    /// polling loop every wait uses.
     async fn get(&self, path: &str) -> Result<HttpResponse, PromError> {
-        let start = Instant::now();
-        let mut backoff = Duration::from_millis(100);
-        loop {
+        let start = tokio::time::Instant::now();
+        let target = self.transport.describe();
+        let waited = poll_with(self.retry_deadline, RETRY, || async {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let last_error = match self.transport.get(path).await {
-                Ok(resp) if resp.status == 503 => format!("HTTP 503: {}", body_text(&resp.body)),
-                Ok(resp) => return Ok(resp),
-                Err(TransportError::Connect(e)) => e,
-                Err(TransportError::Other(e)) => {
-                    return Err(PromError::Request {
-                        target: self.transport.describe(),
-                        reason: e,
-                    });
-                }
-            };
-            let waited = start.elapsed();
-            if waited >= self.retry_deadline {
-                return Err(PromError::Unreachable {
-                    target: self.transport.describe(),
-                    waited,
+            let answer = match self.transport.get(path).await {
+                Ok(resp) => classify(resp, &target),
+                Err(TransportError::Connect(last_error)) => Err(PromError::Unreachable {
+                    target: target.clone(),
+                    waited: start.elapsed(),
                     last_error,
-                });
-            }
-            tracing::debug!(%last_error, ?backoff, "Prometheus not answering yet; retrying");
-            // The last wait is cut short so the error comes at the deadline, not before it.
-            tokio::time::sleep(backoff.min(self.retry_deadline - waited)).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+                }),
+                Err(TransportError::Other(reason)) => Err(PromError::Request {
+                    target: target.clone(),
+                    reason,
+                }),
+            };
+            answer.map(Ok::<_, std::convert::Infallible>)
+        })
+        .await;
+        match waited {
+            Ok(resp) => Ok(resp),
+            Err(Waited::Pending(never)) => match never {},
+            // At the deadline: what failed last, and how long the client tried.
+            Err(Waited::Failed(e)) if e.is_transient() => Err(PromError::Unreachable {
+                target,
+                waited: start.elapsed(),
+                last_error: match e {
+                    PromError::Unreachable { last_error, .. } => last_error,
+                    PromError::ApiServer { status, .. } => {
+                        format!("the Kubernetes API server answered {status}")
+                    }
+                    other => other.to_string(),
+                },
+            }),
+            Err(Waited::Failed(e)) => Err(e),
         }
     }
+}
+
+/// Pauses between retries: 100 ms doubling to 2 s.
+const RETRY: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(2),
+};
+
+/// One answer, classified: the API server's own answer ([`ApiServerStatus`]) is an error
+/// (transient or not, as it says); a 503 without one is Prometheus not ready yet (transient);
+/// anything else is Prometheus's, decoded by the caller.
+fn classify(resp: HttpResponse, target: &str) -> Result<HttpResponse, PromError> {
+    if !(200..300).contains(&resp.status) {
+        if let Some(status) = ApiServerStatus::parse(resp.status, &resp.body) {
+            return Err(PromError::ApiServer {
+                target: target.to_string(),
+                status,
+            });
+        }
+        if resp.status == 503 {
+            return Err(PromError::Unreachable {
+                target: target.to_string(),
+                waited: Duration::ZERO,
+                last_error: format!("HTTP 503: {}", body_text(&resp.body)),
+            });
+        }
+    }
+    Ok(resp)
 }
 
 fn body_text(body: &[u8]) -> String {
@@ -347,6 +491,14 @@ pub(crate) fn decode_envelope<'a, T: Deserialize<'a>>(
     body: &'a [u8],
     what: &str,
 ) -> Result<(T, Vec<String>), PromError> {
+    if status != 200 {
+        if let Some(status) = ApiServerStatus::parse(status, body) {
+            return Err(PromError::ApiServer {
+                target: String::new(),
+                status,
+            });
+        }
+    }
     let env: Envelope<T> = match serde_json::from_slice(body) {
         Ok(env) => env,
         // Not the API's JSON: a proxy, a wrong URL, or a non-Prometheus server.
@@ -485,6 +637,146 @@ mod tests {
         );
         let err = decode_envelope::<QueryData>(200, b"<html>", "q").unwrap_err();
         assert!(matches!(err, PromError::Decode { .. }), "{err:?}");
+    }
+
+    /// The service proxy's answers as the API server writes them (TWIN-FACTS §2d, §2e).
+    const PROXY_500_1_20: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"error trying to reach service: dial tcp 10.244.0.7:9090: connect: connection refused","code":500}"#;
+    const PROXY_503_1_21: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"error trying to reach service: dial tcp 10.244.0.7:9090: connect: connection refused","reason":"ServiceUnavailable","code":503}"#;
+    const PROXY_503_NO_ENDPOINTS: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"no endpoints available for service \"prometheus-operated:web\"","reason":"ServiceUnavailable","code":503}"#;
+    const PROXY_403: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"services \"prometheus-operated:web\" is forbidden: User \"system:serviceaccount:ci:runner\" cannot get resource \"services/proxy\" in API group \"\" in the namespace \"monitoring\"","reason":"Forbidden","details":{"name":"prometheus-operated:web","kind":"services"},"code":403}"#;
+    const PROXY_404: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"endpoints \"prometheus-operated\" not found","reason":"NotFound","details":{"name":"prometheus-operated","kind":"endpoints"},"code":404}"#;
+
+    /// A Kubernetes `Status` is the API server speaking, not a Prometheus envelope: its
+    /// message and reason are kept (it used to read "Prometheus API error (): ").
+    #[test]
+    fn a_kubernetes_status_is_the_api_servers_answer_not_a_prometheus_error() {
+        let err = decode_envelope::<QueryData>(404, PROXY_404.as_bytes(), "q").unwrap_err();
+        match &err {
+            PromError::ApiServer { status, .. } => assert_eq!(
+                status,
+                &ApiServerStatus {
+                    code: 404,
+                    reason: "NotFound".into(),
+                    message: "endpoints \"prometheus-operated\" not found".into()
+                }
+            ),
+            other => panic!("expected the API server's answer, got {other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            "the Kubernetes API server answered instead of Prometheus: HTTP 404 NotFound: endpoints \"prometheus-operated\" not found"
+        );
+        assert!(!err.is_transient());
+        // The 1.19/1.20 proxy's 500 has no reason; it still reads as the API server's.
+        let err = decode_envelope::<QueryData>(500, PROXY_500_1_20.as_bytes(), "q").unwrap_err();
+        assert!(
+            err.to_string().ends_with(": HTTP 500: error trying to reach service: dial tcp 10.244.0.7:9090: connect: connection refused"),
+            "{err}"
+        );
+        assert!(err.is_transient());
+        // Prometheus's own error envelope is not mistaken for one.
+        let body = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        assert!(matches!(
+            decode_envelope::<QueryData>(400, body, "q"),
+            Err(PromError::Api { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_proxy_not_reaching_prometheus_is_retried_on_every_version() {
+        let status = |code, body: &'static str| {
+            Ok(HttpResponse {
+                status: code,
+                body: Bytes::from_static(body.as_bytes()),
+            })
+        };
+        let t = Scripted {
+            answers: Mutex::new(vec![
+                status(503, PROXY_503_NO_ENDPOINTS),
+                status(500, PROXY_500_1_20),
+                status(503, PROXY_503_1_21),
+                ok("Prometheus is Ready."),
+            ]),
+        };
+        let client = PrometheusClient::with_transport(Arc::new(t), Duration::from_secs(30));
+        client.ready().await.unwrap();
+        assert_eq!(client.request_count(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_proxy_that_keeps_failing_is_unreachable_with_the_api_servers_words() {
+        let t = Scripted {
+            answers: Mutex::new(
+                (0..100)
+                    .map(|_| {
+                        Ok(HttpResponse {
+                            status: 500,
+                            body: Bytes::from_static(PROXY_500_1_20.as_bytes()),
+                        })
+                    })
+                    .collect(),
+            ),
+        };
+        let client = PrometheusClient::with_transport(Arc::new(t), Duration::from_millis(500));
+        let err = client.query("up").await.unwrap_err();
+        match &err {
+            PromError::Unreachable {
+                target,
+                last_error,
+                waited,
+            } => {
+                assert_eq!(target, "scripted");
+                assert_eq!(last_error, "the Kubernetes API server answered HTTP 500: error trying to reach service: dial tcp 10.244.0.7:9090: connect: connection refused");
+                assert!(*waited >= Duration::from_millis(500), "{waited:?}");
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        assert!(client.request_count() > 2);
+    }
+
+    #[tokio::test]
+    async fn forbidden_and_not_found_from_the_proxy_fail_at_once_with_their_message() {
+        for (code, body, words) in [
+            (403, PROXY_403, "HTTP 403 Forbidden: services \"prometheus-operated:web\" is forbidden: User \"system:serviceaccount:ci:runner\" cannot get resource \"services/proxy\""),
+            (404, PROXY_404, "HTTP 404 NotFound: endpoints \"prometheus-operated\" not found"),
+        ] {
+            let t = Scripted {
+                answers: Mutex::new(vec![Ok(HttpResponse {
+                    status: code,
+                    body: Bytes::from_static(body.as_bytes()),
+                })]),
+            };
+            let client = PrometheusClient::with_transport(Arc::new(t), Duration::from_secs(30));
+            let err = client.targets().await.unwrap_err();
+            assert!(
+                matches!(&err, PromError::ApiServer { target, status } if target == "scripted" && status.code == code),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains(words), "{err}");
+            assert!(err.to_string().contains("for scripted"), "{err}");
+            assert_eq!(client.request_count(), 1, "{code} is not retried");
+        }
+    }
+
+    #[test]
+    fn what_heals_is_transient() {
+        let unreachable = PromError::Unreachable {
+            target: "t".into(),
+            waited: Duration::from_secs(1),
+            last_error: "connection refused".into(),
+        };
+        assert!(unreachable.is_transient());
+        let bad_query = PromError::Api {
+            error_type: "bad_data".into(),
+            error: "parse error".into(),
+            warnings: vec![],
+        };
+        assert!(!bad_query.is_transient());
+        assert!(!PromError::Http {
+            status: 502,
+            body: "bad gateway".into()
+        }
+        .is_transient());
     }
 
     #[test]
