@@ -105,7 +105,7 @@ async fn applier_names_the_object_a_server_rejects_and_an_unserved_kind() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "nowhere"}});
     let err = applier.apply(&cm).await.unwrap_err();
     assert!(
-        matches!(&err, ApplyError::Rejected { ident, source: kube::Error::Api(status) }
+        matches!(&err, ApplyError::Rejected { ident, error: kube::Error::Api(status) }
             if ident == "ConfigMap nowhere/c" && status.message.contains("namespaces \"nowhere\" not found")),
         "{err:?}"
     );

@@ -2,7 +2,7 @@
 //! `force`, so re-running against the same cluster (`--reuse`) is idempotent and quick.
 
 use super::manifests::ObjectIdent;
-use super::wait::{poll_until, Waited};
+use super::wait::{poll_until, Transient, Waited};
 use kube::api::{Patch, PatchParams};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
@@ -23,8 +23,10 @@ pub const FIELD_MANAGER: &str = "pod-metrics-e2e";
 /// (`containers[].ports` keys `containerPort,protocol`; Service `ports` keys `port,protocol`) with
 /// HTTP 500 "associative list with keys has an element that omits key field \"protocol\"": the
 /// v0.48.1 bundle's operator Deployment and Service do. Later versions default the field to TCP
-/// (kubernetes#98576 in 1.21, backported to 1.20.6; TWIN-FACTS §4), so setting it is what every
-/// version stores anyway.
+/// in the apply schema: `ContainerPort.protocol` from 1.20.0, `ServicePort.protocol` from 1.21.0
+/// (kubernetes#98576, backported to 1.20.6 by #100714; kubernetes/api core/v1/types.go
+/// `+default="TCP"`@kubernetes-1.20.0 and @kubernetes-1.20.6; TWIN-FACTS §4), so setting it is
+/// what every version stores anyway.
 pub fn default_port_protocols(obj: &mut Value) -> usize {
     fn fill(ports: Option<&mut Value>) -> usize {
         let Some(Value::Array(ports)) = ports else {
@@ -83,25 +85,44 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
-    /// The API server did not answer the apply before the deadline.
-    #[error("server-side apply of {ident} got no answer within {waited:?}: {last}")]
-    NoAnswer {
+    /// The apply kept failing transiently (no answer, 5xx, 429) until the deadline; the source
+    /// reads "still failing after N s: <last error>".
+    #[error("server-side apply of {ident}")]
+    StillFailing {
         /// The object.
         ident: String,
         /// The deadline.
         waited: Duration,
-        /// The last transient error, if any.
-        last: String,
-    },
-    /// The API server refused the apply; its message is the source.
-    #[error("server-side apply of {ident} was rejected")]
-    Rejected {
-        /// The object.
-        ident: String,
-        /// The API server's answer.
+        /// The last error.
         #[source]
-        source: kube::Error,
+        source: anyhow::Error,
     },
+    /// The API server refused the apply, permanently: any 4xx but 429 (400 bad request, 422
+    /// invalid, 404 namespace missing, …), or a 500 for an object its schema cannot take
+    /// ([`super::wait::is_schema_refusal`]). Reported at once with its code, reason and message.
+    #[error("the API server refused server-side apply of {ident}: {}", refusal(.error))]
+    Rejected {
+        /// The object: kind, namespace and name.
+        ident: String,
+        /// The API server's answer (its text is in this error's message).
+        error: kube::Error,
+    },
+}
+
+/// Only a transient error that lasted until the deadline may heal; a refusal never does.
+impl Transient for ApplyError {
+    fn is_transient(&self) -> bool {
+        matches!(self, ApplyError::StillFailing { .. })
+    }
+}
+
+/// The API server's answer as a user reads it: `HTTP <code> [<reason>]: <message>`.
+fn refusal(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if s.reason.is_empty() => format!("HTTP {}: {}", s.code, s.message),
+        kube::Error::Api(s) => format!("HTTP {} {}: {}", s.code, s.reason, s.message),
+        other => crate::errors::error_chain(other),
+    }
 }
 
 /// Server-side applies objects, resolving each kind through API discovery once.
@@ -138,8 +159,9 @@ impl Applier {
     /// given an explicit `protocol` first ([`default_port_protocols`]).
     ///
     /// # Errors
-    /// When the kind cannot be resolved within the discovery grace, or the API server rejects the
-    /// apply (its message is kept).
+    /// When the kind cannot be resolved within the discovery grace; [`ApplyError::Rejected`] at
+    /// once when the API server refuses the apply for good (its code, reason and message kept);
+    /// [`ApplyError::StillFailing`] when transient errors last until the grace is over.
     pub async fn apply(&mut self, obj: &Value) -> Result<(), ApplyError> {
         let ident = ObjectIdent::of(obj)
             .map_err(|e| ApplyError::NotAnObject(crate::errors::error_chain(e.as_ref())))?;
@@ -167,16 +189,24 @@ impl Applier {
         .await;
         match waited {
             Ok(()) => {}
+            // Transient until the deadline: poll_until says "still failing after N s".
+            Err(Waited::Failed(e)) if e.is_transient() => {
+                return Err(ApplyError::StillFailing {
+                    ident: ident.to_string(),
+                    waited: self.discovery_grace,
+                    source: e,
+                })
+            }
             Err(Waited::Failed(e)) => {
                 return Err(match e.downcast::<kube::Error>() {
-                    Ok(source) => ApplyError::Rejected {
+                    Ok(error) => ApplyError::Rejected {
                         ident: ident.to_string(),
-                        source,
+                        error,
                     },
-                    Err(other) => ApplyError::NoAnswer {
+                    Err(other) => ApplyError::StillFailing {
                         ident: ident.to_string(),
                         waited: self.discovery_grace,
-                        last: crate::errors::error_chain(other.as_ref()),
+                        source: other,
                     },
                 })
             }
@@ -228,6 +258,167 @@ impl Applier {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The API server's error bodies as they arrive (TWIN-FACTS §2, §4), as kube decodes them.
+    fn refused(body: &str) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_str(body).unwrap()))
+    }
+
+    /// Kubernetes 1.19 refusing a port without `protocol` (k/apiserver
+    /// pkg/endpoints/handlers/fieldmanager/structuredmerge.go@kubernetes-1.19.11).
+    const OMITS_KEY_1_19: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"failed to create typed patch object: .spec.ports: element 0: associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)","code":500}"#;
+    /// Kubernetes 1.27 refusing a misspelt field of a built-in kind (k/apimachinery
+    /// pkg/util/managedfields/internal/structuredmerge.go@kubernetes-1.27.3, structured-merge-diff
+    /// typed/validate.go).
+    const UNDECLARED_1_27: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"failed to create typed patch object (pme2e-apps/web; apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema","code":500}"#;
+    const BAD_REQUEST: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Incorrect version specified in apply patch. Specified patch version: apps/v2, expected: apps/v1","reason":"BadRequest","code":400}"#;
+    const INVALID: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Deployment.apps \"web\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`","reason":"Invalid","details":{"name":"web","group":"apps","kind":"Deployment","causes":[{"reason":"FieldValueInvalid","message":"Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`","field":"spec.template.metadata.labels"}]},"code":422}"#;
+    const ETCD_TIMEOUT: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Internal error occurred: etcdserver: request timed out","reason":"InternalError","details":{"causes":[{"message":"etcdserver: request timed out"}]},"code":500}"#;
+    const UNAVAILABLE: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the request has been made before all known HTTP paths have been installed, please try again","reason":"ServiceUnavailable","details":{"retryAfterSeconds":5},"code":503}"#;
+    const TOO_MANY: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Too many requests, please try again later.","reason":"TooManyRequests","details":{"retryAfterSeconds":1},"code":429}"#;
+
+    #[test]
+    fn schema_refusals_400_and_422_are_permanent_other_5xx_and_429_transient() {
+        for body in [OMITS_KEY_1_19, UNDECLARED_1_27, BAD_REQUEST, INVALID] {
+            assert!(!refused(body).is_transient(), "{body}");
+        }
+        for body in [ETCD_TIMEOUT, UNAVAILABLE, TOO_MANY] {
+            assert!(refused(body).is_transient(), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_object_and_keeps_the_api_servers_words() {
+        let err = ApplyError::Rejected {
+            ident: "Service default/prometheus-operator".into(),
+            error: refused(OMITS_KEY_1_19),
+        };
+        assert_eq!(
+            err.to_string(),
+            "the API server refused server-side apply of Service default/prometheus-operator: \
+             HTTP 500: failed to create typed patch object: .spec.ports: element 0: associative list \
+             with keys has an element that omits key field \"protocol\" (and doesn't have default value)"
+        );
+        assert!(!err.is_transient());
+        let err = ApplyError::Rejected {
+            ident: "Deployment pme2e-apps/web".into(),
+            error: refused(INVALID),
+        };
+        assert!(err
+            .to_string()
+            .starts_with("the API server refused server-side apply of Deployment pme2e-apps/web: HTTP 422 Invalid: Deployment.apps \"web\" is invalid: "));
+    }
+
+    /// A stand-in API server: discovery of core/v1 services, and PATCH answered from a script
+    /// (the last answer repeats); counts the PATCHes.
+    async fn api_server(
+        script: Vec<(u16, &'static str)>,
+    ) -> (
+        tempfile::TempDir,
+        Client,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use axum::http::StatusCode;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let script = Arc::new(script);
+        let app = axum::Router::new()
+            .route(
+                "/api/v1",
+                axum::routing::get(|| async {
+                    axum::Json(json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                        {"name": "services", "singularName": "service", "namespaced": true, "kind": "Service",
+                         "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}]}))
+                }),
+            )
+            .fallback(move |body: String| {
+                let (counted, script) = (counted.clone(), script.clone());
+                async move {
+                    let n = counted.fetch_add(1, Ordering::SeqCst).min(script.len() - 1);
+                    let (code, answer) = script[n];
+                    let answer = if code < 300 { body } else { answer.to_string() };
+                    (
+                        StatusCode::from_u16(code).unwrap(),
+                        [("content-type", "application/json")],
+                        answer,
+                    )
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+                 clusters: [{{name: c, cluster: {{server: 'http://{addr}'}}}}]\n\
+                 users: [{{name: u, user: {{token: t}}}}]\n\
+                 contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n"
+            ),
+        )
+        .unwrap();
+        let client = super::super::client::kube_client(&kubeconfig)
+            .await
+            .unwrap();
+        (dir, client, hits)
+    }
+
+    fn service() -> Value {
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "prometheus-operator", "namespace": "default"},
+               "spec": {"ports": [{"name": "http", "port": 8080}]}})
+    }
+
+    #[tokio::test]
+    async fn a_permanent_refusal_fails_at_once_a_transient_one_is_retried() {
+        use std::sync::atomic::Ordering;
+        let (_dir, client, hits) = api_server(vec![(500, OMITS_KEY_1_19)]).await;
+        let started = std::time::Instant::now();
+        let err = Applier::new(client, Duration::from_secs(60))
+            .apply(&service())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ApplyError::Rejected { ident, error: kube::Error::Api(s) }
+                if ident == "Service default/prometheus-operator" && s.code == 500),
+            "{err:?}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert!(started.elapsed() < Duration::from_secs(5), "not at once");
+
+        let (_dir, client, hits) =
+            api_server(vec![(500, ETCD_TIMEOUT), (429, TOO_MANY), (201, "")]).await;
+        Applier::new(client, Duration::from_secs(60))
+            .apply(&service())
+            .await
+            .unwrap();
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_at_the_deadline_is_still_failing_never_rejected() {
+        let (_dir, client, _) = api_server(vec![(503, UNAVAILABLE)]).await;
+        let err = Applier::new(client, Duration::from_millis(1500))
+            .apply(&service())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApplyError::StillFailing { .. }), "{err:?}");
+        assert!(err.is_transient());
+        let text = crate::errors::error_chain(&err);
+        assert!(
+            text.starts_with("server-side apply of Service default/prometheus-operator: still failing after 1 s: ")
+                && text.contains("the request has been made before all known HTTP paths have been installed"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("refused") && !text.contains("rejected"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn ports_without_protocol_get_tcp_and_others_are_kept() {
