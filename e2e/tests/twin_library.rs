@@ -323,3 +323,76 @@ async fn prometheus_through_the_proxy_and_artifacts_with_nothing_secret() {
         }
     }
 }
+
+/// The Prometheus client through the twin's service proxy, on the versions whose proxy answers
+/// differ (TWIN-FACTS §2e): a pod the proxy cannot reach while its Endpoints list it is retried
+/// until it answers, and named with the API server's own words when it never does; a Service
+/// that does not exist is the API server's 404, reported at once.
+#[tokio::test]
+async fn the_prometheus_client_rides_out_a_proxy_that_cannot_reach_the_pod() {
+    use e2e::kubeproxy::KubeProxyTransport;
+    use e2e::prometheus::{PromError, PrometheusClient};
+    use std::sync::Arc;
+    for (profile, answer) in [
+        (
+            Profile::V1_20,
+            "HTTP 500: error trying to reach service: dial tcp ",
+        ),
+        (
+            Profile::V1_21,
+            "HTTP 503 ServiceUnavailable: error trying to reach service: dial tcp ",
+        ),
+    ] {
+        let t = twin(false, |o| o.profile = profile).await;
+        let served =
+            testkit::served::ServedPod::start(&t, "default", "web", "Prometheus is Ready.").await;
+        let client = kube_client(&t.kubeconfig_path()).await.unwrap();
+        let prom = |svc: &str, retry| {
+            PrometheusClient::with_transport(
+                Arc::new(KubeProxyTransport::for_service(
+                    client.clone(),
+                    "default",
+                    svc,
+                    "web",
+                )),
+                retry,
+            )
+        };
+        let c = t.cluster().clone();
+        c.unreachable.cut("default", &served.pod);
+        let healed = {
+            let (c, pod) = (c.clone(), served.pod.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                c.unreachable.restore("default", &pod);
+            })
+        };
+        let riding = prom("web", Duration::from_secs(30));
+        riding.ready().await.expect("retried until the pod is back");
+        assert!(riding.request_count() > 1, "{profile}: not retried");
+        healed.await.unwrap();
+
+        c.unreachable.cut("default", &served.pod);
+        let err = prom("web", Duration::from_secs(1))
+            .ready()
+            .await
+            .unwrap_err();
+        match &err {
+            PromError::Unreachable { last_error, .. } => assert!(
+                last_error.starts_with(&format!("the Kubernetes API server answered {answer}")),
+                "{profile}: {last_error}"
+            ),
+            other => panic!("{profile}: expected Unreachable, got {other:?}"),
+        }
+
+        let missing = prom("nope", Duration::from_secs(30));
+        let err = missing.ready().await.unwrap_err();
+        assert!(
+            matches!(&err, PromError::ApiServer { status, .. }
+                if status.code == 404 && status.reason == "NotFound"
+                    && status.message == "endpoints \"nope\" not found"),
+            "{profile}: {err:?}"
+        );
+        assert_eq!(missing.request_count(), 1, "{profile}: a 404 is final");
+    }
+}

@@ -10,6 +10,8 @@
 //!   (testcontainers, host network) running the scrape job prometheus-operator v0.48.1 generates
 //!   for the cadvisor ServiceMonitor (`e2e::scrape_config`), with file_sd targets pointing at
 //!   fixture kubelets. The container is removed when the handle drops, also when a test panics.
+//! - [`served`]: [`served::ServedPod`], a twin pod that really answers behind a Service, for the
+//!   service proxy's tests without Docker.
 //!
 //! Typical use:
 //! ```ignore
@@ -21,6 +23,7 @@
 pub mod exposition;
 pub mod kubelet;
 pub mod prometheus;
+pub mod served;
 pub mod twin;
 
 pub use exposition::without_samples;

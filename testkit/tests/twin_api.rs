@@ -200,9 +200,11 @@ async fn v1_19_rejects_apply_of_ports_without_protocol_with_the_real_500() {
     assert_eq!(s.message, "failed to create typed patch object: .spec.ports: element 0: associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)");
 }
 
+/// 1.20.7 too: `ContainerPort.protocol` defaults from 1.20.0, `ServicePort.protocol` from 1.20.6
+/// (TWIN-FACTS §4).
 #[tokio::test]
-async fn v1_21_and_v1_27_accept_and_default_protocol_tcp() {
-    for p in [Profile::V1_21, Profile::V1_27] {
+async fn v1_20_and_later_accept_and_default_protocol_tcp() {
+    for p in [Profile::V1_20, Profile::V1_21, Profile::V1_27] {
         let t = twin(p).await;
         let client = kube_client(&t.kubeconfig_path()).await.unwrap();
         let svcs: Api<Service> = Api::namespaced(client, "default");
@@ -240,6 +242,56 @@ async fn v1_21_and_v1_27_accept_and_default_protocol_tcp() {
             (mf[0].manager.as_deref(), mf[0].operation.as_deref()),
             (Some("t"), Some("Apply"))
         );
+    }
+}
+
+/// The service proxy when it cannot reach a pod its Endpoints list (the `unreachable` fault, and
+/// a refused connection): 500 without a reason on 1.19 and 1.20, 503 ServiceUnavailable from
+/// 1.21, "error trying to reach service: dial tcp <ip:port>: connect: connection refused" (§2e).
+#[tokio::test]
+async fn the_service_proxy_answers_per_profile_when_it_cannot_reach_its_endpoint() {
+    for p in Profile::ALL {
+        let t = twin(p).await;
+        let served = testkit::served::ServedPod::start(&t, "default", "web", "served").await;
+        let path = "/api/v1/namespaces/default/services/web:web/proxy/-/ready";
+        let (code, _, body) = raw(&t, reqwest::Method::GET, path, None, None).await;
+        assert_eq!((code, body.as_str()), (200, "served"), "{p}");
+
+        t.cluster().unreachable.cut("default", &served.pod);
+        let (code, ct, body) = raw(&t, reqwest::Method::GET, path, None, None).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let (want_code, want_reason) = match p {
+            Profile::V1_19 | Profile::V1_20 => (500, Value::Null),
+            Profile::V1_21 | Profile::V1_27 => (503, json!("ServiceUnavailable")),
+        };
+        assert_eq!((code, ct.as_str()), (want_code, "application/json"), "{p}");
+        assert_eq!(v["kind"], "Status", "{p}");
+        assert_eq!(v["code"], want_code, "{p}");
+        assert_eq!(v["reason"], want_reason, "{p}: {body}");
+        assert_eq!(
+            v["message"],
+            format!(
+                "error trying to reach service: dial tcp {}: connect: connection refused",
+                served.addr
+            ),
+            "{p}"
+        );
+        // The Endpoints still list the pod as ready: only the path to it is broken.
+        let ep = t.cluster().get("", "Endpoints", "default", "web").unwrap();
+        assert_eq!(
+            ep["subsets"][0]["addresses"][0]["targetRef"]["name"],
+            "web-0"
+        );
+
+        t.cluster().unreachable.restore("default", &served.pod);
+        let (code, _, _) = raw(&t, reqwest::Method::GET, path, None, None).await;
+        assert_eq!(code, 200, "{p}");
+        // A refused connection (nothing listens any more) answers the same way.
+        drop(served);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (code, _, body) = raw(&t, reqwest::Method::GET, path, None, None).await;
+        assert_eq!(code, want_code, "{p}: {body}");
+        assert!(body.contains("connect: connection refused"), "{p}: {body}");
     }
 }
 

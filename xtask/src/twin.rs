@@ -1,4 +1,4 @@
-//! `cargo xtask twin --profile 1.19|1.21|1.27 --kubeconfig-out PATH`: runs the cluster twin (the
+//! `cargo xtask twin --profile 1.19|1.20|1.21|1.27 --kubeconfig-out PATH`: runs the cluster twin (the
 //! dev-only `testkit` crate's `twin` binary) in the foreground. Spawned through cargo so xtask
 //! stays free of testkit's dependencies.
 
@@ -9,14 +9,14 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 #[command(
     long_about = "Starts the cluster twin in the foreground: a stand-in Kubernetes API server \
-    (profiles 1.19, 1.21, 1.27) with controllers and a real Prometheus, for developing the harness \
+    (profiles 1.19, 1.20, 1.21, 1.27) with controllers and a real Prometheus, for developing the harness \
     (`cargo xtask e2e --kubeconfig PATH`, `cargo xtask doctor --kubeconfig PATH`). It is a \
     stand-in, never a proof about a real cluster. Ctrl-C stops it and removes its containers and \
     the kubeconfig. Needs Docker and E2E_PROMETHEUS_IMAGE (or quay.io/prometheus/prometheus:v2.26.0)."
 )]
 pub struct Args {
-    /// Kubernetes version the twin behaves like: 1.19, 1.21 or 1.27.
-    #[arg(long, value_parser = ["1.19", "1.21", "1.27"])]
+    /// Kubernetes version the twin behaves like: 1.19, 1.20, 1.21 or 1.27.
+    #[arg(long, value_parser = ["1.19", "1.20", "1.21", "1.27"])]
     profile: String,
     /// Where to write the kubeconfig (must not exist; removed when the twin stops).
     #[arg(long, value_name = "PATH")]

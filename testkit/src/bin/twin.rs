@@ -1,4 +1,4 @@
-//! `twin --profile 1.19|1.21|1.27 --kubeconfig-out PATH [--nodes N] [--name NAME]`: a cluster twin
+//! `twin --profile 1.19|1.20|1.21|1.27 --kubeconfig-out PATH [--nodes N] [--name NAME]`: a cluster twin
 //! in the foreground for developing the harness by hand. A stand-in, never a proof about a real
 //! cluster. Writes the kubeconfig once the API answers; Ctrl-C (or SIGTERM) stops it, removes
 //! its containers and the kubeconfig.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use testkit::twin::{Profile, Twin, TwinOptions};
 
-const USAGE: &str = "usage: twin --profile 1.19|1.21|1.27 --kubeconfig-out PATH [--nodes N] [--name NAME]\n\
+const USAGE: &str = "usage: twin --profile 1.19|1.20|1.21|1.27 --kubeconfig-out PATH [--nodes N] [--name NAME]\n\
 A stand-in Kubernetes API server (the cluster twin) for developing the harness: never a proof about a real cluster.";
 
 struct Args {

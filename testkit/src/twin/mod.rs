@@ -159,6 +159,8 @@ pub struct Cluster {
     pub registry: Registry,
     pub admin_token: String,
     pub faults: Faults,
+    /// Pods the service proxy cannot reach although their Endpoints list them (a fault).
+    pub unreachable: proxy::Unreachable,
     pub http: reqwest::Client,
     /// Every request the API answered (tests assert what the harness sent).
     pub requests: Mutex<Vec<Recorded>>,
@@ -178,6 +180,7 @@ impl Cluster {
             registry: Registry::default(),
             admin_token: format!("twin-admin-{seed:016x}"),
             faults: Faults::default(),
+            unreachable: proxy::Unreachable::default(),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(60))

@@ -1,5 +1,6 @@
-//! Version profiles: every behaviour of the twin that differs between Kubernetes 1.19, 1.21
-//! and 1.27 is a method here, each citing its upstream source.
+//! Version profiles: every behaviour of the twin that differs between Kubernetes 1.19, 1.20,
+//! 1.21 and 1.27 is a method here, each citing its upstream source. The versions are the kind
+//! node images of the matrix (v1.19.11, v1.20.7, v1.21.1, v1.27.3).
 
 use serde_json::Value;
 use std::fmt;
@@ -9,6 +10,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Profile {
     V1_19,
+    V1_20,
     V1_21,
     V1_27,
 }
@@ -18,10 +20,11 @@ impl FromStr for Profile {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim_start_matches('v') {
             "1.19" => Ok(Profile::V1_19),
+            "1.20" => Ok(Profile::V1_20),
             "1.21" => Ok(Profile::V1_21),
             "1.27" => Ok(Profile::V1_27),
             other => Err(format!(
-                "unknown twin profile {other:?}: use 1.19, 1.21 or 1.27"
+                "unknown twin profile {other:?}: use 1.19, 1.20, 1.21 or 1.27"
             )),
         }
     }
@@ -31,6 +34,7 @@ impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Profile::V1_19 => "1.19",
+            Profile::V1_20 => "1.20",
             Profile::V1_21 => "1.21",
             Profile::V1_27 => "1.27",
         })
@@ -38,12 +42,19 @@ impl fmt::Display for Profile {
 }
 
 impl Profile {
-    pub const ALL: [Profile; 3] = [Profile::V1_19, Profile::V1_21, Profile::V1_27];
+    pub const ALL: [Profile; 4] = [
+        Profile::V1_19,
+        Profile::V1_20,
+        Profile::V1_21,
+        Profile::V1_27,
+    ];
 
     /// `gitVersion` of `/version` (the kind node images of FACTS.md).
     pub fn git_version(self) -> &'static str {
         match self {
             Profile::V1_19 => "v1.19.11",
+            // kind v0.11.1's node image of the matrix's 1.20 cell (fixtures/matrix.toml).
+            Profile::V1_20 => "v1.20.7",
             Profile::V1_21 => "v1.21.1",
             Profile::V1_27 => "v1.27.3",
         }
@@ -52,8 +63,10 @@ impl Profile {
     /// SSA type-checks list-map keys without defaults: 1.19 has no default for
     /// `ContainerPort.protocol` nor `ServicePort.protocol` in the SSA schema (TWIN-FACTS §4;
     /// k/api@kubernetes-1.19.11 core/v1/types.go, structured-merge-diff#130, kubernetes#100713).
-    /// 1.21+ carry both defaults (kubernetes#98576), so nothing is rejected there.
-    /// Returns the HTTP 500 message of the first offending element.
+    /// `ContainerPort.protocol` has `+default="TCP"` from 1.20.0, `ServicePort.protocol` from
+    /// 1.21.0 (kubernetes#98576) and 1.20.6 (its backport #100714): kubernetes/api
+    /// core/v1/types.go@kubernetes-1.20.0 and @kubernetes-1.20.6. So v1.20.7 and later reject
+    /// nothing. Returns the HTTP 500 message of the first offending element.
     pub fn apply_missing_key_error(self, obj: &Value) -> Option<String> {
         if self != Profile::V1_19 {
             return None;
@@ -90,12 +103,14 @@ impl Profile {
         }
     }
 
-    /// A refused connection through the service proxy: 1.19 answers 500 without a reason,
-    /// 1.21+ 503 ServiceUnavailable (TWIN-FACTS §2e; apimachinery commit 1174cb82,
-    /// k/apimachinery `pkg/util/proxy/transport.go` @1.19.11 vs @1.21.1).
+    /// The service proxy's answer when it cannot reach its endpoint ("error trying to reach
+    /// service: …"): a plain error, so 500 without a reason, on 1.19 and 1.20; a
+    /// ServiceUnavailable 503 from 1.21 (TWIN-FACTS §2e; apimachinery commit 1174cb82:
+    /// kubernetes/apimachinery pkg/util/proxy/transport.go@kubernetes-1.20.7 `fmt.Errorf` vs
+    /// @kubernetes-1.21.1 `errors.NewServiceUnavailable`).
     pub fn proxy_dial_error(self) -> (u16, Option<&'static str>) {
         match self {
-            Profile::V1_19 => (500, None),
+            Profile::V1_19 | Profile::V1_20 => (500, None),
             Profile::V1_21 | Profile::V1_27 => (503, Some("ServiceUnavailable")),
         }
     }
@@ -126,12 +141,12 @@ impl Profile {
     }
 
     /// Control-plane node role labels: kubeadm 1.19 sets only `node-role.kubernetes.io/master`;
-    /// 1.20–1.23 set `master` and `control-plane`; 1.24+ only `control-plane` (kubeadm KEP-2067,
-    /// k/k `cmd/kubeadm/app/constants/constants.go`).
+    /// 1.20–1.23 set `master` and `control-plane` (kubernetes#95382, in 1.20.0); 1.24+ only
+    /// `control-plane` (kubeadm KEP-2067, k/k `cmd/kubeadm/app/constants/constants.go`).
     pub fn control_plane_labels(self) -> &'static [&'static str] {
         match self {
             Profile::V1_19 => &["node-role.kubernetes.io/master"],
-            Profile::V1_21 => &[
+            Profile::V1_20 | Profile::V1_21 => &[
                 "node-role.kubernetes.io/control-plane",
                 "node-role.kubernetes.io/master",
             ],

@@ -1,15 +1,45 @@
 //! The service proxy `/api/v1/namespaces/<ns>/services/<[scheme:]svc[:port]>/proxy/<path>`
 //! (k/k `pkg/registry/core/service/storage/rest.go` ResourceLocation; TWIN-FACTS §2e): picks a
 //! ready address of the Service's Endpoints carrying the port, checks it against its Pod, and
-//! forwards over plain HTTP; a refused connection answers per profile.
+//! forwards over plain HTTP; a refused connection answers per profile. [`Unreachable`] is a
+//! fault: pods the proxy cannot reach while their Endpoints still list them.
 
 use super::status::{self as st, status};
 use super::Cluster;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// Pods (`<namespace>/<name>`) the API server cannot reach although their Endpoints still list
+/// them as ready: the container stopped listening before its readiness probe failed, or the
+/// network drops the API server's connections. The proxy answers as for a refused connection
+/// (per profile, TWIN-FACTS §2e), without dialling.
+#[derive(Default)]
+pub struct Unreachable(Mutex<HashSet<String>>);
+
+impl Unreachable {
+    /// From now on the proxy cannot reach pod `namespace/name`.
+    pub fn cut(&self, namespace: &str, name: &str) {
+        self.0.lock().unwrap().insert(format!("{namespace}/{name}"));
+    }
+
+    /// The proxy reaches pod `namespace/name` again.
+    pub fn restore(&self, namespace: &str, name: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .remove(&format!("{namespace}/{name}"));
+    }
+
+    fn contains(&self, namespace: &str, name: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .contains(&format!("{namespace}/{name}"))
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 pub async fn handle(
@@ -71,12 +101,13 @@ pub async fn handle(
                             .any(|i| i["ip"].as_str() == Some(ip))
                     });
             if valid {
-                target = Some(format!("{ip}:{}", p["port"]));
+                let pod = a["targetRef"]["name"].as_str().unwrap_or_default();
+                target = Some((format!("{ip}:{}", p["port"]), pod.to_string()));
                 break 'outer;
             }
         }
     }
-    let Some(addr) = target else {
+    let Some((addr, pod)) = target else {
         return status(
             503,
             Some("ServiceUnavailable"),
@@ -84,6 +115,9 @@ pub async fn handle(
             None,
         );
     };
+    if c.unreachable.contains(ns, &pod) {
+        return dial_error(c, &addr, "connect: connection refused");
+    }
     let mut url = format!("http://{addr}/{}", path.join("/"));
     if !q.is_empty() {
         let qs: String = form_urlencoded::Serializer::new(String::new())
@@ -115,18 +149,25 @@ pub(super) async fn forward(c: &Cluster, req: reqwest::RequestBuilder, addr: &st
             (code, [(header::CONTENT_TYPE, ct)], bytes).into_response()
         }
         Err(e) => {
-            let (code, reason) = c.profile.proxy_dial_error();
             let why = if e.is_connect() {
                 "connect: connection refused".to_string()
             } else {
                 e.to_string()
             };
-            status(
-                code,
-                reason,
-                &format!("error trying to reach service: dial tcp {addr}: {why}"),
-                None,
-            )
+            dial_error(c, addr, &why)
         }
     }
+}
+
+/// The proxy's answer when it cannot reach `addr`: "error trying to reach service: dial tcp
+/// …", 500 without a reason on 1.19/1.20, 503 ServiceUnavailable from 1.21
+/// ([`super::Profile::proxy_dial_error`]).
+fn dial_error(c: &Cluster, addr: &str, why: &str) -> Response {
+    let (code, reason) = c.profile.proxy_dial_error();
+    status(
+        code,
+        reason,
+        &format!("error trying to reach service: dial tcp {addr}: {why}"),
+        None,
+    )
 }
