@@ -71,6 +71,8 @@ trait HostSandbox {
     /// `kind create cluster` fails with `stderr`; `kind export logs` copies `nodes` (node name
     /// → [(file, lines)]) in kind's layout.
     fn failing_create(self, stderr: &str, nodes: &[NodeLogs]) -> Self;
+    /// `kind export logs` writes the logs, then exits 1 with `stderr` (a collector failed).
+    fn failing_export(self, stderr: &str) -> Self;
 }
 
 impl HostSandbox for Sandbox {
@@ -91,13 +93,15 @@ impl HostSandbox for Sandbox {
             }
             std::fs::write(dir.join("kubernetes-version.txt"), "v1.21.1").unwrap();
             for (file, lines) in *files {
+                // The journals are journalctl output; serial.log is the node's console as is.
                 let text: Vec<String> = lines
                     .iter()
-                    .map(|l| {
-                        format!(
+                    .map(|l| match *file {
+                        "serial.log" => l.to_string(),
+                        _ => format!(
                             "Nov 25 10:00:01 {node} {}[231]: {l}",
                             file.trim_end_matches(".log")
-                        )
+                        ),
                     })
                     .collect();
                 std::fs::write(dir.join(file), text.join("\n") + "\n").unwrap();
@@ -109,6 +113,13 @@ impl HostSandbox for Sandbox {
         );
         self.env("STANDIN_CREATE_STDERR", &f)
             .env("STANDIN_EXPORT_FROM", &e)
+    }
+
+    fn failing_export(self, stderr: &str) -> Self {
+        let file = self.root.join("export-stderr.txt");
+        std::fs::write(&file, stderr).unwrap();
+        let file = file.display().to_string();
+        self.env("STANDIN_EXPORT_STDERR", &file)
     }
 }
 
@@ -422,7 +433,7 @@ fn an_unknown_failure_gets_the_generic_finding_with_the_logs_path() {
         &out,
         "cause not recognised",
         "something nobody has seen",
-        "kubelet.log and containerd.log",
+        "kubelet.log, containerd.log and serial.log",
     );
     let logs = sb.run_dir().join("artifacts/kind-logs");
     assert!(
@@ -430,6 +441,53 @@ fn an_unknown_failure_gets_the_generic_finding_with_the_logs_path() {
         "{err}"
     );
     assert!(logs.join(CP).join("kubelet.log").exists());
+}
+
+/// A node whose entrypoint refused to boot is a stopped container: every `docker exec` collector
+/// fails, so `kind export logs` exits 1 with their errors aggregated (kubernetes-sigs/kind
+/// pkg/cluster/internal/providers/docker/provider.go CollectLogs@v0.11.1), after writing the
+/// node's serial.log (`docker logs`). What it wrote is read, the cause named from serial.log, and
+/// the failed export said.
+#[test]
+fn a_log_export_that_exits_non_zero_after_writing_is_read_and_serial_log_names_the_cause() {
+    const NOT_RUNNING: &str = "Error response from daemon: Container 0a1b2c3d is not running";
+    let sb = host_sandbox(524_288, 512, ROOMY_V1)
+        .failing_create(
+            "Creating cluster \"pme2e-kind0-11-k8s1-21\" ...\n ✗ Preparing nodes 📦 📦 📦\n\
+             ERROR: failed to create cluster: could not find a log line that matches \"Reached target .*Multi-User System.*|detected cgroup v1\"\n",
+            &[(
+                CP,
+                &[
+                    ("kubelet.log", &[NOT_RUNNING]),
+                    ("containerd.log", &[NOT_RUNNING]),
+                    // kind's node entrypoint, validate_userns (images/base/files/usr/local/bin/entrypoint@v0.11.1).
+                    ("serial.log", &["INFO: running in a user namespace (experimental)", "ERROR: UserNS: cpu controller needs to be delegated"]),
+                ],
+            )],
+        )
+        .failing_export(&format!(
+            "ERROR: [command \"docker exec --privileged {CP} journalctl --no-pager\" failed with error: exit status 1, \
+             command \"docker exec --privileged {CP} journalctl --no-pager -u kubelet.service\" failed with error: exit status 1]\n"
+        ));
+    let out = sb.run(&["e2e", "--timeout", "5s"]);
+    assert_create_failed_with(
+        &sb,
+        &out,
+        "rootless Docker without cgroup v2 delegation",
+        &format!("    {CP}/serial.log: ERROR: UserNS: cpu controller needs to be delegated"),
+        "Delegate=yes",
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "`kind export logs` exited non-zero after writing them (some collectors failed): "
+        ),
+        "{err}"
+    );
+    assert!(err.contains("journalctl --no-pager"), "{err}");
+    assert!(!err.contains("could not be exported"), "{err}");
+    let logs = sb.run_dir().join("artifacts/kind-logs");
+    assert!(logs.join(CP).join("serial.log").exists());
 }
 
 #[test]

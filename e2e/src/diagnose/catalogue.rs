@@ -65,7 +65,7 @@ kinds! {
     CLUSTER_CREATE_FAILED = "cluster-create-failed", Error,
         "`kind create cluster` failed; the node logs name the cause when it is a known one",
         "kind could not create or boot the nodes; the finding quotes the log lines and names the cause",
-        "follow the cause named in the finding; otherwise read the exported node logs (`kubelet.log`, `containerd.log` per node under the run's `artifacts/kind-logs/`)";
+        "follow the cause named in the finding; otherwise read the exported node logs (`kubelet.log`, `containerd.log`, `serial.log` per node under the run's `artifacts/kind-logs/`)";
     KUBELET_SERVICE_MISSING = "kubelet-service-missing", Error,
         "Service `kube-system/kubelet` does not exist",
         "prometheus-operator creates the kubelet Service and Endpoints only when started with `--kubelet-service=kube-system/kubelet`",

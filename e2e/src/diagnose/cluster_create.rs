@@ -1,10 +1,17 @@
-//! Why `kind create cluster` failed: kind's own stderr plus each node's `kubelet.log` and
-//! `containerd.log` from `kind export logs`, matched against the usual causes.
+//! Why `kind create cluster` failed: kind's own stderr plus each node's `kubelet.log`,
+//! `containerd.log` and `serial.log` from `kind export logs`, matched against the usual causes.
 //!
-//! The exported layout (kind v0.11 and v0.20, `pkg/cluster/provider.go` `CollectLogs` and
-//! `pkg/cluster/internal/providers/common/logs.go`): `<dir>/kind-version.txt`,
-//! `<dir>/docker-info.txt`, and per node `<dir>/<node>/{kubelet.log, containerd.log, journal.log,
-//! serial.log, kubernetes-version.txt, inspect.json}` (the journals are `journalctl -u …` output).
+//! The exported layout (kubernetes-sigs/kind pkg/cluster/provider.go `CollectLogs`,
+//! pkg/cluster/internal/providers/docker/provider.go `CollectLogs` and
+//! pkg/cluster/internal/providers/common/logs.go, at v0.11.1 and v0.20.0): `<dir>/kind-version.txt`,
+//! `<dir>/docker-info.txt`, and per node the node's `/var/log` plus
+//! `<dir>/<node>/{kubernetes-version.txt, journal.log, kubelet.log, containerd.log, inspect.json,
+//! serial.log}`, and from v0.20.0 also `images.log` (`crictl images`). The journals are
+//! `journalctl --no-pager [-u …]` output; `serial.log` is the node container's console (`docker
+//! logs`: systemd and kind's entrypoint, where a node that never boots says why). Each collector
+//! writes its command's stdout and stderr to its file, and kind exits non-zero when any failed
+//! (at v0.20.0 `crictl images` whenever containerd is down), so the files are read whatever
+//! kind's exit status.
 //!
 //! Every cause is one [`Cause`]: signatures (stable fragments of the messages, matched
 //! case-insensitively), where they appear, and the cause and fix. Order matters: the first cause
@@ -14,7 +21,7 @@ use super::{catalogue, Finding};
 use std::path::{Path, PathBuf};
 
 /// The node log files read, in this order.
-pub const NODE_LOG_FILES: &[&str] = &["kubelet.log", "containerd.log"];
+pub const NODE_LOG_FILES: &[&str] = &["kubelet.log", "containerd.log", "serial.log"];
 
 /// Where a cause's signatures are looked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +68,21 @@ pub const CAUSES: &[Cause] = &[
         cause: "the nodes exhausted the host's inotify watches or instances (shared by every node: inotify limits are not namespaced)",
         fix: "raise the inotify limits: sudo sysctl fs.inotify.max_user_watches=524288 && sudo sysctl fs.inotify.max_user_instances=512 \
               (persist both in /etc/sysctl.conf), then run again",
+    },
+    // kind's node entrypoint refuses to boot a rootless node without cgroup v2 or without the
+    // cpu, memory and pids controllers delegated (kubernetes-sigs/kind
+    // images/base/files/usr/local/bin/entrypoint@v0.11.1 and @v0.20.0 `validate_userns`); the
+    // line is in the node's serial.log.
+    Cause {
+        name: "rootless Docker without cgroup v2 delegation",
+        signatures: &[
+            "userns: cgroup v2 needs to be enabled",
+            "controller needs to be delegated",
+        ],
+        source: Source::Any,
+        needs_snap: false,
+        cause: "the nodes run in a user namespace (rootless Docker) and kind's node entrypoint found cgroup v1, or cgroup v2 without the cpu, memory and pids controllers delegated to it",
+        fix: "boot the host with cgroup v2 (`systemd.unified_cgroup_hierarchy=1`) and create /etc/systemd/system/user@.service.d/delegate.conf with `[Service]` `Delegate=yes` (kind's rootless guide), then `sudo systemctl daemon-reload` and restart Docker; or use rootful Docker",
     },
     // kind known-issues "Failure to Create Cluster with Cgroups v2" (removed in kind commit
     // 846a2cc6): the kubelet of Kubernetes < 1.19 finds no cgroup-v1 mountpoints.
@@ -207,7 +229,7 @@ pub struct Context {
     pub kind_stderr: String,
     /// Where `kind export logs` wrote (shown in the finding).
     pub logs_dir: PathBuf,
-    /// Why the logs could not be exported, if they could not.
+    /// Why `kind export logs` failed, if it did (it may have written most logs first).
     pub export_error: Option<String>,
     /// Docker is a snap (from `docker info`).
     pub snap: bool,
@@ -263,7 +285,8 @@ pub fn match_cause(ctx: &Context, logs: &[NodeLog]) -> Option<(&'static Cause, V
 }
 
 /// Lines worth showing when no cause is known: kind's `ERROR:` lines and the last klog error or
-/// fatal lines (`E0102 …`, `F0102 …`) or `level=error` lines of each node log.
+/// fatal lines (`E0102 …`, `F0102 …`), `level=error` lines, or lines of kind's node entrypoint
+/// starting `ERROR: ` (its `log_error`, in serial.log) of each node log.
 fn relevant_lines(ctx: &Context, logs: &[NodeLog]) -> Vec<String> {
     let klog = regex::Regex::new(r"\b[EF]\d{4} \d").expect("valid regex");
     let mut out: Vec<String> = ctx
@@ -282,7 +305,11 @@ fn relevant_lines(ctx: &Context, logs: &[NodeLog]) -> Vec<String> {
         let picked: Vec<&String> = log
             .lines
             .iter()
-            .filter(|l| klog.is_match(l) || l.contains("level=error"))
+            .filter(|l| {
+                klog.is_match(l)
+                    || l.contains("level=error")
+                    || l.trim_start().starts_with("ERROR: ")
+            })
             .collect();
         let start = picked.len().saturating_sub(2);
         out.extend(picked[start..].iter().map(|l| quote(&log.label(), l)));
@@ -298,13 +325,22 @@ pub fn classify(ctx: &Context, logs: &[NodeLog]) -> Finding {
         crate::workdir::display_path(&ctx.logs_dir)
     );
     let mut where_ = vec![logs_at];
-    if let Some(err) = &ctx.export_error {
-        where_[0] = format!(
-            "node logs could not be exported to {}: {err}",
-            crate::workdir::display_path(&ctx.logs_dir)
-        );
-    } else if logs.is_empty() {
-        where_.push("no node wrote a kubelet.log or containerd.log (no node container ran)".into());
+    match (&ctx.export_error, logs.is_empty()) {
+        (Some(err), true) => {
+            where_[0] = format!(
+                "node logs could not be exported to {}: {err}",
+                crate::workdir::display_path(&ctx.logs_dir)
+            )
+        }
+        // kind aggregates every collector's error: the logs it did write were read.
+        (Some(err), false) => where_.push(format!(
+            "`kind export logs` exited non-zero after writing them (some collectors failed): {err}"
+        )),
+        (None, true) => where_.push(
+            "no node wrote a kubelet.log, containerd.log or serial.log (no node container ran)"
+                .into(),
+        ),
+        (None, false) => {}
     }
     let kind = &catalogue::CLUSTER_CREATE_FAILED;
     match match_cause(ctx, logs) {
@@ -332,12 +368,12 @@ pub fn classify(ctx: &Context, logs: &[NodeLog]) -> Finding {
                 "`kind create cluster` failed: cause not recognised".to_string(),
                 evidence,
             );
-            f.cause = "none of the known causes (inotify limits, cgroup v2 with old Kubernetes, kind issue 2731, \
-                       Docker memory, snap Docker, disk full, address pools, ports) matched kind's output or the node logs"
+            f.cause = "none of the known causes (inotify limits, rootless without delegation, cgroup v2 with old Kubernetes, \
+                       kind issue 2731, Docker memory, snap Docker, disk full, address pools, ports) matched kind's output or the node logs"
                 .to_string();
             f.fix = format!(
-                "read the node logs under {} (each node's kubelet.log and containerd.log; journal.log has everything), \
-                 and kind's output above",
+                "read the node logs under {} (each node's kubelet.log, containerd.log and serial.log, the node's console; \
+                 journal.log has everything), and kind's output above",
                 crate::workdir::display_path(&ctx.logs_dir)
             );
             f
@@ -345,14 +381,10 @@ pub fn classify(ctx: &Context, logs: &[NodeLog]) -> Finding {
     }
 }
 
-/// Reads the exported logs under `ctx.logs_dir` and classifies.
+/// Reads the exported logs under `ctx.logs_dir` and classifies: whatever `kind export logs`
+/// wrote, also when it exited non-zero.
 pub fn diagnose(ctx: &Context) -> Finding {
-    let logs = if ctx.export_error.is_none() {
-        read_exported_logs(&ctx.logs_dir)
-    } else {
-        Vec::new()
-    };
-    classify(ctx, &logs)
+    classify(ctx, &read_exported_logs(&ctx.logs_dir))
 }
 
 #[cfg(test)]

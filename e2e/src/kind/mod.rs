@@ -206,14 +206,26 @@ impl Kind {
         self.run(&args).await.map(drop)
     }
 
-    /// `kind export logs <dir> --name <name>`: every node's kubelet, containerd and journal logs.
+    /// `kind export logs <dir> --name <name>`: every node's journals, serial log and more.
+    ///
+    /// kind runs every collector and returns all their errors together (kubernetes-sigs/kind
+    /// pkg/cluster/internal/providers/docker/provider.go `CollectLogs`@v0.11.1 and @v0.20.0), so
+    /// a non-zero exit often comes after most logs were written: at v0.20.0 `crictl images`
+    /// fails whenever containerd is down, which is exactly when a create failed. That is
+    /// [`Export::Partial`]; the caller reads what is there.
     ///
     /// # Errors
-    /// [`KindFailed`] when kind exits non-zero.
-    pub async fn export_logs(&self, dir: &Path, name: &str) -> Result<()> {
-        self.run(&export_logs_args(&path_str(dir)?, name))
-            .await
-            .map(drop)
+    /// The command cannot run, or kind exits non-zero having written nothing under `dir` (no
+    /// such cluster, no nodes): [`KindFailed`] (downcast it).
+    pub async fn export_logs(&self, dir: &Path, name: &str) -> Result<Export> {
+        match self.run(&export_logs_args(&path_str(dir)?, name)).await {
+            Ok(_) => Ok(Export::Complete),
+            Err(err) => match err.downcast::<KindFailed>() {
+                Ok(failed) if wrote_something(dir) => Ok(Export::Partial(failed)),
+                Ok(failed) => Err(failed.into()),
+                Err(other) => Err(other),
+            },
+        }
     }
 
     /// The names of all kind clusters on this Docker engine, ours or not.
@@ -301,6 +313,21 @@ impl Kind {
     fn describe(&self, args: &[String]) -> String {
         format!("kind {}", args.join(" "))
     }
+}
+
+/// What `kind export logs` did.
+#[derive(Debug)]
+pub enum Export {
+    /// Every collector succeeded.
+    Complete,
+    /// kind exited non-zero after writing logs: some collectors failed (their errors, as kind
+    /// printed them, are in the [`KindFailed`]); what was written is worth reading.
+    Partial(KindFailed),
+}
+
+/// Whether `dir` exists and holds anything (kind writes `kind-version.txt` first).
+fn wrote_something(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 /// A kind command that exited non-zero. Shows the last 15 lines of its stderr; the whole stderr

@@ -93,7 +93,9 @@ pub(super) async fn explain_create_failure(
         Err(e) => Some(format!("creating {}: {e}", r.paths.artifacts.display())),
         Ok(()) => {
             match tokio::time::timeout(r.opts.timeout, kind.export_logs(&logs_dir, &r.name)).await {
-                Ok(Ok(())) => None,
+                Ok(Ok(kind::Export::Complete)) => None,
+                // What was written is read all the same (cluster_create::diagnose).
+                Ok(Ok(kind::Export::Partial(failed))) => Some(crate::errors::error_chain(&failed)),
                 Ok(Err(e)) => Some(crate::errors::error_chain(e.as_ref())),
                 Err(_) => Some(format!(
                     "`kind export logs` timed out after {}s",

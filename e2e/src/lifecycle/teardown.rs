@@ -86,8 +86,14 @@ async fn collect_artifacts(r: &Resolved<'_>, state: &State) {
     }
     if state.kind_cluster && !state.kind_logs_exported {
         if let Some(kind) = &state.kind {
-            if let Err(err) = kind.export_logs(&dir.join("kind-logs"), &r.name).await {
-                eprintln!("warning: {}", error_chain(err.as_ref()));
+            match kind.export_logs(&dir.join("kind-logs"), &r.name).await {
+                Ok(crate::kind::Export::Complete) => {}
+                Ok(crate::kind::Export::Partial(failed)) => eprintln!(
+                    "warning: kind wrote the node logs to {} but some collectors failed: {}",
+                    dir.join("kind-logs").display(),
+                    error_chain(&failed)
+                ),
+                Err(err) => eprintln!("warning: {}", error_chain(err.as_ref())),
             }
         }
     }

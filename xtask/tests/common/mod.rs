@@ -17,7 +17,9 @@ pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 /// to fail), `STANDIN_CREATE_STDERR` (`create cluster` prints this file on stderr and exits 1
 /// before writing any kubeconfig), `STANDIN_CREATE_SLEEP`, `STANDIN_KUBECONFIG` /
 /// `STANDIN_API` (what `create` writes), `STANDIN_CLUSTERS` (`get clusters`),
-/// `STANDIN_EXPORT_FROM` (what `export logs` copies).
+/// `STANDIN_EXPORT_FROM` (what `export logs` copies), `STANDIN_EXPORT_STDERR` (`export logs`
+/// writes the logs, then prints this file on stderr and exits 1, as kind does when one of its
+/// collectors failed).
 pub const STANDIN_KIND: &str = r#"#!/bin/sh
 printf '%s\n' "$*" >> "$STANDIN_LOG"
 printf '%s\n' "${KUBECONFIG:-<unset>}" >> "$STANDIN_LOG.kubeconfig"
@@ -57,10 +59,16 @@ case "$1 $2" in
   "get clusters") for c in $STANDIN_CLUSTERS; do echo "$c"; done ;;
   "get kubeconfig") kubeconfig ;;
   # kind export logs DIR --name N writes DIR/<node>/… (kind pkg/cluster/provider.go CollectLogs).
+  # It prints the directory on stdout, runs every collector and then exits 1 with all their
+  # errors if any failed (kind pkg/cluster/internal/providers/docker/provider.go CollectLogs,
+  # errors.AggregateConcurrent, at v0.11.1 and v0.20.0; cmd/kind/app logError prints "ERROR: …").
   "export logs")
     mkdir -p "$3"
+    echo "Exporting logs for cluster \"$5\" to:" >&2
+    echo "$3"
     if [ -n "$STANDIN_EXPORT_FROM" ]; then cp -R "$STANDIN_EXPORT_FROM"/. "$3"/
-    else echo "stand-in node logs" > "$3/standin.log"; fi ;;
+    else echo "stand-in node logs" > "$3/standin.log"; fi
+    if [ -n "$STANDIN_EXPORT_STDERR" ]; then cat "$STANDIN_EXPORT_STDERR" >&2; exit 1; fi ;;
   "delete cluster")
     # kind locks the kubeconfig first and creates its directory to do so (kind
     # pkg/cluster/internal/kubeconfig/internal/kubeconfig/lock.go lockFile: MkdirAll, then .lock).

@@ -89,7 +89,7 @@ fn assert_cause(f: &Finding, name: &str, quoted: &str, fix: &str) {
 }
 
 #[test]
-fn reads_each_nodes_kubelet_and_containerd_journal() {
+fn reads_each_nodes_kubelet_and_containerd_journal_and_serial_log() {
     let dir = exported(&["E1125 10:00:02.0 231 x.go:1] boom"], &[]);
     let logs = read_exported_logs(dir.path());
     let labels: Vec<String> = logs.iter().map(NodeLog::label).collect();
@@ -98,10 +98,13 @@ fn reads_each_nodes_kubelet_and_containerd_journal() {
         [
             "pme2e-x-control-plane/kubelet.log",
             "pme2e-x-control-plane/containerd.log",
+            "pme2e-x-control-plane/serial.log",
             "pme2e-x-worker/kubelet.log",
             "pme2e-x-worker/containerd.log",
+            "pme2e-x-worker/serial.log",
             "pme2e-x-worker2/kubelet.log",
             "pme2e-x-worker2/containerd.log",
+            "pme2e-x-worker2/serial.log",
         ]
     );
     assert_eq!(logs[0].lines.len(), 2);
@@ -349,4 +352,88 @@ fn every_cause_has_signatures_in_lower_case() {
             );
         }
     }
+}
+
+/// kind v0.20.0's export after a failed create: containerd is down, so `crictl images` fails and
+/// kind exits non-zero having written everything else (its collectors' errors aggregated,
+/// kubernetes-sigs/kind pkg/cluster/internal/providers/docker/provider.go@v0.20.0). The logs are
+/// read and the cause named; the failed export is said, not taken for "no logs".
+#[test]
+fn a_partial_export_is_read_and_its_failure_said() {
+    let dir = exported(
+        &[],
+        &["time=\"2026-11-25T10:00:02Z\" level=fatal msg=\"failed to create fsnotify watcher: too many open files\""],
+    );
+    for node in NODES {
+        std::fs::write(
+            dir.path().join(node).join("images.log"),
+            "time=\"2026-11-25T10:00:09Z\" level=fatal msg=\"validate service connection: validate CRI v1 image API for endpoint \\\"unix:///run/containerd/containerd.sock\\\": rpc error: code = Unavailable desc = connection error\"\n",
+        )
+        .unwrap();
+    }
+    let mut c = ctx(KUBEADM_INIT_FAILED, dir.path());
+    c.export_error = Some(format!(
+        "`kind export logs {} --name pme2e-x` failed (exit status: 1):\nERROR: [command \"docker exec --privileged pme2e-x-control-plane crictl images\" failed with error: exit status 1, command \"docker exec --privileged pme2e-x-worker crictl images\" failed with error: exit status 1]",
+        dir.path().display()
+    ));
+    let f = diagnose(&c);
+    assert!(f.observed.ends_with("inotify limits too low"), "{f:#?}");
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.starts_with("pme2e-x-control-plane/containerd.log: ")),
+        "{f:#?}"
+    );
+    let last = f.evidence.last().unwrap();
+    assert!(
+        last.starts_with(
+            "`kind export logs` exited non-zero after writing them (some collectors failed): "
+        ) && last.contains("crictl images"),
+        "{f:#?}"
+    );
+    assert!(
+        !f.evidence
+            .iter()
+            .any(|e| e.contains("could not be exported")),
+        "{f:#?}"
+    );
+}
+
+/// A node that never boots says why on its console: kind's entrypoint refuses a rootless node
+/// without delegated controllers (kubernetes-sigs/kind
+/// images/base/files/usr/local/bin/entrypoint@v0.20.0 `validate_userns`), and only serial.log
+/// (`docker logs` of the node) has it.
+#[test]
+fn a_node_boot_failure_is_read_from_the_serial_log() {
+    let dir = exported(&[], &[]);
+    std::fs::write(
+        dir.path().join("pme2e-x-control-plane/serial.log"),
+        "INFO: running in a user namespace (experimental)\n\
+         WARN: UserNS: expected RLIMIT_NOFILE to be at least 64000, got 1024\n\
+         ERROR: UserNS: cpu controller needs to be delegated\n",
+    )
+    .unwrap();
+    let stderr = "Creating cluster \"pme2e-x\" ...\n ✗ Preparing nodes 📦\n\
+                  ERROR: failed to create cluster: could not find a log line that matches \"Reached target .*Multi-User System.*|detected cgroup v1\"";
+    let f = diagnose(&ctx(stderr, dir.path()));
+    assert_cause(
+        &f,
+        "rootless Docker without cgroup v2 delegation",
+        "pme2e-x-control-plane/serial.log: ERROR: UserNS: cpu controller needs to be delegated",
+        "Delegate=yes",
+    );
+    // Unknown causes quote the entrypoint's ERROR lines too.
+    std::fs::write(
+        dir.path().join("pme2e-x-control-plane/serial.log"),
+        "INFO: ensuring we can execute mount/umount even with userns-remap\n\
+         ERROR: Have an old IPv4 address but no current IPv4 address (!)\n",
+    )
+    .unwrap();
+    let f = diagnose(&ctx(stderr, dir.path()));
+    assert!(f.observed.ends_with("cause not recognised"), "{f:#?}");
+    assert!(
+        f.evidence.iter().any(|e| e
+            == "pme2e-x-control-plane/serial.log: ERROR: Have an old IPv4 address but no current IPv4 address (!)"),
+        "{f:#?}"
+    );
 }
