@@ -147,7 +147,10 @@ pub struct DockerInfo {
     pub ncpu: u64,
     /// Where the engine keeps images and containers.
     pub docker_root_dir: String,
-    /// e.g. `name=seccomp,profile=default`, `name=rootless`.
+    /// e.g. `name=seccomp,profile=default`, `name=rootless`. `null` (no AppArmor, seccomp,
+    /// SELinux, userns, rootless, cgroupns or no-new-privileges: moby daemon/info.go
+    /// `fillSecurityOptions` leaves the slice nil, @v20.10.24 and @v24.0.7) reads as empty.
+    #[serde(deserialize_with = "null_as_empty")]
     pub security_options: Vec<String>,
     /// The engine host's name.
     pub name: String,
@@ -155,7 +158,8 @@ pub struct DockerInfo {
     pub operating_system: String,
     /// The engine's version.
     pub server_version: String,
-    /// Whether the engine can limit memory, pids and CPU shares (absent on old engines).
+    /// Whether the engine can limit memory, pids and CPU shares (absent on old engines, which
+    /// kind reads as false).
     pub memory_limit: Option<bool>,
     /// See [`DockerInfo::memory_limit`].
     pub pids_limit: Option<bool>,
@@ -182,20 +186,25 @@ impl DockerInfo {
             .any(|o| o.split(',').any(|kv| kv == "name=rootless"))
     }
 
-    /// Why kind refuses this rootless engine, if it does (kind v0.11.1/v0.20.0
-    /// pkg/cluster/internal/create/create.go `validateProvider`: rootless needs cgroup v2 and
-    /// memory, pids and CPU-shares limits, i.e. systemd `Delegate=yes`; with `CgroupDriver: none`
-    /// the limits count as unsupported, providers/docker/provider.go).
+    /// Why kind refuses this rootless engine, if it does, by kind's own rules
+    /// (kubernetes-sigs/kind pkg/cluster/internal/create/create.go `validateProvider` and
+    /// pkg/cluster/internal/providers/docker/provider.go `info`, the same at v0.11.1 and
+    /// v0.20.0): rootless needs `CgroupVersion` to be exactly "2" (an engine that does not say,
+    /// before Docker 20.10, is refused too), and memory, pids and CPU-shares limits, i.e. systemd
+    /// `Delegate=yes`; kind decodes them into plain bools, so a missing one counts as false, and
+    /// with `CgroupDriver: none` all count as false.
     pub fn rootless_refusal(&self) -> Option<&'static str> {
         if !self.rootless() {
             return None;
         }
-        if self.cgroup_version == "1" {
-            return Some("rootless Docker on a cgroup-v1 host: kind requires cgroup v2 for rootless providers");
+        match self.cgroup_version.as_str() {
+            "2" => {}
+            "1" => return Some("rootless Docker on a cgroup-v1 host: kind requires cgroup v2 for rootless providers"),
+            _ => return Some("rootless Docker that does not report cgroup v2 (no `CgroupVersion` in `docker info`: Docker before 20.10): kind requires cgroup v2 for rootless providers"),
         }
         let none = self.cgroup_driver == "none";
-        let missing = [self.memory_limit, self.pids_limit, self.cpu_shares].contains(&Some(false));
-        (none || missing).then_some(
+        let limits = [self.memory_limit, self.pids_limit, self.cpu_shares];
+        (none || limits.iter().any(|l| !l.unwrap_or(false))).then_some(
             "rootless Docker without memory, pids or CPU-shares limits: kind requires cgroup delegation (systemd `Delegate=yes`)",
         )
     }
@@ -209,6 +218,11 @@ impl DockerInfo {
     pub fn desktop(&self) -> bool {
         self.operating_system.contains("Docker Desktop")
     }
+}
+
+/// A JSON array of strings, or `null` (a Go nil slice) as an empty one.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[cfg(test)]

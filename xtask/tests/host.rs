@@ -524,6 +524,33 @@ fn unreadable_facts_are_notes_and_never_block() {
     assert!(err.contains("[2/8] cluster"), "the run went on:\n{err}");
 }
 
+/// `SecurityOptions: null` (moby daemon/info.go fillSecurityOptions@v24.0.7 leaves the slice nil
+/// when no option is on) used to fail the decode and skip every Docker check.
+#[test]
+fn null_security_options_still_run_the_docker_checks() {
+    let sb = host_sandbox(
+        524_288,
+        512,
+        Docker {
+            mem_gib: 2,
+            ..ROOMY_V1
+        },
+    )
+    .failing_create(KUBEADM_INIT_FAILED, &[]);
+    let path = sb.root.join("docker-info.json");
+    let mut info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    info["SecurityOptions"] = serde_json::Value::Null;
+    std::fs::write(&path, info.to_string()).unwrap();
+    let out = sb.run(&["e2e", "--timeout", "5s"]);
+    let err = stderr(&out);
+    assert!(!err.contains("not checked"), "{err}");
+    assert!(
+        err.contains("warning[host-docker-memory-low]: Docker can use 2.0 GiB of memory"),
+        "{err}"
+    );
+}
+
 #[test]
 fn dry_run_runs_no_host_check() {
     let sb = host_sandbox(8192, 128, ROOMY_V1);

@@ -14,13 +14,15 @@ fn proc_tree(watches: &str, instances: &str) -> tempfile::TempDir {
 }
 
 /// `docker info --format '{{json .}}'` of a healthy rootful cgroup-v2 engine (field names as
-/// Docker 20.10+ prints them; unrelated fields included to show they are ignored).
+/// Docker 20.10+ prints them, the limits always present; unrelated fields included to show they
+/// are ignored).
 fn docker_json(cgroup: &str, mem: u64, root: &str, security: &[&str]) -> String {
     serde_json::json!({
         "ID": "x", "Containers": 3, "Driver": "overlay2",
         "CgroupDriver": if cgroup == "2" { "systemd" } else { "cgroupfs" },
         "CgroupVersion": cgroup, "MemTotal": mem, "NCPU": 4,
         "DockerRootDir": root, "SecurityOptions": security,
+        "MemoryLimit": true, "PidsLimit": true, "CPUShares": true,
         "Name": "laptop", "OperatingSystem": "Ubuntu 22.04.3 LTS", "ServerVersion": "24.0.7",
     })
     .to_string()
@@ -122,6 +124,49 @@ fn parses_docker_info_json() {
     assert!(old.snap());
     let err = format!("{:#}", DockerInfo::parse("20.10.24").unwrap_err());
     assert!(err.contains("JSON") && err.contains("20.10.24"), "{err}");
+}
+
+/// `docker info --format '{{json .}}'` as Docker 24.0.7 prints it (every field of moby
+/// api/types/types.go `Info`@v24.0.7, values from a rootful engine on a cgroup-v1 host without
+/// AppArmor or seccomp): `SecurityOptions`, `Warnings` and `GenericResources` are Go nil slices,
+/// so `null` (daemon/info.go `fillSecurityOptions` appends to a nil slice only when an option is
+/// on).
+const DOCKER_24_NULL_SECURITY_OPTIONS: &str = r#"{"ID":"b5f4c1c2-6d0e-4c39-9a4e-3a3d0c8e1f00","Containers":0,"ContainersRunning":0,"ContainersPaused":0,"ContainersStopped":0,"Images":3,"Driver":"overlay2","DriverStatus":[["Backing Filesystem","extfs"],["Supports d_type","true"],["Using metacopy","false"],["Native Overlay Diff","true"],["userxattr","false"]],"Plugins":{"Volume":["local"],"Network":["bridge","host","ipvlan","macvlan","null","overlay"],"Authorization":null,"Log":["awslogs","fluentd","gcplogs","gelf","journald","json-file","local","logentries","splunk","syslog"]},"MemoryLimit":true,"SwapLimit":false,"KernelMemoryTCP":true,"CpuCfsPeriod":true,"CpuCfsQuota":true,"CPUShares":true,"CPUSet":true,"PidsLimit":true,"IPv4Forwarding":true,"BridgeNfIptables":true,"BridgeNfIp6tables":true,"Debug":false,"NFd":24,"OomKillDisable":true,"NGoroutines":35,"SystemTime":"2026-11-25T10:00:00.000000000Z","LoggingDriver":"json-file","CgroupDriver":"cgroupfs","CgroupVersion":"1","NEventsListener":0,"KernelVersion":"5.10.0-26-amd64","OperatingSystem":"Debian GNU/Linux 11 (bullseye)","OSVersion":"11","OSType":"linux","Architecture":"x86_64","IndexServerAddress":"https://index.docker.io/v1/","RegistryConfig":{"AllowNondistributableArtifactsCIDRs":null,"AllowNondistributableArtifactsHostnames":null,"InsecureRegistryCIDRs":["127.0.0.0/8"],"IndexConfigs":{"docker.io":{"Name":"docker.io","Mirrors":[],"Secure":true,"Official":true}},"Mirrors":null},"NCPU":2,"MemTotal":25216999424,"GenericResources":null,"DockerRootDir":"/var/lib/docker","HttpProxy":"","HttpsProxy":"","NoProxy":"","Name":"ci-runner","Labels":[],"ExperimentalBuild":false,"ServerVersion":"24.0.7","Runtimes":{"io.containerd.runc.v2":{"path":"runc"},"runc":{"path":"runc"}},"DefaultRuntime":"runc","Swarm":{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null},"LiveRestoreEnabled":false,"Isolation":"","InitBinary":"docker-init","ContainerdCommit":{"ID":"61f9fd88f79f081d64d6fa3bb1a0dc71ec870523","Expected":"61f9fd88f79f081d64d6fa3bb1a0dc71ec870523"},"RuncCommit":{"ID":"v1.1.9-0-gccaecfc","Expected":"v1.1.9-0-gccaecfc"},"InitCommit":{"ID":"de40ad0","Expected":"de40ad0"},"SecurityOptions":null,"Warnings":null,"ClientInfo":{"Debug":false,"Version":"24.0.7","GitCommit":"afdd53b","GoVersion":"go1.20.10","Os":"linux","Arch":"amd64","BuildTime":"Thu Oct 26 09:08:01 2023","Context":"default","Plugins":[],"Warnings":null}}"#;
+
+/// Docker 20.10.24 rootless on cgroup v2 with delegation (moby api/types/types.go
+/// `Info`@v20.10.24; rootless adds `name=rootless`, cgroup v2 `name=cgroupns`).
+const DOCKER_20_10_ROOTLESS: &str = r#"{"ID":"QX7V:2XKD","Containers":1,"ContainersRunning":1,"ContainersPaused":0,"ContainersStopped":0,"Images":2,"Driver":"overlay2","DriverStatus":[["Backing Filesystem","extfs"]],"Plugins":{"Volume":["local"],"Network":["bridge","host"],"Authorization":null,"Log":["json-file"]},"MemoryLimit":true,"SwapLimit":true,"KernelMemory":false,"KernelMemoryTCP":false,"CpuCfsPeriod":true,"CpuCfsQuota":true,"CPUShares":true,"CPUSet":true,"PidsLimit":true,"IPv4Forwarding":true,"BridgeNfIptables":false,"BridgeNfIp6tables":false,"Debug":false,"NFd":30,"OomKillDisable":false,"NGoroutines":40,"SystemTime":"2026-11-25T10:00:00.000000000Z","LoggingDriver":"json-file","CgroupDriver":"systemd","CgroupVersion":"2","NEventsListener":0,"KernelVersion":"6.1.0-13-amd64","OperatingSystem":"Debian GNU/Linux 12 (bookworm)","OSVersion":"12","OSType":"linux","Architecture":"x86_64","IndexServerAddress":"https://index.docker.io/v1/","RegistryConfig":null,"NCPU":8,"MemTotal":16656003072,"GenericResources":null,"DockerRootDir":"/home/dev/.local/share/docker","HttpProxy":"","HttpsProxy":"","NoProxy":"","Name":"laptop","Labels":[],"ExperimentalBuild":false,"ServerVersion":"20.10.24","Runtimes":{"runc":{"path":"runc"}},"DefaultRuntime":"runc","Swarm":{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null},"LiveRestoreEnabled":false,"Isolation":"","InitBinary":"docker-init","ContainerdCommit":{"ID":"x","Expected":"x"},"RuncCommit":{"ID":"x","Expected":"x"},"InitCommit":{"ID":"x","Expected":"x"},"SecurityOptions":["name=seccomp,profile=default","name=rootless","name=cgroupns"],"Warnings":["WARNING: No cpuset support"]}"#;
+
+#[test]
+fn real_docker_info_shapes_parse_null_security_options_included() {
+    let d = DockerInfo::parse(DOCKER_24_NULL_SECURITY_OPTIONS).expect("null SecurityOptions");
+    assert!(d.security_options.is_empty());
+    assert!(!d.rootless());
+    assert_eq!(d.cgroup_version, "1");
+    assert_eq!(d.mem_total, 25_216_999_424);
+    assert_eq!(d.docker_root_dir, "/var/lib/docker");
+    // So the host checks run: a rootful cgroup-v1 engine has no finding for the 1.27 cell.
+    let m = shipped();
+    let h = HostFacts {
+        docker: Some(d),
+        docker_free: Some(100 * GIB),
+        ..HostFacts::default()
+    };
+    assert!(assess(&h, &m, m.cell("kind0.20-k8s1.27").unwrap(), THREE_NODES).is_empty());
+
+    let d = DockerInfo::parse(DOCKER_20_10_ROOTLESS).unwrap();
+    assert!(d.rootless());
+    assert_eq!(
+        (d.memory_limit, d.pids_limit, d.cpu_shares),
+        (Some(true), Some(true), Some(true))
+    );
+    assert_eq!(d.rootless_refusal(), None);
+    // The same engine before Docker 20.10 printed no CgroupVersion, and no limits.
+    let old = DOCKER_20_10_ROOTLESS
+        .replace(r#""CgroupVersion":"2","#, "")
+        .replace(r#""MemoryLimit":true,"#, "");
+    let d = DockerInfo::parse(&old).unwrap();
+    assert!(d.rootless_refusal().is_some());
 }
 
 #[test]
@@ -364,10 +409,18 @@ fn rootless_docker_that_kind_refuses_is_refused_here() {
     let f = rootless("2", "systemd", Some(true));
     assert_eq!(ids(&f), ["host-docker-rootless"]);
     assert!(!blocks(&f));
-    // An engine that does not report its limits is not refused on a guess.
+    // kind decodes the limits into plain bools: missing ones are false, so refused.
     assert_eq!(
         ids(&rootless("2", "systemd", None)),
-        ["host-docker-rootless"]
+        ["host-rootless-unsupported"]
+    );
+    // kind's Cgroup2 is `CgroupVersion == "2"`: an engine that does not say is refused too.
+    let f = rootless("", "cgroupfs", Some(true));
+    assert_eq!(ids(&f), ["host-rootless-unsupported"]);
+    assert!(
+        f[0].observed.contains("does not report cgroup v2"),
+        "{}",
+        f[0].observed
     );
     // The JSON field names are Docker's.
     let d = DockerInfo::parse(r#"{"MemoryLimit": true, "PidsLimit": false, "CPUShares": true}"#)
