@@ -20,7 +20,8 @@ pub const PROMETHEUS_NAME: &str = "e2e";
 pub const SELECTION_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "pod-metrics-e2e");
 /// Directories whose YAML is applied, relative to the workspace root.
 pub const PROMETHEUS_DIR: &str = "manifests/prometheus";
-/// The workloads the cluster tier runs (pods with several containers, a Job, a DaemonSet).
+/// The workloads the cluster tier runs: Deployments `pme2e-apps/web` and
+/// `pme2e-batch/cpu-burner`, each pod with two containers (checked by a test below).
 pub const WORKLOADS_DIR: &str = "fixtures/workloads";
 
 const POLL: Duration = Duration::from_secs(2);
@@ -211,6 +212,31 @@ mod tests {
         assert_eq!(
             scrape_interval().unwrap(),
             humantime::parse_duration(written).unwrap()
+        );
+    }
+
+    /// What [`WORKLOADS_DIR`]'s doc says it holds.
+    #[test]
+    fn the_workloads_are_two_deployments_of_two_containers() {
+        let docs = read_manifest_dir(&crate::workspace_root().join(WORKLOADS_DIR)).unwrap();
+        let mut workloads: Vec<(String, usize)> = docs
+            .iter()
+            .filter(|d| d["kind"] != "Namespace")
+            .map(|d| {
+                let ident = ObjectIdent::of(d).unwrap();
+                let containers = d["spec"]["template"]["spec"]["containers"]
+                    .as_array()
+                    .map_or(0, Vec::len);
+                (ident.to_string(), containers)
+            })
+            .collect();
+        workloads.sort();
+        assert_eq!(
+            workloads,
+            [
+                ("Deployment pme2e-apps/web".to_string(), 2),
+                ("Deployment pme2e-batch/cpu-burner".to_string(), 2)
+            ]
         );
     }
 

@@ -101,9 +101,13 @@ pub enum KindConfigError {
         /// What it says.
         role: String,
     },
-    /// A node image: the matrix cell pins it.
+    /// A node image. The harness passes the cell's pinned image as `--image`, and kind's
+    /// `--image` replaces every node's image (kubernetes-sigs/kind
+    /// pkg/cluster/internal/create/create.go@v0.11.1 and @v0.20.0), so it would be ignored.
     #[error(
-        "{origin}: nodes[{index}].image would override the matrix cell's pinned node image; remove it"
+        "{origin}: nodes[{index}].image would be ignored: kind's --image, the matrix cell's pinned \
+         node image, replaces every node's image; remove it (or pin another image in a cell of \
+         fixtures/matrix.toml)"
     )]
     NodeImage {
         /// The file.
@@ -120,11 +124,12 @@ pub enum KindConfigError {
 }
 
 /// Parses a kind config and checks it is a `kind.x-k8s.io/v1alpha4` Cluster with only known
-/// fields, at least one control-plane node, and no per-node image (the cell pins the image).
+/// fields, at least one control-plane node, and no per-node image (`--image`, the cell's pinned
+/// image, replaces it).
 ///
 /// # Errors
 /// [`KindConfigError`]: not YAML, another apiVersion or kind, an unknown field (with its line),
-/// an unknown role, or a node `image` (the cell pins the image).
+/// an unknown role, or a node `image` (kind's `--image` would replace it).
 pub fn check_kind_config(text: &str, origin: &str) -> Result<KindConfigSummary, KindConfigError> {
     let origin_s = || origin.to_string();
     let cfg: KindCluster =
