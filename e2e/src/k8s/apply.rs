@@ -86,7 +86,7 @@ pub enum ApplyError {
         source: kube::Error,
     },
     /// The apply kept failing transiently (no answer, 5xx, 429) until the deadline; the source
-    /// reads "still failing after N s: <last error>".
+    /// reads `still failing after N s: <last error>`.
     #[error("server-side apply of {ident}")]
     StillFailing {
         /// The object.

@@ -33,7 +33,7 @@ pub enum WaitError {
         fix: String,
     },
     /// The API server refused (a permanent error, at once), or a transient error lasted until
-    /// the deadline (then the source reads "still failing after N s: <last error>").
+    /// the deadline (then the source reads `still failing after N s: <last error>`).
     #[error("waiting for {what}")]
     Api {
         /// The condition waited for.
