@@ -11,6 +11,7 @@
 //!
 //! Pure: no Docker, no environment variables; the data is in the repository.
 
+mod discovery;
 mod relabel;
 mod scrape_config;
 
