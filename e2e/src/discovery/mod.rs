@@ -118,7 +118,7 @@ pub fn endpoints_targets(
                         put(&mut labels, "endpoint_hostname", host);
                     }
                     let number = port["port"].as_i64().unwrap_or_default();
-                    if let Some(pod) = resolve_pod(target_ref, ns, pods) {
+                    if let Some(pod) = resolve_pod(target_ref, pods) {
                         pod_labels(&mut labels, pod);
                         // Number only; a later container with the same port overwrites an earlier.
                         for ctr in arr(&pod["spec"]["containers"]) {
@@ -165,12 +165,14 @@ pub fn endpoints_targets(
     targets
 }
 
-/// endpoints.go resolvePodRef: only a `Pod` reference the pod store holds.
-fn resolve_pod<'a>(target_ref: &Value, endpoints_ns: &str, pods: &'a [Value]) -> Option<&'a Value> {
+/// endpoints.go resolvePodRef: only a `Pod` reference the pod store holds, looked up by the
+/// reference's own namespace (the store keys pods `<namespace>/<name>`, so a reference without
+/// one finds none; prometheus@v2.26.0 discovery/kubernetes/endpoints.go).
+fn resolve_pod<'a>(target_ref: &Value, pods: &'a [Value]) -> Option<&'a Value> {
     if target_ref["kind"] != "Pod" {
         return None;
     }
-    let ns = target_ref["namespace"].as_str().unwrap_or(endpoints_ns);
+    let ns = target_ref["namespace"].as_str()?;
     pods.iter()
         .find(|p| p["metadata"]["namespace"] == ns && p["metadata"]["name"] == target_ref["name"])
 }

@@ -260,3 +260,29 @@ fn a_pod_without_a_ready_condition_is_unknown() {
         Some("unknown")
     );
 }
+
+/// endpoints.go resolvePodRef looks the pod up by the reference's namespace only: without one
+/// the target is the address alone, even if a pod of that name lives in the Endpoints' namespace.
+#[test]
+fn a_pod_reference_without_a_namespace_resolves_no_pod() {
+    let mut ep = pod_endpoints();
+    ep["subsets"][0]["addresses"][0]["targetRef"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    let targets = endpoints_targets(&ep, None, &[pod()]);
+    assert_eq!(
+        targets.len(),
+        1,
+        "no pod, so no extra container-port targets"
+    );
+    let l = labels_of(&targets[0]);
+    assert_eq!(
+        l.get("__meta_kubernetes_endpoint_address_target_kind"),
+        Some(&"Pod")
+    );
+    assert!(
+        !l.keys().any(|k| k.starts_with("__meta_kubernetes_pod_")),
+        "{l:#?}"
+    );
+}
