@@ -14,7 +14,10 @@ use std::sync::LazyLock;
 mod exposition;
 mod scrape;
 
-pub use exposition::{exposition_series, parse_sample, strip_timestamps, Sample};
+pub use exposition::{
+    exposition_series, parse_sample, read_line, strip_timestamps, ExpositionError, Line,
+    MetricType, Sample,
+};
 pub use scrape::{scrape_series, ScrapeJob, TargetOutcome};
 
 /// A label set, sorted by name as Prometheus keeps it. Empty values are absent labels.

@@ -12,6 +12,7 @@
 //! Pure: no Docker, no environment variables; the data is in the repository.
 
 mod discovery;
+mod exposition;
 mod relabel;
 mod scrape_config;
 
