@@ -4,10 +4,11 @@
 //! Debian's Prometheus 2.42 is built without `kubernetes_sd_configs`, so the component tier,
 //! `replay` and the cluster twin hand Prometheus these targets through `file_sd`/`http_sd`
 //! instead: the operator's relabel rules then see exactly the labels a real cluster's discovery
-//! would give (TWIN-FACTS §8). Everything here follows prometheus@v2.42.0
-//! `discovery/kubernetes/{endpoints,pod,service}.go`; 2.26.0 (the Prometheus the cluster tier
-//! runs) differs only by `__meta_kubernetes_pod_container_image` and `attach_metadata`, which
-//! prometheus-operator v0.48.1 never sets.
+//! would give (TWIN-FACTS §8). Everything here follows prometheus@v2.26.0
+//! `discovery/kubernetes/{endpoints,pod,service}.go`, the Prometheus the cluster tier runs, and
+//! is judged by its `endpoints_test.go` (`e2e/tests/upstream`). 2.42.0 adds
+//! `__meta_kubernetes_pod_container_image` to Pod targets and `attach_metadata`'s node labels,
+//! which prometheus-operator v0.48.1 never asks for.
 
 use crate::scrape_config::sanitize_label_name;
 use serde_json::{json, Map, Value};
@@ -117,7 +118,7 @@ pub fn endpoints_targets(
                         put(&mut labels, "endpoint_hostname", host);
                     }
                     let number = port["port"].as_i64().unwrap_or_default();
-                    if let Some(pod) = resolve_pod(target_ref, ns, pods) {
+                    if let Some(pod) = resolve_pod(target_ref, pods) {
                         pod_labels(&mut labels, pod);
                         // Number only; a later container with the same port overwrites an earlier.
                         for ctr in arr(&pod["spec"]["containers"]) {
@@ -164,12 +165,14 @@ pub fn endpoints_targets(
     targets
 }
 
-/// endpoints.go resolvePodRef: only a `Pod` reference the pod store holds.
-fn resolve_pod<'a>(target_ref: &Value, endpoints_ns: &str, pods: &'a [Value]) -> Option<&'a Value> {
+/// endpoints.go resolvePodRef: only a `Pod` reference the pod store holds, looked up by the
+/// reference's own namespace (the store keys pods `<namespace>/<name>`, so a reference without
+/// one finds none; prometheus@v2.26.0 discovery/kubernetes/endpoints.go).
+fn resolve_pod<'a>(target_ref: &Value, pods: &'a [Value]) -> Option<&'a Value> {
     if target_ref["kind"] != "Pod" {
         return None;
     }
-    let ns = target_ref["namespace"].as_str().unwrap_or(endpoints_ns);
+    let ns = target_ref["namespace"].as_str()?;
     pods.iter()
         .find(|p| p["metadata"]["namespace"] == ns && p["metadata"]["name"] == target_ref["name"])
 }
@@ -215,8 +218,8 @@ fn container_labels(
     number: i64,
     protocol: &str,
 ) {
+    // prometheus@v2.26.0 has no pod_container_image (2.42 adds it).
     put(labels, "pod_container_name", str_of(&ctr["name"]));
-    put(labels, "pod_container_image", str_of(&ctr["image"]));
     put(labels, "pod_container_port_name", str_of(&cport["name"]));
     put(labels, "pod_container_port_number", &number.to_string());
     put(labels, "pod_container_port_protocol", protocol);

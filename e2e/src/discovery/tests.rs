@@ -141,13 +141,14 @@ fn a_pod_target_gets_the_pod_and_matching_container_labels() {
         ("__meta_kubernetes_pod_annotation_team", "a"),
         ("__meta_kubernetes_pod_annotationpresent_team", "true"),
         ("__meta_kubernetes_pod_container_name", "app"),
-        ("__meta_kubernetes_pod_container_image", "app:1"),
         ("__meta_kubernetes_pod_container_port_name", "http"),
         ("__meta_kubernetes_pod_container_port_number", "8080"),
         ("__meta_kubernetes_pod_container_port_protocol", "TCP"),
     ] {
         assert_eq!(l.get(k), Some(&v), "{k} in {l:#?}");
     }
+    // prometheus@v2.26.0 names no image (2.42 adds __meta_kubernetes_pod_container_image).
+    assert!(!l.contains_key("__meta_kubernetes_pod_container_image"));
     // An empty hostname is unset upstream; no service, so no service labels.
     assert!(!l.contains_key("__meta_kubernetes_endpoint_hostname"));
     assert!(!l
@@ -257,5 +258,31 @@ fn a_pod_without_a_ready_condition_is_unknown() {
     assert_eq!(
         targets[0].label("__meta_kubernetes_pod_ready"),
         Some("unknown")
+    );
+}
+
+/// endpoints.go resolvePodRef looks the pod up by the reference's namespace only: without one
+/// the target is the address alone, even if a pod of that name lives in the Endpoints' namespace.
+#[test]
+fn a_pod_reference_without_a_namespace_resolves_no_pod() {
+    let mut ep = pod_endpoints();
+    ep["subsets"][0]["addresses"][0]["targetRef"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    let targets = endpoints_targets(&ep, None, &[pod()]);
+    assert_eq!(
+        targets.len(),
+        1,
+        "no pod, so no extra container-port targets"
+    );
+    let l = labels_of(&targets[0]);
+    assert_eq!(
+        l.get("__meta_kubernetes_endpoint_address_target_kind"),
+        Some(&"Pod")
+    );
+    assert!(
+        !l.keys().any(|k| k.starts_with("__meta_kubernetes_pod_")),
+        "{l:#?}"
     );
 }

@@ -14,7 +14,10 @@ use std::sync::LazyLock;
 mod exposition;
 mod scrape;
 
-pub use exposition::{exposition_series, parse_sample, strip_timestamps, Sample};
+pub use exposition::{
+    exposition_series, parse_sample, read_line, strip_timestamps, ExpositionError, Line,
+    MetricType, Sample,
+};
 pub use scrape::{scrape_series, ScrapeJob, TargetOutcome};
 
 /// A label set, sorted by name as Prometheus keeps it. Empty values are absent labels.
@@ -265,13 +268,11 @@ impl Rule {
             Action::Replace => {
                 // No match: no replacement takes place.
                 if let Some(caps) = self.regex.captures(&val) {
-                    let mut target = String::new();
-                    caps.expand(&self.target_label, &mut target);
+                    let target = expand(&self.target_label, &caps);
                     if !LABEL_NAME.is_match(&target) {
                         labels.remove(&self.target_label);
                     } else {
-                        let mut res = String::new();
-                        caps.expand(&self.replacement, &mut res);
+                        let res = expand(&self.replacement, &caps);
                         if res.is_empty() {
                             labels.remove(&self.target_label);
                         } else {
@@ -288,12 +289,9 @@ impl Rule {
                 let names: Vec<(String, String)> =
                     labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 for (name, value) in names {
-                    if self.regex.is_match(&name) {
-                        let res = self
-                            .regex
-                            .replace_all(&name, self.replacement.as_str())
-                            .into_owned();
-                        set(&mut labels, res, value);
+                    // ReplaceAllString with an anchored regex: at most one match, the whole name.
+                    if let Some(caps) = self.regex.captures(&name) {
+                        set(&mut labels, expand(&self.replacement, &caps), value);
                     }
                 }
             }
@@ -302,6 +300,58 @@ impl Rule {
         }
         Some(labels)
     }
+}
+
+/// Go's `Regexp.Expand` of a template (`$1`, `${1}`, `$name`, `${name}`, `$$`), which relabel.go
+/// applies to `target_label` and `replacement` (golang/go src/regexp/regexp.go@go1.16 `expand`,
+/// `extract`; Prometheus v2.26.0 is built with Go 1.16). It differs from the regex crate's
+/// `Captures::expand`: a name is Unicode letters, digits and `_` (braced too, else the `$` is
+/// literal: `${a-b}` stays as written), an empty `${}` is literal, and a number with a leading
+/// zero (`$01`) is a name, so it expands to nothing.
+fn expand(template: &str, caps: &regex::Captures<'_>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let (braced, body) = match rest.strip_prefix('{') {
+            Some(b) => (true, b),
+            None => (false, rest),
+        };
+        let len: usize = body
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .map(char::len_utf8)
+            .sum();
+        let closed = !braced || body[len..].starts_with('}');
+        if len == 0 || !closed {
+            // Malformed: the `$` is literal text.
+            out.push('$');
+            continue;
+        }
+        let name = &body[..len];
+        rest = &body[len + usize::from(braced)..];
+        // All digits and no leading zero: a group number (one too large to parse matches no
+        // group either way).
+        let number = (name.bytes().all(|b| b.is_ascii_digit())
+            && !(name.starts_with('0') && name.len() > 1))
+            .then(|| name.parse::<usize>().ok())
+            .flatten();
+        let group = match number {
+            Some(n) => caps.get(n),
+            None => caps.name(name),
+        };
+        if let Some(m) = group {
+            out.push_str(m.as_str());
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// labels.Builder `Set`: an empty value deletes the label.

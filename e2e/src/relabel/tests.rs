@@ -49,6 +49,35 @@ fn replace_defaults_separator_anchoring_and_capture_syntax() {
     assert_eq!(r.apply(l).unwrap()["endpoint"], "https-metrics");
 }
 
+/// Go's Expand, not the regex crate's: braced names are word characters only (else the `$` is
+/// literal), `${}` is literal, `$01` is a name (so nothing), non-ASCII letters make names.
+#[test]
+fn templates_expand_as_go_expands_them() {
+    let l = labels(&[("a", "foo")]);
+    let got = |replacement: &str| {
+        let r = Rule::from_yaml(&serde_json::json!({
+            "source_labels": ["a"], "regex": "(f)(?P<x>o+)", "target_label": "c", "replacement": replacement,
+        }))
+        .unwrap();
+        r.apply(l.clone())
+            .unwrap()
+            .get("c")
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(got("${a-b}"), "${a-b}");
+    assert_eq!(got("${}"), "${}");
+    assert_eq!(got("$"), "$");
+    assert_eq!(got("$-$1"), "$-f");
+    assert_eq!(got("${1 }"), "${1 }");
+    assert_eq!(got("$01|${01}|$1|${2}|$x|${x}"), "||f|oo|oo|oo");
+    assert_eq!(got("$é"), "", "a Unicode letter is part of a name");
+    assert_eq!(got("$$1 ${1"), "$1 ${1");
+    // labelmap's replacement too (relabelTarget refuses `${a-b}` there at load).
+    let r = rule(r#"{regex: "(a)", replacement: "x_${1}_$01", action: labelmap}"#);
+    assert_eq!(r.apply(l.clone()).unwrap()["x_a_"], "foo");
+}
+
 #[test]
 fn keep_and_drop_match_the_joined_source_values() {
     let l = labels(&[
