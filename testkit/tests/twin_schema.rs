@@ -331,3 +331,39 @@ async fn protobuf_bodies_decode_and_unknown_media_types_are_415() {
         "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
     );
 }
+
+#[tokio::test]
+async fn openapi_documents_advertise_field_validation_only_where_the_server_has_it() {
+    for profile in Profile::ALL {
+        let t = twin(profile).await;
+        let (code, _, index) = raw(&t, reqwest::Method::GET, "/openapi/v3", None, vec![]).await;
+        let (v2_code, _, _) = raw(&t, reqwest::Method::GET, "/openapi/v2", None, vec![]).await;
+        if !profile.server_side_field_validation() {
+            // kubectl then needs the full v2 schema for client-side validation: README names
+            // --validate=false.
+            assert_eq!((code, v2_code), (404, 404), "{profile}");
+            continue;
+        }
+        assert_eq!((code, v2_code), (200, 200), "{profile}: {index}");
+        let index: Value = serde_json::from_str(&index).unwrap();
+        let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(url.starts_with("/openapi/v3/apis/apps/v1?hash="), "{url}");
+        let (code, _, doc) = raw(&t, reqwest::Method::GET, &url, None, vec![]).await;
+        assert_eq!(code, 200);
+        let doc: Value = serde_json::from_str(&doc).unwrap();
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"],
+            json!({"group": "apps", "kind": "Deployment", "version": "v1"})
+        );
+        assert!(patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
+    }
+}

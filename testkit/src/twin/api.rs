@@ -7,7 +7,7 @@ use super::selector::Selector;
 use super::status::{self as st, status};
 use super::store::{key, StoreError};
 use super::validation::{self, with_warnings, Write};
-use super::{discovery, proxy, watch, wire, Cluster};
+use super::{discovery, openapi, patch, proxy, watch, wire, Cluster};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -94,6 +94,8 @@ async fn handle(
                     "gitVersion": c.profile.git_version(), "platform": "linux/amd64"}),
         ),
         ["healthz"] | ["readyz"] | ["livez"] => (StatusCode::OK, "ok").into_response(),
+        ["openapi", "v2"] => openapi::v2(&c, &headers),
+        ["openapi", "v3", rest @ ..] => openapi::v3(&c, rest),
         ["api", "v1", rest @ ..] if !rest.is_empty() => {
             resource(&c, &method, "", "v1", rest, &q, &headers, body).await
         }
@@ -193,19 +195,11 @@ async fn resource(
                 // kubernetes/apiserver pkg/endpoints/handlers/patch.go@kubernetes-1.27.3
                 return wire::unsupported(&wire::patch_types(builtin));
             }
-            if media == "application/json-patch+json" {
-                // A gap of the twin (README), said as such rather than misapplied.
-                return status(
-                    415,
-                    Some("UnsupportedMediaType"),
-                    "the twin does not apply JSON patches (RFC 6902); the API server does: use a merge or server-side apply patch",
-                    None,
-                );
-            }
             if media == "application/apply-patch+yaml" {
                 apply(c, &rt, ns, name, q, &body)
             } else {
-                merge_patch(c, &rt, ns, name, q, &body, status_sub)
+                let json_patch = media == "application/json-patch+json";
+                merge_patch(c, &rt, ns, name, q, &body, status_sub, json_patch)
             }
         }
         (Method::DELETE, Some(name)) => match c.delete(&rt, ns, name) {
@@ -396,23 +390,7 @@ fn update(
     }
 }
 
-/// RFC 7386 JSON merge patch (strategic merge patch is treated the same: the twin's callers
-/// only patch maps and whole lists).
-fn merge(target: &mut Value, patch: &Value) {
-    match (target.as_object_mut(), patch.as_object()) {
-        (Some(t), Some(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        _ => *target = patch.clone(),
-    }
-}
-
+#[allow(clippy::too_many_arguments)]
 fn merge_patch(
     c: &Cluster,
     rt: &ResourceType,
@@ -421,6 +399,7 @@ fn merge_patch(
     q: &HashMap<String, String>,
     body: &[u8],
     status_sub: bool,
+    json_patch: bool,
 ) -> Response {
     let patch = match decode(body) {
         Ok(v) => v,
@@ -429,7 +408,14 @@ fn merge_patch(
     let Some(mut obj) = c.store.get(&key(rt), ns, name) else {
         return st::not_found(rt, name);
     };
-    merge(&mut obj, &patch);
+    if json_patch {
+        // 422 Invalid: kubernetes/apiserver pkg/endpoints/handlers/patch.go@kubernetes-1.27.3 (applyJSPatch)
+        if let Err(e) = patch::json_patch(&mut obj, &patch) {
+            return st::status(422, Some("Invalid"), &e, None);
+        }
+    } else {
+        patch::merge(&mut obj, &patch);
+    }
     let warnings = match validation::check_write(c, rt, &mut obj, q, Write::Patch) {
         Ok(w) => w,
         Err(r) => return r,

@@ -10,6 +10,8 @@ pub mod controllers;
 pub mod datapath;
 pub mod discovery;
 pub mod node_proxy;
+pub mod openapi;
+pub mod patch;
 pub mod profile;
 pub mod proxy;
 pub mod registry;
