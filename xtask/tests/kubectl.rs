@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use testkit::twin::{Profile, Twin, TwinOptions};
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
