@@ -80,6 +80,40 @@ impl Default for Timing {
     }
 }
 
+/// Upstream's delays the harness has to outwait, unscaled (see [`Timing::upstream`]).
+pub mod upstream {
+    use std::time::Duration;
+
+    /// The operator rewrites the kubelet Service and Endpoints at start, then on a 3-minute
+    /// ticker (it does not watch nodes).
+    /// prometheus-operator/prometheus-operator pkg/prometheus/operator.go@v0.48.1 (reconcileNodeEndpoints)
+    pub const KUBELET_RESYNC: Duration = Duration::from_secs(180);
+    /// A changed Secret reaches a pod's volume within the kubelet's sync period (1 min) jittered
+    /// by a factor 0.5: 60–90 s; the worst case. TWIN-FACTS §9 (kubernetes/kubernetes
+    /// pkg/kubelet/pod_workers.go, pkg/kubelet/apis/config/v1beta1/defaults.go)
+    pub const SECRET_PROPAGATION: Duration = Duration::from_secs(90);
+    /// The config reloader reloads Prometheus `--delay-interval` (1 s) after the file changed.
+    /// prometheus-operator/prometheus-operator cmd/prometheus-config-reloader/main.go@v0.48.1
+    pub const RELOADER_DELAY: Duration = Duration::from_secs(1);
+}
+
+impl Timing {
+    /// Upstream's delays, each multiplied by `factor`, the one scale (1.0 is upstream; tests
+    /// use a fraction so a run takes seconds, and scale the harness's `--timeout` by the same
+    /// factor): the kubelet Endpoints resync ([`upstream::KUBELET_RESYNC`]) and a ServiceMonitor
+    /// change reaching Prometheus (the Secret's propagation, worst case, then the reloader's
+    /// delay). Steps upstream does at once (CRD conditions, TWIN-FACTS §3) or that are no
+    /// upstream constant (pod start, image pulls) keep [`Timing::default`]'s values.
+    pub fn upstream(factor: f64) -> Timing {
+        Timing {
+            kubelet_resync: upstream::KUBELET_RESYNC.mul_f64(factor),
+            config_reload: (upstream::SECRET_PROPAGATION + upstream::RELOADER_DELAY)
+                .mul_f64(factor),
+            ..Timing::default()
+        }
+    }
+}
+
 /// How a twin starts.
 #[derive(Debug, Clone)]
 pub struct TwinOptions {
