@@ -11,7 +11,6 @@
 //! `kubectl explain` and client-side `apply` (use `--server-side`). README, "What it does not
 //! model".
 
-use super::api::json_response;
 use super::registry::ResourceType;
 use super::status::plain_not_found;
 use super::Cluster;
@@ -151,6 +150,16 @@ pub fn v3(c: &Cluster, rest: &[&str]) -> Response {
         Some((_, types)) => json_response(200, &v3_document(c, types)),
         None => plain_not_found(),
     }
+}
+
+/// A JSON answer (built here: the router imports this module, not the other way round).
+fn json_response(code: u16, v: &Value) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 fn hex_upper(b: &[u8]) -> String {
