@@ -331,7 +331,7 @@ fn create(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let warnings = match validation::check_write(c, rt, &mut obj, q, Write::Object) {
+    let warnings = match validation::check_write(c, rt, &mut obj, q, Write::Create) {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -374,7 +374,7 @@ fn update(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let warnings = match validation::check_write(c, rt, &mut obj, q, Write::Object) {
+    let warnings = match validation::check_write(c, rt, &mut obj, q, Write::Update) {
         Ok(w) => w,
         Err(r) => return r,
     };

@@ -19,13 +19,26 @@ use axum::response::Response;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// How a write was sent, for the strict error's wording.
+/// How a write was sent, for the errors' wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
-    /// POST or PUT of a whole object.
-    Object,
+    /// POST of a whole object.
+    Create,
+    /// PUT of a whole object.
+    Update,
     /// A JSON, merge or strategic-merge patch.
     Patch,
+}
+
+impl Write {
+    /// The options kind its query parameters decode into.
+    fn options(self) -> &'static str {
+        match self {
+            Write::Create => "CreateOptions",
+            Write::Update => "UpdateOptions",
+            Write::Patch => "PatchOptions",
+        }
+    }
 }
 
 /// The CRD version schema of a custom resource type; `None` for built-ins.
@@ -74,14 +87,10 @@ pub fn check_write(
     q: &HashMap<String, String>,
     write: Write,
 ) -> Result<Vec<String>, Response> {
-    let options = match (write, q.contains_key("dryRun")) {
-        (Write::Patch, _) => "PatchOptions",
-        _ if obj["metadata"]["resourceVersion"].is_string() => "UpdateOptions",
-        _ => "CreateOptions",
-    };
-    let directive = directive(c, q, options)?;
-    let unknown: Vec<FieldPath> = match cr_schema(c, rt) {
-        Some(s) => schema::prune(&s, &mut obj.clone()),
+    let directive = directive(c, q, write.options())?;
+    let cr = cr_schema(c, rt);
+    let unknown: Vec<FieldPath> = match &cr {
+        Some(s) => schema::prune(s, &mut obj.clone()),
         None => schema::builtin_unknown(&rt.group, &rt.kind, obj).unwrap_or_default(),
     };
     if unknown.is_empty() {
@@ -94,7 +103,7 @@ pub fn check_write(
     if directive == "Strict" {
         let strict = format!("strict decoding error: {}", errors.join(", "));
         return Err(bad_request(&match write {
-            Write::Object => format!(
+            Write::Create | Write::Update => format!(
                 "{kind} in version {:?} cannot be handled as a {kind}: {strict}",
                 rt.version,
                 kind = rt.kind
@@ -102,9 +111,9 @@ pub fn check_write(
             Write::Patch => strict,
         }));
     }
-    match cr_schema(c, rt) {
+    match &cr {
         Some(s) => {
-            schema::prune(&s, obj);
+            schema::prune(s, obj);
         }
         None => schema::remove(obj, &unknown),
     }
