@@ -248,7 +248,7 @@ async fn custom_resources_are_pruned_by_their_crds_schema() {
 }
 
 #[tokio::test]
-async fn the_harness_objects_carry_no_unknown_field_for_any_schema() {
+async fn the_harness_objects_carry_no_unknown_field() {
     // The bundle, manifests/ and the workloads as the harness applies them: nothing refused.
     let t = twin(Profile::V1_27).await;
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
