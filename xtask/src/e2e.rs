@@ -14,6 +14,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 use xshell::{cmd, Shell};
 
+/// `--timeout`'s default as clap shows it: the library's [`e2e::lifecycle::run::DEFAULT_TIMEOUT`]
+/// (a test keeps them equal).
+const DEFAULT_TIMEOUT: &str = "300s";
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Matrix cell from fixtures/matrix.toml (`cargo xtask matrix` lists them); default: the first.
@@ -44,7 +48,7 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
     /// Deadline of each wait (nodes Ready, operator Available, …): e.g. 300s, 5m.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = crate::duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = crate::duration::parse)]
     timeout: std::time::Duration,
     /// A metric every running container must have a series of, instead of the cell's list
     /// (default container_cpu_usage_seconds_total and container_memory_working_set_bytes);
@@ -182,4 +186,15 @@ fn absolute(path: PathBuf) -> Result<PathBuf> {
     Ok(std::env::current_dir()
         .context("reading the current directory")?
         .join(path))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_timeout_flag_defaults_to_the_librarys_default_timeout() {
+        assert_eq!(
+            crate::duration::parse(super::DEFAULT_TIMEOUT),
+            Ok(e2e::lifecycle::run::DEFAULT_TIMEOUT)
+        );
+    }
 }

@@ -31,6 +31,9 @@ pub struct OptionalInput {
     pub filter: &'static str,
     /// What it is, for the skip lines.
     pub what: &'static str,
+    /// A program looked up on PATH when the variable is unset (the user's own kubectl is the one
+    /// to test with); its path then reaches the tests in the variable.
+    pub on_path: Option<&'static str>,
 }
 
 /// The one table of optional inputs (`.ci/run` exports every one of them from ../shared/upstream).
@@ -39,18 +42,44 @@ pub const OPTIONAL_INPUTS: &[OptionalInput] = &[
         var: "E2E_CADVISOR_SAMPLE",
         filter: "binary_id(e2e::component) & test(=the_kubelet_1_21_sample_has_the_fixture_label_set_and_timestamps)",
         what: "a real kubelet 1.21 /metrics/cadvisor scrape, ../shared/upstream/kubelet-cadvisor-1.21-sample.txt",
+        on_path: None,
     },
     OptionalInput {
         var: "E2E_FACTS_MD",
         filter: "binary_id(e2e) & test(=scrape_config::tests::cadvisor_job_matches_facts_md_field_for_field_and_in_order)",
         what: "the shared facts about upstream, ../shared/upstream/FACTS.md",
+        on_path: None,
     },
     OptionalInput {
         var: "E2E_CAPTURES_DIR",
         filter: "(binary_id(e2e::component) & (test(/^captures::/) | test(/^replay::replay_(kind|minikube|gke)_/))) | binary_id(xtask::replay)",
         what: "real kubelet captures with their pod lists, ../shared/upstream/captures",
+        on_path: None,
+    },
+    // A skip rather than a pass when kubectl is missing: the test is listed by name, and CI
+    // (which installs Debian's kubernetes-client when kubectl is missing) refuses the skip.
+    OptionalInput {
+        var: "E2E_KUBECTL",
+        filter: "binary_id(xtask::kubectl) & test(/^kubectl_/)",
+        what: "a kubectl binary (default: the first kubectl on PATH; Debian: apt-get install kubernetes-client)",
+        on_path: Some("kubectl"),
     },
 ];
+
+/// The input's value: its variable (`var`), else, for a program, the first match on `path`.
+pub fn input_value(
+    input: &OptionalInput,
+    var: Option<std::ffi::OsString>,
+    path: Option<std::ffi::OsString>,
+) -> Option<std::ffi::OsString> {
+    var.filter(|v| !v.is_empty()).or_else(|| {
+        let name = input.on_path?;
+        std::env::split_paths(&path.unwrap_or_default())
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+            .map(Into::into)
+    })
+}
 
 /// Whether an input is usable: set, non-empty and existing. A set path that does not exist is an
 /// error (a typo should not silently skip tests).
@@ -243,8 +272,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     // 2. Optional inputs: missing ones exclude their tests, or fail the run in CI.
     let mut missing = Vec::new();
+    let mut found = Vec::new();
     for input in OPTIONAL_INPUTS {
-        if !present(input, std::env::var_os(input.var))? {
+        let value = input_value(input, std::env::var_os(input.var), std::env::var_os("PATH"));
+        if present(input, value.clone())? {
+            found.extend(value.map(|v| (input.var, v)));
+        } else {
             missing.push(input);
         }
     }
@@ -299,6 +332,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "cargo nextest run --workspace --profile {profile} {filter_args...} {others...}"
     ));
     command.env("E2E_OPERATOR_BUNDLE", &bundle);
+    command.envs(found);
     let status = command.status()?;
     // Last lines of the output: what did not run, by name.
     for line in &skipped {
@@ -435,6 +469,31 @@ mod tests {
             err.to_string().contains("E2E_CAPTURES_DIR=") && err.to_string().contains("nope"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn kubectl_is_the_variable_else_the_first_on_path_and_files_only_else_missing() {
+        let kubectl = OPTIONAL_INPUTS
+            .iter()
+            .find(|i| i.var == "E2E_KUBECTL")
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(a.join("kubectl")).unwrap(); // a directory is not a program
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(b.join("kubectl"), "").unwrap();
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(
+            input_value(kubectl, None, Some(path.clone())),
+            Some(b.join("kubectl").into())
+        );
+        assert_eq!(
+            input_value(kubectl, Some("/opt/kubectl".into()), Some(path.clone())),
+            Some("/opt/kubectl".into())
+        );
+        assert_eq!(input_value(kubectl, None, Some(a.into_os_string())), None);
+        // Files are never looked up on PATH.
+        assert_eq!(input_value(&OPTIONAL_INPUTS[0], None, Some(path)), None);
     }
 
     #[test]

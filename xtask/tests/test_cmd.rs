@@ -12,7 +12,7 @@ const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 /// Stands in for `cargo nextest`: records each call; `list` answers in nextest's JSON list format
 /// (nextest-metadata `TestListSummary`: rust-suites → testcases → filter-match) with the tests
 /// our filtersets name (it cannot evaluate filtersets: it keys on the test names in them);
-/// `run` records E2E_OPERATOR_BUNDLE and exits with $STANDIN_RUN_EXIT.
+/// `run` records E2E_OPERATOR_BUNDLE and E2E_KUBECTL and exits with $STANDIN_RUN_EXIT.
 const STANDIN_CARGO: &str = r#"#!/bin/sh
 printf '%s\n' "$*" >> "$STANDIN_LOG"
 case "$1 $2" in
@@ -22,11 +22,13 @@ case "$1 $2" in
     case "$*" in
       *captures::*) echo "{\"rust-suites\":{\"e2e::component\":{\"testcases\":{\"captures::kind_1_27_containerd_capture\":$m,\"captures::gke_1_9_docker_legacy_labels_capture\":$m}}}}" ;;
       *facts_md*) echo "{\"rust-suites\":{\"e2e\":{\"testcases\":{\"scrape_config::tests::cadvisor_job_matches_facts_md_field_for_field_and_in_order\":$m}}}}" ;;
+      *kubectl_*) echo "{\"rust-suites\":{\"xtask::kubectl\":{\"testcases\":{\"kubectl_on_1_21_creates_with_its_defaults_and_applies_with_validate_false\":$m}}}}" ;;
       *) echo '{"rust-suites":{}}' ;;
     esac
     exit 0 ;;
   "nextest run")
     printf 'E2E_OPERATOR_BUNDLE=%s\n' "$E2E_OPERATOR_BUNDLE" >> "$STANDIN_LOG"
+    printf 'E2E_KUBECTL=%s\n' "$E2E_KUBECTL" >> "$STANDIN_LOG"
     echo "stand-in nextest: Summary 10 tests run: 10 passed"
     exit "${STANDIN_RUN_EXIT:-0}" ;;
 esac
@@ -58,6 +60,10 @@ impl Sandbox {
         std::fs::write(&cargo, STANDIN_CARGO).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Found on PATH, never run: `cargo xtask test` only hands its path to the tests.
+        std::fs::write(bin.join("kubectl"), "#!/bin/sh\nexit 2\n").unwrap();
+        std::fs::set_permissions(bin.join("kubectl"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         Sandbox { dir }
     }
 
@@ -75,11 +81,8 @@ impl Sandbox {
 
     /// `cargo xtask test ARGS` with only the given E2E_* inputs (and CI) in the environment.
     fn run(&self, args: &[&str], env: &[(&str, &Path)], ci: bool) -> Output {
-        let path = format!(
-            "{}:{}",
-            self.dir.path().join("bin").display(),
-            std::env::var("PATH").unwrap()
-        );
+        // Only the stand-ins: the machine's own kubectl must not decide what is missing.
+        let path = self.dir.path().join("bin");
         let mut cmd = Command::new(XTASK);
         cmd.arg("test")
             .args(args)
@@ -92,6 +95,7 @@ impl Sandbox {
             "E2E_CADVISOR_SAMPLE",
             "E2E_FACTS_MD",
             "E2E_CAPTURES_DIR",
+            "E2E_KUBECTL",
             "E2E_ALLOW_MISSING",
         ] {
             cmd.env_remove(var);
@@ -287,4 +291,42 @@ fn the_users_name_filters_narrow_the_skip_listing_as_they_narrow_the_run() {
     }
     let run = calls.iter().find(|c| c.starts_with("nextest run")).unwrap();
     assert!(run.ends_with("--no-fail-fast -- replay --exact"), "{run}");
+}
+
+#[test]
+fn kubectl_is_found_on_path_and_handed_to_the_tests_and_without_one_they_are_named_skipped() {
+    let sb = Sandbox::new();
+    let bundle = bundle();
+    let file = sb.dir.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    let inputs: [(&str, &Path); 4] = [
+        ("E2E_OPERATOR_BUNDLE", &bundle),
+        ("E2E_CADVISOR_SAMPLE", &file),
+        ("E2E_FACTS_MD", &file),
+        ("E2E_CAPTURES_DIR", sb.dir.path()),
+    ];
+    let out = sb.run(&[], &inputs, true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kubectl = sb.dir.path().join("bin/kubectl");
+    assert!(
+        sb.calls()
+            .contains(&format!("E2E_KUBECTL={}", kubectl.display())),
+        "{:?}",
+        sb.calls()
+    );
+    // No kubectl anywhere: listed as skipped, and CI refuses that unless declared.
+    std::fs::remove_file(&kubectl).unwrap();
+    let out = sb.run(&[], &inputs, false);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.lines().last().unwrap_or_default(),
+        "skipped (missing input): xtask::kubectl kubectl_on_1_21_creates_with_its_defaults_and_applies_with_validate_false — needs E2E_KUBECTL (a kubectl binary (default: the first kubectl on PATH; Debian: apt-get install kubernetes-client))"
+    );
+    let out = sb.run(&[], &inputs, true);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success() && err.contains("E2E_KUBECTL"),
+        "{err}"
+    );
 }

@@ -53,8 +53,15 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn main_job(profile: Profile, cell: &str) {
+    main_job_on(TwinOptions::new(profile), cell, "120s");
+}
+
+/// `cargo xtask e2e --kubeconfig <twin> --cell CELL --timeout TIMEOUT` must pass; returns
+/// `summary.md`.
+fn main_job_on(opts: TwinOptions, cell: &str, timeout: &str) -> String {
+    let profile = opts.profile;
     let rt = runtime();
-    let twin = rt.block_on(Twin::start(TwinOptions::new(profile))).unwrap();
+    let twin = rt.block_on(Twin::start(opts)).unwrap();
     let work = tempfile::tempdir().unwrap();
     let kc = twin.kubeconfig_path();
     let out = run(&mut xtask(
@@ -68,7 +75,7 @@ fn main_job(profile: Profile, cell: &str) {
             "--operator-bundle",
             &bundle(),
             "--timeout",
-            "120s",
+            timeout,
         ],
     ));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -116,6 +123,7 @@ fn main_job(profile: Profile, cell: &str) {
     assert!(coverage.to_string().contains(label), "{coverage}");
     // Ours: the twin's kubeconfig is never deleted by an --kubeconfig run.
     assert!(kc.exists());
+    summary
 }
 
 #[test]
@@ -141,6 +149,68 @@ fn main_job_1_27_mission() {
 #[test]
 fn main_job_1_27_honorlabels() {
     main_job(Profile::V1_27, "kind0.11-k8s1.21-honorlabels");
+}
+
+/// The scale of the upstream-timing run: upstream's delays and the harness's default
+/// `--timeout` alike are divided by 10 (resync 18 s, config reload 9.1 s, timeout 30 s).
+const UPSTREAM_SCALE: f64 = 0.1;
+
+/// Each default wait of the main job against the worst case of the upstream delay it waits
+/// out (unscaled): the defaults come from the code, so lowering one below upstream fails here.
+#[test]
+fn the_default_waits_outlast_upstreams_worst_delays() {
+    use testkit::twin::{upstream, Timing};
+    let up = Timing::upstream(1.0);
+    assert_eq!(up.kubelet_resync, upstream::KUBELET_RESYNC);
+    let timeout = e2e::lifecycle::run::DEFAULT_TIMEOUT;
+    // Operator phase: the kubelet Service lists every node; a node the operator's start-up write
+    // missed appears at the next 3-minute resync.
+    assert!(
+        timeout > up.kubelet_resync,
+        "--timeout {timeout:?} < the operator's kubelet resync {:?}",
+        up.kubelet_resync
+    );
+    // ServiceMonitor phase: the scrape job is loaded once the Secret reached the pod and the
+    // reloader reloaded.
+    assert!(
+        timeout > up.config_reload,
+        "--timeout {timeout:?} < Secret propagation + reload {:?}",
+        up.config_reload
+    );
+    // Assert phase: the loaded job still has to discover its targets and scrape twice (a
+    // container's first series, then a pod started meanwhile) within the coverage deadline.
+    let scrape = e2e::install::scrape_interval().unwrap();
+    let coverage = e2e::coverage::WaitOptions::for_scrape_interval(scrape).deadline;
+    assert!(
+        coverage > up.sd_refresh + scrape * 2,
+        "coverage deadline {coverage:?} < discovery {:?} + two scrapes of {scrape:?}",
+        up.sd_refresh
+    );
+}
+
+/// The main job on the twin with upstream's delays and the default `--timeout`, both scaled by
+/// [`UPSTREAM_SCALE`]: it passes, and the ServiceMonitor phase did wait out the reload.
+#[test]
+fn main_job_passes_on_upstreams_timings_scaled() {
+    let mut opts = TwinOptions::new(Profile::V1_21);
+    opts.timing = testkit::twin::Timing::upstream(UPSTREAM_SCALE);
+    let reload = opts.timing.config_reload;
+    let timeout = e2e::lifecycle::run::DEFAULT_TIMEOUT.mul_f64(UPSTREAM_SCALE);
+    let summary = main_job_on(
+        opts,
+        "kind0.11-k8s1.21",
+        &format!("{}ms", timeout.as_millis()),
+    );
+    let took = summary
+        .lines()
+        .find(|l| l.starts_with("| [5/8] servicemonitor | ok |"))
+        .and_then(|l| l.rsplit('|').nth(1))
+        .and_then(|d| d.trim().trim_end_matches('s').parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no servicemonitor timing in {summary}"));
+    assert!(
+        Duration::from_secs_f64(took) + Duration::from_millis(100) >= reload,
+        "the ServiceMonitor phase took {took}s, less than the reload delay {reload:?}: {summary}"
+    );
 }
 
 /// A stand-in `kind` whose `create cluster` starts the `twin` binary and waits for its

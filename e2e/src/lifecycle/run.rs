@@ -21,6 +21,13 @@ use std::time::{Duration, Instant};
 /// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// `--timeout`'s default. It must outlast the slowest upstream step the run waits for:
+/// prometheus-operator v0.48.1 rewrites the kubelet Endpoints every 3 minutes (a node its
+/// start-up write missed appears then), and a changed config Secret reaches Prometheus within
+/// the kubelet's sync (up to 90 s) plus the config reloader's 1 s (TWIN-FACTS §9). A test runs
+/// the main job on the twin's preset of those delays (`testkit::twin::Timing::upstream`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The run's options (the flags of `cargo xtask e2e`).
 #[derive(Debug, Clone)]
 pub struct Options {

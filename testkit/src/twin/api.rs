@@ -6,7 +6,8 @@ use super::registry::{crd_types, ResourceType};
 use super::selector::Selector;
 use super::status::{self as st, status};
 use super::store::{key, StoreError};
-use super::{discovery, proxy, watch, Cluster};
+use super::validation::{self, with_warnings, Write};
+use super::{discovery, openapi, patch, proxy, watch, wire, Cluster};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -93,6 +94,8 @@ async fn handle(
                     "gitVersion": c.profile.git_version(), "platform": "linux/amd64"}),
         ),
         ["healthz"] | ["readyz"] | ["livez"] => (StatusCode::OK, "ok").into_response(),
+        ["openapi", "v2"] => openapi::v2(&c, &headers),
+        ["openapi", "v3", rest @ ..] => openapi::v3(&c, rest),
         ["api", "v1", rest @ ..] if !rest.is_empty() => {
             resource(&c, &method, "", "v1", rest, &q, &headers, body).await
         }
@@ -159,6 +162,14 @@ async fn resource(
             return pod_log(c, &rt, ns, name, q).await;
         }
     }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let builtin = c
+        .registry
+        .builtin_types(&rt.group, &rt.version)
+        .iter()
+        .any(|t| t.plural == rt.plural);
     let status_sub = match sub {
         [] => false,
         ["status"] if rt.status => true,
@@ -176,17 +187,19 @@ async fn resource(
             Some(obj) => json_response(200, &as_version(obj, &rt)),
             None => st::not_found(&rt, name),
         },
-        (Method::POST, None) => create(c, &rt, ns, &body),
-        (Method::PUT, Some(name)) => update(c, &rt, ns, name, &body, status_sub),
+        (Method::POST, None) => create(c, &rt, ns, q, ct, builtin, &body),
+        (Method::PUT, Some(name)) => update(c, &rt, ns, name, q, ct, builtin, &body, status_sub),
         (Method::PATCH, Some(name)) => {
-            let ct = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if ct.starts_with("application/apply-patch") {
+            let media = wire::media_type(ct);
+            if !wire::patch_types(builtin).contains(&media.as_str()) {
+                // kubernetes/apiserver pkg/endpoints/handlers/patch.go@kubernetes-1.27.3
+                return wire::unsupported(&wire::patch_types(builtin));
+            }
+            if media == "application/apply-patch+yaml" {
                 apply(c, &rt, ns, name, q, &body)
             } else {
-                merge_patch(c, &rt, ns, name, &body, status_sub)
+                let json_patch = media == "application/json-patch+json";
+                merge_patch(c, &rt, ns, name, q, &body, status_sub, json_patch)
             }
         }
         (Method::DELETE, Some(name)) => match c.delete(&rt, ns, name) {
@@ -305,9 +318,21 @@ fn store_error(e: StoreError, rt: &ResourceType, name: &str) -> Response {
     }
 }
 
-fn create(c: &Cluster, rt: &ResourceType, ns: &str, body: &[u8]) -> Response {
-    let mut obj = match decode(body) {
+fn create(
+    c: &Cluster,
+    rt: &ResourceType,
+    ns: &str,
+    q: &HashMap<String, String>,
+    ct: Option<&str>,
+    builtin: bool,
+    body: &[u8],
+) -> Response {
+    let mut obj = match wire::decode_object(rt, builtin, ct, body) {
         Ok(v) => v,
+        Err(r) => return r,
+    };
+    let warnings = match validation::check_write(c, rt, &mut obj, q, Write::Create) {
+        Ok(w) => w,
         Err(r) => return r,
     };
     if let Err(r) = check_namespace(c, rt, ns) {
@@ -328,21 +353,29 @@ fn create(c: &Cluster, rt: &ResourceType, ns: &str, body: &[u8]) -> Response {
         .unwrap_or_default()
         .to_string();
     match c.create(rt, ns, obj) {
-        Ok(o) => json_response(201, &as_version(o, rt)),
+        Ok(o) => with_warnings(json_response(201, &as_version(o, rt)), &warnings),
         Err(e) => store_error(e, rt, &name),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn update(
     c: &Cluster,
     rt: &ResourceType,
     ns: &str,
     name: &str,
+    q: &HashMap<String, String>,
+    ct: Option<&str>,
+    builtin: bool,
     body: &[u8],
     status_sub: bool,
 ) -> Response {
-    let obj = match decode(body) {
+    let mut obj = match wire::decode_object(rt, builtin, ct, body) {
         Ok(v) => v,
+        Err(r) => return r,
+    };
+    let warnings = match validation::check_write(c, rt, &mut obj, q, Write::Update) {
+        Ok(w) => w,
         Err(r) => return r,
     };
     if obj["metadata"]["name"].as_str() != Some(name) {
@@ -352,35 +385,21 @@ fn update(
         ));
     }
     match c.update(rt, ns, obj, true, status_sub) {
-        Ok(o) => json_response(200, &as_version(o, rt)),
+        Ok(o) => with_warnings(json_response(200, &as_version(o, rt)), &warnings),
         Err(e) => store_error(e, rt, name),
     }
 }
 
-/// RFC 7386 JSON merge patch (strategic merge patch is treated the same: the twin's callers
-/// only patch maps and whole lists).
-fn merge(target: &mut Value, patch: &Value) {
-    match (target.as_object_mut(), patch.as_object()) {
-        (Some(t), Some(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        _ => *target = patch.clone(),
-    }
-}
-
+#[allow(clippy::too_many_arguments)]
 fn merge_patch(
     c: &Cluster,
     rt: &ResourceType,
     ns: &str,
     name: &str,
+    q: &HashMap<String, String>,
     body: &[u8],
     status_sub: bool,
+    json_patch: bool,
 ) -> Response {
     let patch = match decode(body) {
         Ok(v) => v,
@@ -389,9 +408,20 @@ fn merge_patch(
     let Some(mut obj) = c.store.get(&key(rt), ns, name) else {
         return st::not_found(rt, name);
     };
-    merge(&mut obj, &patch);
+    if json_patch {
+        // 422 Invalid: kubernetes/apiserver pkg/endpoints/handlers/patch.go@kubernetes-1.27.3 (applyJSPatch)
+        if let Err(e) = patch::json_patch(&mut obj, &patch) {
+            return st::status(422, Some("Invalid"), &e, None);
+        }
+    } else {
+        patch::merge(&mut obj, &patch);
+    }
+    let warnings = match validation::check_write(c, rt, &mut obj, q, Write::Patch) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
     match c.update(rt, ns, obj, false, status_sub) {
-        Ok(o) => json_response(200, &as_version(o, rt)),
+        Ok(o) => with_warnings(json_response(200, &as_version(o, rt)), &warnings),
         Err(e) => store_error(e, rt, name),
     }
 }
@@ -440,6 +470,10 @@ fn apply(
     if let Some(msg) = c.profile.apply_missing_key_error(&applied) {
         return status(500, None, &msg, None);
     }
+    // Fields the kind's schema does not declare fail the typed conversion (every profile).
+    if let Err(r) = validation::check_apply(c, rt, &applied) {
+        return r;
+    }
     if let Err(r) = check_namespace(c, rt, ns) {
         return r;
     }
@@ -447,6 +481,7 @@ fn apply(
     let entry = managed_entry(manager, &gv, &applied);
     let merged = merge_apply(existing.as_ref(), &applied, entry);
     let mut merged = as_version(merged, rt);
+    validation::prune_stored(c, rt, &mut merged);
     if existing.is_some() {
         match c.update(rt, ns, merged, false, false) {
             Ok(o) => json_response(200, &as_version(o, rt)),

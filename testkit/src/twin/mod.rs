@@ -10,13 +10,18 @@ pub mod controllers;
 pub mod datapath;
 pub mod discovery;
 pub mod node_proxy;
+pub mod openapi;
+pub mod patch;
 pub mod profile;
 pub mod proxy;
 pub mod registry;
+pub mod schema;
 pub mod selector;
 pub mod status;
 pub mod store;
+pub mod validation;
 pub mod watch;
+pub mod wire;
 
 pub use profile::Profile;
 
@@ -35,7 +40,8 @@ use store::{key, Store, StoreError};
 /// runs in minutes. Each names what it models.
 #[derive(Debug, Clone)]
 pub struct Timing {
-    /// CRD created → NamesAccepted (naming controller, TWIN-FACTS §3).
+    /// CRD created → NamesAccepted (naming controller, TWIN-FACTS §3); zero (the default, as
+    /// upstream's informer-driven controller) writes it as part of the create.
     pub crd_names_accepted: Duration,
     /// NamesAccepted → Established (establishing controller, §3; discovery follows).
     pub crd_established: Duration,
@@ -60,7 +66,7 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            crd_names_accepted: Duration::from_millis(200),
+            crd_names_accepted: Duration::ZERO,
             crd_established: Duration::from_millis(800),
             node_ready: Duration::from_millis(500),
             pod_start: Duration::from_millis(700),
@@ -70,6 +76,40 @@ impl Default for Timing {
             default_scrape_interval: Duration::from_secs(30),
             sd_refresh: Duration::from_secs(1),
             tick: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Upstream's delays the harness has to outwait, unscaled (see [`Timing::upstream`]).
+pub mod upstream {
+    use std::time::Duration;
+
+    /// The operator rewrites the kubelet Service and Endpoints at start, then on a 3-minute
+    /// ticker (it does not watch nodes).
+    /// prometheus-operator/prometheus-operator pkg/prometheus/operator.go@v0.48.1 (reconcileNodeEndpoints)
+    pub const KUBELET_RESYNC: Duration = Duration::from_secs(180);
+    /// A changed Secret reaches a pod's volume within the kubelet's sync period (1 min) jittered
+    /// by a factor 0.5: 60–90 s; the worst case. TWIN-FACTS §9 (kubernetes/kubernetes
+    /// pkg/kubelet/pod_workers.go, pkg/kubelet/apis/config/v1beta1/defaults.go)
+    pub const SECRET_PROPAGATION: Duration = Duration::from_secs(90);
+    /// The config reloader reloads Prometheus `--delay-interval` (1 s) after the file changed.
+    /// prometheus-operator/prometheus-operator cmd/prometheus-config-reloader/main.go@v0.48.1
+    pub const RELOADER_DELAY: Duration = Duration::from_secs(1);
+}
+
+impl Timing {
+    /// Upstream's delays, each multiplied by `factor`, the one scale (1.0 is upstream; tests
+    /// use a fraction so a run takes seconds, and scale the harness's `--timeout` by the same
+    /// factor): the kubelet Endpoints resync ([`upstream::KUBELET_RESYNC`]) and a ServiceMonitor
+    /// change reaching Prometheus (the Secret's propagation, worst case, then the reloader's
+    /// delay). Steps upstream does at once (CRD conditions, TWIN-FACTS §3) or that are no
+    /// upstream constant (pod start, image pulls) keep [`Timing::default`]'s values.
+    pub fn upstream(factor: f64) -> Timing {
+        Timing {
+            kubelet_resync: upstream::KUBELET_RESYNC.mul_f64(factor),
+            config_reload: (upstream::SECRET_PROPAGATION + upstream::RELOADER_DELAY)
+                .mul_f64(factor),
+            ..Timing::default()
         }
     }
 }
@@ -263,6 +303,9 @@ impl Cluster {
         let out = self.store.create(&key(rt), ns, obj)?;
         if rt.kind == "CustomResourceDefinition" {
             api::on_crd_written(self, &out);
+            if self.opts.timing.crd_names_accepted.is_zero() {
+                controllers::crds::accept_names(self, &out);
+            }
         }
         Ok(out)
     }

@@ -153,4 +153,39 @@ impl Profile {
             Profile::V1_27 => &["node-role.kubernetes.io/control-plane"],
         }
     }
+
+    /// Server-side field validation (the `fieldValidation` parameter; unset means `Warn`): beta
+    /// and on by default from 1.25, so the 1.27 profile. Before it, unknown fields are dropped
+    /// without a word (built-ins: Go's JSON decoding; custom resources: pruning).
+    /// kubernetes/apiserver pkg/endpoints/handlers/rest.go@kubernetes-1.27.3 (fieldValidation)
+    pub fn server_side_field_validation(self) -> bool {
+        self >= Profile::V1_27
+    }
+
+    /// The HTTP 500 message of a server-side apply whose body does not convert to the kind's
+    /// schema (`errors` is structured-merge-diff's text); 1.27 names the object and its kind.
+    /// kubernetes/apiserver pkg/endpoints/handlers/fieldmanager/structuredmerge.go@kubernetes-1.21.1,
+    /// kubernetes/apimachinery pkg/util/managedfields/internal/structuredmerge.go@kubernetes-1.27.3
+    pub fn typed_patch_error(self, applied: &Value, errors: &str) -> String {
+        if self >= Profile::V1_27 {
+            let (group, version) = applied["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .rsplit_once('/')
+                .map_or(
+                    ("", applied["apiVersion"].as_str().unwrap_or_default()),
+                    |(g, v)| (g, v),
+                );
+            format!(
+                "failed to create typed patch object ({}/{}; {group}/{version}, Kind={}): {errors}",
+                applied["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default(),
+                applied["metadata"]["name"].as_str().unwrap_or_default(),
+                applied["kind"].as_str().unwrap_or_default(),
+            )
+        } else {
+            format!("failed to create typed patch object: {errors}")
+        }
+    }
 }

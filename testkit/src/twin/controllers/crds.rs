@@ -3,6 +3,13 @@
 //! `Timing::crd_established` more the CRD is Established and discovery lists it.
 //! Sources: k/apiextensions-apiserver `pkg/controller/status/naming_controller.go`,
 //! `pkg/controller/establish/establishing_controller.go`.
+//!
+//! Upstream's naming controller is informer-driven and acts within milliseconds of the create
+//! (TWIN-FACTS §3), so by default (`crd_names_accepted` zero) the twin runs it as part of the
+//! create: the create's answer still shows `"conditions": null` (the Go type has no
+//! `omitempty`), every later read has the conditions. The few milliseconds upstream leaves in
+//! between, in which `kubectl wait --for=condition=Established` fails with ".status.conditions
+//! accessor error" (stackrox/stackrox#22739, pingcap/tidb-operator#1511), are not modelled.
 
 use super::super::store::now_rfc3339;
 use super::super::Cluster;
@@ -22,6 +29,31 @@ fn has(crd: &Value, ty: &str) -> bool {
         .any(|c| c["type"] == ty && c["status"] == "True")
 }
 
+/// The naming controller's one status update: acceptedNames + [NamesAccepted True,
+/// Established False Installing]; the API serves the custom resources from then on.
+pub fn accept_names(c: &Cluster, crd: &Value) {
+    let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+    let mut status = crd["status"].clone();
+    status["acceptedNames"] = crd["spec"]["names"].clone();
+    status["conditions"] = json!([
+        cond("NamesAccepted", "True", "NoConflicts", "no conflicts found"),
+        cond(
+            "Established",
+            "False",
+            "Installing",
+            "the initial names have been accepted"
+        ),
+    ]);
+    c.put_status(
+        "apiextensions.k8s.io",
+        "CustomResourceDefinition",
+        "",
+        name,
+        status,
+    );
+    c.registry.set_crd_state(name, true, false);
+}
+
 pub fn reconcile(c: &Arc<Cluster>, st: &mut State) {
     let t = &c.opts.timing;
     for crd in c.objects("apiextensions.k8s.io", "CustomResourceDefinition") {
@@ -35,26 +67,7 @@ pub fn reconcile(c: &Arc<Cluster>, st: &mut State) {
         let established = has(&crd, "Established");
         c.registry.set_crd_state(&name, accepted, established);
         if !accepted && since.elapsed() >= t.crd_names_accepted {
-            // One status update: acceptedNames + [NamesAccepted True, Established False Installing].
-            let mut status = crd["status"].clone();
-            status["acceptedNames"] = crd["spec"]["names"].clone();
-            status["conditions"] = json!([
-                cond("NamesAccepted", "True", "NoConflicts", "no conflicts found"),
-                cond(
-                    "Established",
-                    "False",
-                    "Installing",
-                    "the initial names have been accepted"
-                ),
-            ]);
-            c.put_status(
-                "apiextensions.k8s.io",
-                "CustomResourceDefinition",
-                "",
-                &name,
-                status,
-            );
-            c.registry.set_crd_state(&name, true, false);
+            accept_names(c, &crd);
         } else if accepted
             && !established
             && since.elapsed() >= t.crd_names_accepted + t.crd_established
