@@ -103,7 +103,7 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
     match events.list(&ListParams::default()).await {
         Ok(list) => {
             let mut items = list.items;
-            items.sort_by(|a, b| event_time(a).cmp(&event_time(b)));
+            items.sort_by_key(event_time);
             let table: Vec<String> = items.iter().map(event_line).collect();
             out.write("events.txt", &table.join("\n"));
             let values: Vec<serde_json::Value> = items
@@ -342,7 +342,7 @@ mod tests {
             "eventTime": "2026-11-26T10:00:00.123456Z", "reason": "Starting"
         }));
         let mut all = [late, early, micro];
-        all.sort_by(|a, b| event_time(a).cmp(&event_time(b)));
+        all.sort_by_key(event_time);
         let lines: Vec<String> = all.iter().map(event_line).collect();
         assert_eq!(
             lines,

@@ -47,7 +47,7 @@ fn all_steps(doc: &Value) -> Vec<&Value> {
     }
 }
 
-fn uses<'a>(step: &'a Value, action: &str) -> bool {
+fn uses(step: &Value, action: &str) -> bool {
     step["uses"]
         .as_str()
         .is_some_and(|u| u.starts_with(&format!("{action}@")))
