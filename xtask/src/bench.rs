@@ -35,9 +35,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let sh = Shell::new()?;
             sh.change_dir(e2e::workspace_root());
             // Through std so the benchmark's live output and exit code reach the caller unchanged.
-            let status =
-                std::process::Command::from(cmd!(sh, "cargo bench -p e2e --bench coverage"))
-                    .status()?;
+            let status = crate::cargo::scrub(&mut std::process::Command::from(cmd!(
+                sh,
+                "cargo bench -p e2e --bench coverage"
+            )))
+            .status()?;
             Ok(crate::test::exit_code(status))
         }
         What::Build(args) => build::run(args),

@@ -4,6 +4,7 @@
 
 mod bench;
 mod capture;
+mod cargo;
 mod check;
 mod doctor;
 mod down;

@@ -35,8 +35,7 @@ pub struct Args {
 
 /// The `cargo run` command that builds and starts the twin binary.
 fn command(args: &Args) -> std::process::Command {
-    let mut cmd =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut cmd = crate::cargo::command();
     cmd.current_dir(e2e::workspace_root())
         .args(["run", "-q", "-p", "testkit", "--bin", "twin", "--"])
         .args(["--profile", &args.profile])

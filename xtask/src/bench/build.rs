@@ -174,7 +174,7 @@ pub fn differences(per_build: &[(&str, BTreeMap<CrateId, BTreeSet<String>>)]) ->
 pub fn feature_differences() -> Result<Vec<String>> {
     let mut per_build = Vec::new();
     for b in &BUILDS {
-        let out = Command::new(cargo())
+        let out = crate::cargo::command()
             .current_dir(e2e::workspace_root())
             .args(["tree", "-q", "--prefix", "none", "-f", "{p} {f}"])
             .args(b.tree)
@@ -187,10 +187,6 @@ pub fn feature_differences() -> Result<Vec<String>> {
         per_build.push((b.what, tree_features(&String::from_utf8_lossy(&out.stdout))));
     }
     Ok(differences(&per_build))
-}
-
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 // -------------------------------------------------------------------------------------------
@@ -264,7 +260,7 @@ impl Units {
 /// and messages. Progress and errors go to the terminal.
 fn cargo_json(dir: &Path, args: &[&str]) -> Result<(Duration, String)> {
     let t = Instant::now();
-    let out = Command::new(cargo())
+    let out = crate::cargo::command()
         .current_dir(e2e::workspace_root())
         .args(args)
         .arg("--message-format=json-render-diagnostics")
@@ -344,7 +340,7 @@ impl Drop for TwinProcess {
 /// `cargo xtask e2e --kubeconfig <twin>` with `CARGO_TARGET_DIR=dir`; its wall time.
 fn e2e_on_twin(dir: &Path, twin: &TwinProcess, bundle: &Path, work: &Path) -> Result<Duration> {
     let t = Instant::now();
-    let status = Command::new(cargo())
+    let status = crate::cargo::command()
         .current_dir(e2e::workspace_root())
         .args(["xtask", "e2e", "--kubeconfig"])
         .arg(&twin.kubeconfig)
