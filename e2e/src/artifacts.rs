@@ -1,6 +1,7 @@
 //! Evidence for a failed run, written to a directory CI uploads: operator and Prometheus logs,
 //! what Prometheus scrapes (`/api/v1/targets`) and was configured with (`/api/v1/status/config`),
-//! the ServiceMonitor, Prometheus CR and kubelet Service/Endpoints as YAML, and the pod list.
+//! the ServiceMonitor, Prometheus CR and kubelet Service/Endpoints as YAML, the pod list, and the
+//! cluster's Kubernetes events in every namespace (`events.txt` oldest first, `events.yaml`).
 //!
 //! Collection is best effort (a broken cluster is why we are here): each item that cannot be
 //! fetched is listed in `errors.txt` and the rest is still written. Everything passes through
@@ -12,7 +13,7 @@ use crate::operator::{KUBELET_SERVICE_NAME, KUBELET_SERVICE_NAMESPACE};
 use crate::prometheus::Transport;
 use crate::redact::redact;
 use anyhow::{Context, Result};
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Event, Pod, Service};
 use kube::api::{ListParams, LogParams};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
@@ -96,6 +97,33 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
         Err(e) => out.fail("kubelet-endpoints.yaml", e),
     }
 
+    // What the cluster itself said (scheduling, image pulls, probes, back-offs): `kubectl get
+    // events -A` for a cluster that is gone once CI deletes it.
+    let events: Api<Event> = Api::all(client.clone());
+    match events.list(&ListParams::default()).await {
+        Ok(list) => {
+            let mut items = list.items;
+            items.sort_by_key(event_time);
+            let table: Vec<String> = items.iter().map(event_line).collect();
+            out.write("events.txt", &table.join("\n"));
+            let values: Vec<serde_json::Value> = items
+                .iter()
+                .map(|e| {
+                    let mut v = serde_json::to_value(e).unwrap_or_default();
+                    if let Some(meta) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                        meta.remove("managedFields");
+                    }
+                    v
+                })
+                .collect();
+            out.write(
+                "events.yaml",
+                &crate::yaml::to_string(&serde_json::Value::Array(values)),
+            );
+        }
+        Err(e) => out.fail("events", e),
+    }
+
     if !out.errors.is_empty() {
         let text = out.errors.join("\n");
         out.write("errors.txt", &text);
@@ -174,6 +202,32 @@ fn pod_line(pod: &Pod) -> String {
         crate::pods::pod_summary(pod)
             .split_once(": ")
             .map_or("", |(_, rest)| rest)
+    )
+}
+
+/// When an event last happened: `lastTimestamp` (core/v1), else `eventTime` (events.k8s.io
+/// writers), else its creation.
+fn event_time(e: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// `time  type  namespace  kind/name  reason  (×count)  message`, as `kubectl get events -A` shows them.
+fn event_line(e: &Event) -> String {
+    let o = &e.involved_object;
+    format!(
+        "{}\t{}\t{}\t{}/{}\t{}\t×{}\t{}",
+        event_time(e).map_or_else(|| "-".to_string(), |t| t.to_string()),
+        e.type_.as_deref().unwrap_or("-"),
+        e.metadata.namespace.as_deref().unwrap_or("-"),
+        o.kind.as_deref().unwrap_or("-"),
+        o.name.as_deref().unwrap_or("-"),
+        e.reason.as_deref().unwrap_or("-"),
+        e.count.unwrap_or(1),
+        e.message.as_deref().unwrap_or("").replace('\n', " ")
     )
 }
 
@@ -268,6 +322,39 @@ mod tests {
     }
 
     #[test]
+    fn events_read_like_kubectl_get_events_oldest_first() {
+        let event = |v: serde_json::Value| -> Event { serde_json::from_value(v).unwrap() };
+        let late = event(serde_json::json!({
+            "metadata": {"namespace": "monitoring", "name": "p.1"},
+            "involvedObject": {"kind": "Pod", "name": "prometheus-e2e-0"},
+            "type": "Warning", "reason": "BackOff", "count": 4,
+            "lastTimestamp": "2026-11-26T10:00:05Z",
+            "message": "Back-off restarting failed container\nprometheus"
+        }));
+        let early = event(serde_json::json!({
+            "metadata": {"namespace": "default", "name": "o.1", "creationTimestamp": "2026-11-26T09:59:00Z"},
+            "involvedObject": {"kind": "Deployment", "name": "prometheus-operator"},
+            "type": "Normal", "reason": "ScalingReplicaSet"
+        }));
+        let micro = event(serde_json::json!({
+            "metadata": {"namespace": "kube-system", "name": "k.1"},
+            "involvedObject": {"kind": "Node", "name": "worker"},
+            "eventTime": "2026-11-26T10:00:00.123456Z", "reason": "Starting"
+        }));
+        let mut all = [late, early, micro];
+        all.sort_by_key(event_time);
+        let lines: Vec<String> = all.iter().map(event_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "2026-11-26T09:59:00Z\tNormal\tdefault\tDeployment/prometheus-operator\tScalingReplicaSet\t×1\t",
+                "2026-11-26T10:00:00.123456Z\t-\tkube-system\tNode/worker\tStarting\t×1\t",
+                "2026-11-26T10:00:05Z\tWarning\tmonitoring\tPod/prometheus-e2e-0\tBackOff\t×4\tBack-off restarting failed container prometheus",
+            ]
+        );
+    }
+
+    #[test]
     fn collects_operator_and_monitoring_pods_only() {
         let pod = |ns: &str, name: &str| -> Pod {
             serde_json::from_value(serde_json::json!({"metadata": {"namespace": ns, "name": name}}))
@@ -303,6 +390,7 @@ mod tests {
             "prometheus-targets.json",
             "servicemonitor.yaml",
             "kubelet-service.yaml",
+            "events",
         ] {
             assert!(errors.contains(item), "{item} missing from {errors}");
         }

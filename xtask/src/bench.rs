@@ -1,5 +1,9 @@
 //! `cargo xtask bench coverage`: the coverage-check benchmark against a real Prometheus
 //! (overhead over Prometheus's own answer, scale to 50,000 pods, peak memory, time to green).
+//! `cargo xtask bench build`: build times in fresh target directories and dependencies built
+//! twice ([`build`]).
+
+pub mod build;
 
 use anyhow::Result;
 use std::process::ExitCode;
@@ -17,6 +21,12 @@ enum What {
     /// pods: time, requests, peak memory) and time to green (`cargo bench -p e2e --bench coverage`;
     /// `E2E_BENCH_SIZES=1000,10000` picks sizes). Exits non-zero when a target fails.
     Coverage,
+    /// Build times in fresh target directories: a cold `cargo build -p xtask`, the extra compile
+    /// of the first `cargo xtask e2e --kubeconfig <twin>` after it, the build of `cargo xtask
+    /// test`; and every dependency built more than once across xtask, the tests and the twin.
+    /// `--features-only` compares only the resolved features (seconds). Exits non-zero when a
+    /// target fails.
+    Build(build::Args),
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -25,10 +35,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let sh = Shell::new()?;
             sh.change_dir(e2e::workspace_root());
             // Through std so the benchmark's live output and exit code reach the caller unchanged.
-            let status =
-                std::process::Command::from(cmd!(sh, "cargo bench -p e2e --bench coverage"))
-                    .status()?;
+            let status = crate::cargo::scrub(&mut std::process::Command::from(cmd!(
+                sh,
+                "cargo bench -p e2e --bench coverage"
+            )))
+            .status()?;
             Ok(crate::test::exit_code(status))
         }
+        What::Build(args) => build::run(args),
     }
 }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod capture;
+mod cargo;
 mod check;
 mod doctor;
 mod down;
@@ -36,7 +37,7 @@ enum Cmd {
     Test(test::Args),
     /// Build a local image: `image prometheus` packs the prometheus binary on PATH for the component tier.
     Image(image::Args),
-    /// Run a benchmark: `bench coverage` measures the coverage check from 1,000 to 50,000 pods.
+    /// Run a benchmark: `bench coverage` (the coverage check from 1,000 to 50,000 pods), `bench build` (build times, dependencies built twice).
     Bench(bench::Args),
     /// The test matrix (fixtures/matrix.toml): a table, one `--cell`, or `--json` for GitHub Actions.
     Matrix(matrix::Args),

@@ -20,6 +20,9 @@ pub struct Args {
     /// Show one cell in detail: pinned URLs and digests, cluster name, how to run it.
     #[arg(long, value_name = "CELL")]
     cell: Option<String>,
+    /// Print only the default cell's name (what `cargo xtask e2e` runs without `--cell`).
+    #[arg(long, conflicts_with_all = ["json", "cell"])]
+    default: bool,
     /// Matrix file to read instead of `fixtures/matrix.toml`.
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
@@ -30,6 +33,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(path) => Matrix::load(path)?,
         None => Matrix::load_default()?,
     };
+    if args.default {
+        println!("{}", matrix.default_cell().name);
+        return Ok(ExitCode::SUCCESS);
+    }
     let out = match (&args.cell, args.json) {
         (Some(name), true) => serde_json::to_string_pretty(matrix.cell(name)?)?,
         (Some(name), false) => detail(&matrix, matrix.cell(name)?),

@@ -304,10 +304,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let filter = skipped_filter(&user_filters, input);
         // The user's name filters too, or the skip list names tests they did not select.
         let names = names_and_libtest_args(&others);
-        let out = std::process::Command::from(cmd!(
+        let out = crate::cargo::scrub(&mut std::process::Command::from(cmd!(
             sh,
             "cargo nextest list --workspace --profile {profile} --message-format json -E {filter} {names...}"
-        ))
+        )))
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("running `cargo nextest list`")?;
@@ -327,10 +327,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(|f| vec!["-E".to_string(), f])
         .unwrap_or_default();
     // Run through std so nextest's exit code (and its live output) reach the caller unchanged.
+    // Scrubbed, so the test build is the one `cargo build -p xtask` from a shell shares.
     let mut command = std::process::Command::from(cmd!(
         sh,
         "cargo nextest run --workspace --profile {profile} {filter_args...} {others...}"
     ));
+    crate::cargo::scrub(&mut command);
     command.env("E2E_OPERATOR_BUNDLE", &bundle);
     command.envs(found);
     let status = command.status()?;

@@ -433,3 +433,116 @@ fn doctor_finds_nothing_on_a_healthy_twin_and_each_breakage_on_purpose() {
     );
     doctor_until(&kc, "servicemonitor-missing", 1);
 }
+
+/// Ids of the containers carrying this twin's run label (only the ones this test started:
+/// other tests and engineers run containers labelled `io.pod-metrics-e2e` at the same time).
+fn containers_labelled(run: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={run}")])
+        .output()
+        .expect("docker ps");
+    assert!(out.status.success(), "docker ps: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// `cargo xtask twin` is one process with the twin (exec, not a waiting parent): SIGTERM to the
+/// wrapper's pid stops the twin, which removes its Prometheus container and the kubeconfig.
+#[test]
+fn sigterm_to_cargo_xtask_twin_leaves_no_container_and_no_kubeconfig() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kc = tmp.path().join("twin.kubeconfig");
+    let log = tmp.path().join("twin.log");
+    let mut child = xtask(
+        tmp.path(),
+        &[
+            "twin",
+            "--profile",
+            "1.21",
+            "--kubeconfig-out",
+            kc.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    let stop = |child: &mut std::process::Child| {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // The twin prints its kubeconfig and its containers' run label once its API answers (a
+    // build of the twin binary may come first).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let run_label = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(label) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("containers: label "))
+        {
+            break label.trim().to_string();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the twin exited ({status}) before it started:\n{text}");
+        }
+        if Instant::now() > deadline {
+            stop(&mut child);
+            panic!("the twin did not start within 600 s:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        run_label.starts_with(&format!("{}=twin-", testkit::RUN_LABEL)),
+        "{run_label}"
+    );
+    assert!(kc.exists());
+
+    // A Prometheus CR, so the twin runs a real Prometheus container.
+    let installed = runtime().block_on(async {
+        let timeout = Duration::from_secs(120);
+        let client = e2e::k8s::client::kube_client(&kc).await?;
+        let b = e2e::operator::Bundle::parse(&std::fs::read(bundle())?)?;
+        e2e::operator::install(&client, &b, timeout).await?;
+        e2e::install::apply_prometheus(&client, timeout).await?;
+        anyhow::Ok(())
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while installed.is_ok() && containers_labelled(&run_label).is_empty() {
+        if Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let before = containers_labelled(&run_label);
+    let status = stop(&mut child);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    installed.unwrap_or_else(|e| panic!("installing the operator and Prometheus: {e:#}\n{text}"));
+    assert!(
+        !before.is_empty(),
+        "no container with {run_label} after the Prometheus CR was applied:\n{text}"
+    );
+    let status = status.unwrap_or_else(|| panic!("the twin ignored SIGTERM for 60 s:\n{text}"));
+    assert!(
+        text.contains("stopping the twin"),
+        "exit {status}, no orderly stop:\n{text}"
+    );
+    let left = containers_labelled(&run_label);
+    assert!(left.is_empty(), "containers left behind: {left:?}\n{text}");
+    assert!(!kc.exists(), "the kubeconfig was left behind");
+}

@@ -77,7 +77,15 @@ async fn run(args: Args) -> Result<()> {
     let mut opts = TwinOptions::new(args.profile);
     opts.nodes = args.nodes;
     opts.name = args.name;
-    let twin = Twin::start(opts).await.context("starting the twin")?;
+    // Listening before anything starts: a SIGTERM during start-up (a `timeout`, a CI cancel)
+    // stops the start and drops what it made, instead of killing the process mid-way.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let twin = tokio::select! {
+        twin = Twin::start(opts) => twin.context("starting the twin")?,
+        _ = term.recv() => bail!("stopped by SIGTERM while starting"),
+        _ = int.recv() => bail!("stopped by SIGINT while starting"),
+    };
     // The API answers once start returns; prove it with one request before writing the file.
     let client = e2e::k8s::client::kube_client(&twin.kubeconfig_path()).await?;
     client
@@ -86,12 +94,12 @@ async fn run(args: Args) -> Result<()> {
         .context("the twin's API does not answer")?;
     twin.write_kubeconfig(&args.out)?;
     eprintln!(
-        "twin {} (Kubernetes {} stand-in) at {}\nkubeconfig: {}\n  cargo xtask e2e --kubeconfig {}\n  cargo xtask doctor --kubeconfig {}\nCtrl-C stops it.",
-        args.profile.git_version(), args.profile, twin.url(), args.out.display(), args.out.display(), args.out.display()
+        "twin {} (Kubernetes {} stand-in) at {}\nkubeconfig: {}\n  cargo xtask e2e --kubeconfig {}\n  cargo xtask doctor --kubeconfig {}\ncontainers: label {}={}\nCtrl-C (or SIGTERM) stops it.",
+        args.profile.git_version(), args.profile, twin.url(), args.out.display(), args.out.display(), args.out.display(),
+        testkit::RUN_LABEL, twin.datapath().map_or("none", |d| d.run_id())
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
     eprintln!(
