@@ -11,7 +11,7 @@
 //! matrix          host (preflight)   k8s::{client,       pods              artifacts
 //! plan            docker             manifests, apply,   prometheus        diagnose
 //! pins            kind               wait}               kubeproxy         redact
-//! workdir                            operator, install   coverage
+//! workdir                            operator, install   coverage, assert
 //!                                    scrape_config,      relabel
 //! run: drives the steps in order      (the operator's job)
 //! ```
@@ -21,7 +21,8 @@
 //! - **The cluster:** [`host`] (what kind needs from this machine), [`docker`], [`kind`].
 //! - **Install:** [`k8s`] (client, manifests, server-side apply, waits), [`operator`] (the
 //!   pinned bundle and the kubelet Service it writes), [`install`] (this repository's manifests).
-//! - **Assert:** [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
+//! - **Assert:** [`assert`] (the checks against each Prometheus replica, in-process, and their
+//!   JUnit report), [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
 //!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
 //!   [`relabel`] (the job the operator generates and what Prometheus does with it), [`discovery`]
 //!   (the labels Kubernetes discovery gives each target).
@@ -32,6 +33,7 @@
 //! - [`lifecycle`] drives the phases of `cargo xtask e2e`; [`image`] builds the local Prometheus image.
 
 pub mod artifacts;
+pub mod assert;
 pub mod capture;
 pub mod coverage;
 pub mod diagnose;

@@ -1,18 +1,17 @@
 //! `cargo xtask e2e`: the cluster tier (kind → prometheus-operator → Prometheus → ServiceMonitor →
-//! workloads → cluster tests → teardown). The work is in `e2e::lifecycle::run`; this file maps flags.
+//! workloads → assert → teardown). The work is in `e2e::lifecycle::run`; this file maps flags.
 
-use anyhow::{bail, Context, Result};
-use e2e::lifecycle::plan::{PhaseId, NEXTEST_ARGS};
-use e2e::lifecycle::run::{self, AssertContext, Options};
+use anyhow::{Context, Result};
+use e2e::assert::CheckResult;
+use e2e::lifecycle::plan::PhaseId;
+use e2e::lifecycle::run::{self, Options};
 use e2e::matrix::Matrix;
-use futures::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
-use xshell::{cmd, Shell};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -95,14 +94,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// How `cargo xtask e2e` shows the run: a spinner per phase on a terminal, plain lines otherwise
-/// (CI logs); and how it asserts: the cluster tests under `cargo nextest`.
-struct Terminal {
+/// (CI logs), and a line per check of the assert phase.
+pub(crate) struct Terminal {
     spinner: bool,
     current: Mutex<Option<ProgressBar>>,
 }
 
 impl Terminal {
-    fn new(verbose: bool) -> Self {
+    pub(crate) fn new(verbose: bool) -> Self {
         // With -v, kind's own output streams to the terminal and would tear a spinner apart.
         Terminal {
             spinner: std::io::stderr().is_terminal() && !verbose,
@@ -113,8 +112,8 @@ impl Terminal {
 
 impl run::Frontend for Terminal {
     fn phase_started(&self, id: PhaseId) {
-        // nextest and teardown print their own lines, which a spinner would overwrite.
-        if self.spinner && !matches!(id, PhaseId::Assert | PhaseId::Teardown) {
+        // Teardown prints its own lines, which a spinner would overwrite.
+        if self.spinner && id != PhaseId::Teardown {
             let pb = ProgressBar::new_spinner();
             pb.set_style(
                 ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
@@ -141,36 +140,13 @@ impl run::Frontend for Terminal {
         eprintln!("{line}");
     }
 
-    /// The cluster tests are ordinary test binaries run by nextest (its e2e profile writes the
-    /// JUnit report CI uploads), so a user can rerun them by hand with the same `E2E_*` variables.
-    fn assert<'a>(&'a self, ctx: &'a AssertContext) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let sh = Shell::new()?;
-            sh.change_dir(e2e::workspace_root());
-            for (key, value) in ctx.env() {
-                sh.set_var(key, value);
-            }
-            let args = &NEXTEST_ARGS[1..];
-            let mut command = tokio::process::Command::from(std::process::Command::from(cmd!(
-                sh,
-                "cargo {args...}"
-            )));
-            command
-                .kill_on_drop(true)
-                .stdin(std::process::Stdio::null());
-            let status = command
-                .status()
-                .await
-                .context("running `cargo nextest run --profile e2e --run-ignored only`")?;
-            if !status.success() {
-                bail!(
-                    "the cluster tests failed ({status}); see the nextest output above, {}/coverage.json and \
-                     target/nextest/e2e/junit.xml",
-                    e2e::workdir::display_path(&ctx.artifacts)
-                );
-            }
-            Ok(())
-        })
+    fn check_done(&self, result: &CheckResult) {
+        let line = format!("  {}", result.line());
+        match self.current.lock().expect("progress lock").as_ref() {
+            // Above the spinner, which keeps turning below.
+            Some(pb) => pb.println(line),
+            None => eprintln!("{line}"),
+        }
     }
 }
 

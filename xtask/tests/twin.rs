@@ -1,7 +1,7 @@
 //! The main job and the doctor against the cluster twin (testkit), started in-process:
 //! `cargo xtask e2e --kubeconfig <twin>` runs phases 3–8 unchanged — the real v0.48.1 bundle
 //! (`E2E_OPERATOR_BUNDLE`), `manifests/prometheus/`, the ServiceMonitor of the cell's variant,
-//! the workloads, the cluster test binary through nested `cargo nextest` and the service proxy,
+//! the workloads, the assert phase's checks in-process through the pod proxy, `junit.xml`,
 //! artifacts and `summary.md` — for each profile and both variants; the default (kind) path
 //! with a stand-in `kind` whose `create cluster` starts a twin (the `twin` binary); and
 //! `cargo xtask doctor` on a healthy twin and on twins broken on purpose.
@@ -26,18 +26,12 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// xtask with a clean environment: its own work dir, no kubeconfig in reach, no outer nextest.
+/// xtask with a clean environment: its own work dir, no kubeconfig in reach.
 fn xtask(work: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(XTASK);
     cmd.args(args)
         .env("E2E_WORK_DIR", work)
-        .env_remove("KUBECONFIG")
-        .env_remove("E2E_KUBECONFIG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("NEXTEST") || k == "RUST_TEST_THREADS" {
-            cmd.env_remove(k);
-        }
-    }
+        .env_remove("KUBECONFIG");
     cmd.current_dir(e2e::workspace_root()).stdin(Stdio::null());
     cmd
 }
@@ -93,6 +87,9 @@ fn main_job(profile: Profile, cell: &str) {
         summary.contains(": passed") && summary.contains("### Coverage"),
         "{summary}"
     );
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 4, "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
     let coverage: Value = serde_json::from_str(
         &std::fs::read_to_string(run_dir.join("artifacts/coverage.json")).unwrap(),
     )

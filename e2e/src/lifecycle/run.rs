@@ -7,6 +7,7 @@
 
 use super::preflight::{explain_create_failure, preflight};
 use super::teardown::{teardown, write_summary};
+use crate::assert::CheckResult;
 use crate::kind::{self, Kind, KindPin};
 use crate::lifecycle::plan::{
     self, BundleChoice, DisplayPaths, Keep, Mode, PhaseId, Plan, PlanInput,
@@ -14,8 +15,7 @@ use crate::lifecycle::plan::{
 use crate::matrix::Cell;
 use crate::workdir::{self, RunPaths};
 use anyhow::{bail, Context, Result};
-use futures::future::BoxFuture;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
@@ -135,6 +135,7 @@ pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
             kubeconfig: d(&r.paths.kubeconfig),
             artifacts: d(&r.paths.artifacts),
             summary: d(&r.paths.summary),
+            junit: d(&r.paths.junit),
         },
         bundle,
         manifests: crate::k8s::manifests::manifest_digests()?,
@@ -211,43 +212,14 @@ pub(super) struct State {
 }
 
 /// What the caller of [`execute`] provides: how progress is shown (a spinner on a terminal,
-/// plain lines in CI) and how the assert phase runs the cluster tests. `cargo xtask e2e` spawns
-/// `cargo nextest` for the latter; tests stand in for both.
+/// plain lines in CI), phase by phase and, in the assert phase, check by check.
 pub trait Frontend: Send + Sync {
     /// A phase starts.
     fn phase_started(&self, id: PhaseId);
     /// A phase ended after `took`, `ok` or not.
     fn phase_done(&self, id: PhaseId, took: Duration, ok: bool);
-    /// Runs the cluster tests against the installed cluster.
-    ///
-    /// # Errors
-    /// The tests failed or could not run; the message says where their output is.
-    fn assert<'a>(&'a self, ctx: &'a AssertContext) -> BoxFuture<'a, Result<()>>;
-}
-
-/// What the assert phase knows: the environment the cluster tests read (`E2E_*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssertContext {
-    /// `E2E_KUBECONFIG`.
-    pub kubeconfig: PathBuf,
-    /// `E2E_CELL`.
-    pub cell: String,
-    /// `E2E_ARTIFACTS_DIR` (created before the tests run).
-    pub artifacts: PathBuf,
-    /// `E2E_METRICS`: the metrics every running container must have, comma-separated.
-    pub metrics: String,
-}
-
-impl AssertContext {
-    /// The `E2E_*` variables, in the order the plan prints them.
-    pub fn env(&self) -> [(&'static str, std::ffi::OsString); 4] {
-        [
-            ("E2E_KUBECONFIG", self.kubeconfig.clone().into()),
-            ("E2E_CELL", self.cell.clone().into()),
-            ("E2E_ARTIFACTS_DIR", self.artifacts.clone().into()),
-            ("E2E_METRICS", self.metrics.clone().into()),
-        ]
-    }
+    /// A check of the assert phase ended (its [`CheckResult::line`] is what to print).
+    fn check_done(&self, result: &CheckResult);
 }
 
 /// Runs one phase between the frontend's lines; returns its duration and result.
@@ -370,11 +342,7 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
         PhaseId::Workloads,
         crate::install::apply_workloads(&client, timeout)
     );
-    let kubeconfig = state
-        .kubeconfig
-        .clone()
-        .expect("cluster phase sets the kubeconfig");
-    phase!(PhaseId::Assert, assert_phase(r, &kubeconfig, frontend));
+    phase!(PhaseId::Assert, assert_phase(r, &client, frontend));
     Ok(())
 }
 
@@ -415,17 +383,42 @@ async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
     Ok(crate::k8s::wait::wait_nodes_ready(&client, r.opts.timeout).await?)
 }
 
-async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path, frontend: &dyn Frontend) -> Result<()> {
-    std::fs::create_dir_all(&r.paths.artifacts)
-        .with_context(|| format!("creating {}", r.paths.artifacts.display()))?;
-    let ctx = AssertContext {
-        kubeconfig: kubeconfig.to_path_buf(),
-        cell: r.cell.name.clone(),
+/// What the assert phase checks for our own manifests: Prometheus `monitoring/e2e`, the cell's
+/// ServiceMonitor variant and metrics, and a running pod in each namespace we put one in.
+pub fn our_assert_spec(cell: &Cell) -> crate::assert::Spec {
+    crate::assert::Spec {
+        prometheuses: vec![crate::assert::PrometheusRef::new(
+            crate::install::PROMETHEUS_NAMESPACE,
+            crate::install::PROMETHEUS_NAME,
+        )],
+        metrics: cell.metrics.clone(),
+        ours: Some(cell.servicemonitor),
+        namespaces: [
+            "kube-system",
+            crate::install::PROMETHEUS_NAMESPACE,
+            "pme2e-apps",
+            "pme2e-batch",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
+}
+
+async fn assert_phase(
+    r: &Resolved<'_>,
+    client: &kube::Client,
+    frontend: &dyn Frontend,
+) -> Result<()> {
+    let spec = our_assert_spec(r.cell);
+    let outputs = super::verify::Outputs {
+        junit: r.paths.junit.clone(),
         artifacts: r.paths.artifacts.clone(),
-        // The cell's metrics, or `--metric`'s: the cluster test checks each.
-        metrics: plan::metrics_env(&r.cell.metrics),
     };
-    frontend.assert(&ctx).await
+    super::verify::verify(client, &spec, r.opts.timeout, &outputs, &mut |c| {
+        frontend.check_done(c)
+    })
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

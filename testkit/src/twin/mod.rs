@@ -10,6 +10,7 @@ pub mod controllers;
 pub mod datapath;
 pub mod discovery;
 pub mod node_proxy;
+pub mod pod_proxy;
 pub mod profile;
 pub mod proxy;
 pub mod registry;

@@ -27,7 +27,7 @@ pub enum PhaseId {
     ServiceMonitor,
     /// `fixtures/workloads/`, their pods Running.
     Workloads,
-    /// The cluster tests.
+    /// The checks against each Prometheus replica, in-process.
     Assert,
     /// Artifacts on failure, the cluster deleted unless kept, `summary.md`.
     Teardown,
@@ -167,6 +167,8 @@ pub struct DisplayPaths {
     pub artifacts: String,
     /// `summary.md`.
     pub summary: String,
+    /// The assert phase's `junit.xml`.
+    pub junit: String,
 }
 
 /// One phase and what it does, one line per step (`$ …` lines are commands run verbatim).
@@ -189,21 +191,7 @@ pub struct Plan {
     pub phases: Vec<Phase>,
 }
 
-/// The command line of the assert phase (phase 7). The cluster tests are `#[ignore]`d so that
-/// plain `cargo test` passes without a cluster; here they are the only ones run.
-pub const NEXTEST_ARGS: [&str; 8] = [
-    "cargo",
-    "nextest",
-    "run",
-    "--workspace",
-    "--profile",
-    "e2e",
-    "--run-ignored",
-    "only",
-];
-
-/// The `E2E_METRICS` value the assert phase passes to the cluster tests: names joined by commas
-/// (what `MetricName::parse_list` reads back).
+/// Metric names joined by commas (what `MetricName::parse_list` reads back).
 pub fn metrics_env(metrics: &[crate::coverage::MetricName]) -> String {
     metrics
         .iter()

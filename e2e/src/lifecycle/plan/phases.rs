@@ -172,31 +172,44 @@ pub(super) fn applied(input: &PlanInput) -> Vec<Phase> {
     phases
 }
 
-/// 7. The cluster tests.
+/// 7. The checks, in-process, against each replica of our Prometheus.
 pub(super) fn assert(input: &PlanInput) -> Phase {
     let cell = input.cell;
     let kubeconfig = kubeconfig(input);
+    let ns = crate::install::PROMETHEUS_NAMESPACE;
+    let honor = cell.servicemonitor == crate::matrix::ServiceMonitorVariant::HonorLabels;
     let steps = vec![
         format!(
-            "$ E2E_KUBECONFIG={kubeconfig} E2E_CELL={} E2E_ARTIFACTS_DIR={} E2E_METRICS={} {}",
-            cell.name,
-            input.paths.artifacts,
-            metrics_env(&cell.metrics),
-            NEXTEST_ARGS.join(" ")
+            "Prometheus {ns}/{}: each replica, through the API server's pod proxy (/api/v1/namespaces/{ns}/pods/<pod>:9090/proxy):",
+            crate::install::PROMETHEUS_NAME
+        ),
+        format!("  {}", crate::assert::Check::Replicas.title()),
+        format!(
+            "  {}: serviceMonitor/kube-system/cadvisor/0 with /metrics/cadvisor, https, the service account token, insecure_skip_verify, honor_labels {honor}",
+            crate::assert::Check::JobLoaded.title()
         ),
         format!(
-            "every Running pod's containers must have a series of each metric in Prometheus \
-             (queried through the API server's service proxy): {}",
+            "  {}: https://<node>:10250/metrics/cadvisor",
+            crate::assert::Check::TargetsPerNode.title()
+        ),
+        format!(
+            "  {} ({} label): {}",
+            crate::assert::Check::Coverage.title(),
+            if honor { "namespace" } else { "exported_namespace" },
             metrics_env(&cell.metrics).replace(',', ", ")
         ),
         format!(
-            "writes {}/coverage.json; JUnit XML in target/nextest/e2e/junit.xml",
-            input.paths.artifacts
+            "writes {} and {}/coverage.json (diagnose.json when a check fails)",
+            input.paths.junit, input.paths.artifacts
+        ),
+        format!(
+            "rerun them alone: cargo xtask assert --kubeconfig {kubeconfig} --cell {}",
+            cell.name
         ),
     ];
     Phase {
         id: PhaseId::Assert,
-        title: "cluster tests (nextest profile e2e)".into(),
+        title: "checks against each Prometheus replica (in-process)".into(),
         steps,
     }
 }

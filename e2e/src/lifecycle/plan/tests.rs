@@ -20,6 +20,7 @@ fn input<'a>(cell: &'a Cell, mode: Mode, keep: Keep) -> PlanInput<'a> {
             kubeconfig: format!("target/e2e/{name}/kubeconfig"),
             artifacts: format!("target/e2e/{name}/artifacts"),
             summary: format!("target/e2e/{name}/summary.md"),
+            junit: format!("target/e2e/{name}/junit.xml"),
         },
         cluster_name: name,
         bundle: BundleChoice::Pinned {
@@ -65,8 +66,8 @@ fn create_plan_names_every_pin() {
         "sha256 aa",
         "sha256 bb",
         "sha256 cc",
-        "E2E_KUBECONFIG=target/e2e/",
-        "cargo nextest run --workspace --profile e2e --run-ignored only",
+        "cargo xtask assert --kubeconfig target/e2e/",
+        "pods/<pod>:9090/proxy",
     ] {
         assert!(text.contains(needle), "plan lacks {needle:?}:\n{text}");
     }
@@ -95,7 +96,10 @@ fn existing_cluster_plan_never_creates_or_deletes() {
             && !text.contains("docker info"),
         "{text}"
     );
-    assert!(text.contains("E2E_KUBECONFIG=/k "), "{text}");
+    assert!(
+        text.contains("cargo xtask assert --kubeconfig /k "),
+        "{text}"
+    );
 }
 
 #[test]
