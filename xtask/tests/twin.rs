@@ -140,6 +140,59 @@ fn main_job_1_27_honorlabels() {
     main_job(Profile::V1_27, "kind0.11-k8s1.21-honorlabels");
 }
 
+/// `--timeout` bounds each phase, not each step in it (issue 19): in the operator phase the
+/// apply and the operator's Deployment (pods start after 4 s here) use part of it, and the wait
+/// for the kubelet Service, whose Endpoints answer 503 throughout, gets only the rest; it fails
+/// with the last error it saw.
+#[test]
+fn the_timeout_bounds_each_phase_not_each_wait_in_it() {
+    let rt = runtime();
+    let mut opts = TwinOptions::new(Profile::V1_21);
+    opts.timing.pod_start = Duration::from_secs(4);
+    let twin = rt.block_on(Twin::start(opts)).unwrap();
+    twin.cluster().faults.inject(
+        Some(axum::http::Method::GET),
+        "/namespaces/kube-system/endpoints/kubelet",
+        503,
+        100_000,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let kc = twin.kubeconfig_path();
+    let timeout = 10.0;
+    let out = run(&mut xtask(
+        work.path(),
+        &[
+            "e2e",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--operator-bundle",
+            &bundle(),
+            "--timeout",
+            "10s",
+        ],
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("[3/8] operator FAILED ("))
+        .unwrap_or_else(|| panic!("the operator phase did not fail: {err}"));
+    let took: f64 = line
+        .trim_start_matches("[3/8] operator FAILED (")
+        .trim_end_matches("s)")
+        .parse()
+        .unwrap();
+    // The Deployment alone took about 4 s; a fresh 10 s for the next wait would end past 14 s.
+    assert!(
+        (timeout - 0.5..timeout + 2.5).contains(&took),
+        "the phase took {took}s, its deadline was {timeout}s: {err}"
+    );
+    assert!(
+        err.contains("kube-system/kubelet") && err.contains("503"),
+        "the failure names the wait and its last error: {err}"
+    );
+}
+
 /// A stand-in `kind` whose `create cluster` starts the `twin` binary and waits for its
 /// kubeconfig; `delete cluster` stops it (SIGTERM: it removes its containers and kubeconfig).
 const TWIN_KIND: &str = r#"#!/bin/sh

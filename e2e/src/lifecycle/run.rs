@@ -304,9 +304,14 @@ pub async fn execute(cell: &Cell, opts: &Options, frontend: &dyn Frontend) -> Re
 type PhaseResult = std::result::Result<(), (PhaseId, anyhow::Error)>;
 
 async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) -> PhaseResult {
+    // `--timeout` bounds each phase: every step of a phase gets what is left of the phase's own
+    // deadline, never the whole timeout again (issue 19).
     let timeout = r.opts.timeout;
     macro_rules! phase {
-        ($id:expr, $body:expr) => {{
+        ($id:expr, |$left:ident| $body:expr) => {{
+            let deadline = Instant::now() + timeout;
+            #[allow(unused_variables)]
+            let $left = move || crate::k8s::wait::remaining(deadline);
             let (took, res) = run_phase(frontend, $id, $body).await;
             state.timings.push(($id, took, res.is_ok()));
             if let Err(err) = res {
@@ -315,34 +320,39 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
         }};
     }
 
-    phase!(PhaseId::Cluster, cluster_phase(r, state));
+    // `kind create` bounds itself (`--wait`); the phase's deadline covers what we wait for.
+    phase!(PhaseId::Cluster, |left| cluster_phase(r, state));
     let client = state.client.clone().expect("cluster phase sets the client");
     let preloaded = state.bundle.take();
     let cache = r.work_dir.join("cache");
-    phase!(PhaseId::Operator, async {
+    phase!(PhaseId::Operator, |left| async {
         let bundle = match preloaded {
             Some(bundle) => bundle,
             None => {
                 let src = crate::operator::BundleSource::for_cell(r.cell, None);
-                crate::operator::load_bundle(&src, &cache, timeout).await?
+                crate::operator::load_bundle(&src, &cache, left()).await?
             }
         };
-        crate::operator::install(&client, &bundle, timeout).await?;
-        Ok(crate::operator::wait_kubelet_service(&client, timeout).await?)
+        crate::operator::install(&client, &bundle, left()).await?;
+        Ok(crate::operator::wait_kubelet_service(&client, left()).await?)
     });
     phase!(
         PhaseId::Prometheus,
-        crate::install::apply_prometheus(&client, timeout)
+        |left| crate::install::apply_prometheus(&client, left())
     );
-    phase!(
-        PhaseId::ServiceMonitor,
-        crate::install::apply_servicemonitor(&client, r.cell.servicemonitor, timeout)
-    );
-    phase!(
-        PhaseId::Workloads,
-        crate::install::apply_workloads(&client, timeout)
-    );
-    phase!(PhaseId::Assert, assert_phase(r, &client, frontend));
+    phase!(PhaseId::ServiceMonitor, |left| {
+        crate::install::apply_servicemonitor(&client, r.cell.servicemonitor, left())
+    });
+    phase!(PhaseId::Workloads, |left| crate::install::apply_workloads(
+        &client,
+        left()
+    ));
+    phase!(PhaseId::Assert, |left| assert_phase(
+        r,
+        &client,
+        left(),
+        frontend
+    ));
     Ok(())
 }
 
@@ -380,6 +390,7 @@ async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
         // Not our cluster: phases 3–8 only (a real cluster may well have a NotReady node).
         return Ok(());
     }
+    // After `kind create`, which waits for the control plane itself (its `--wait`).
     Ok(crate::k8s::wait::wait_nodes_ready(&client, r.opts.timeout).await?)
 }
 
@@ -407,6 +418,7 @@ pub fn our_assert_spec(cell: &Cell) -> crate::assert::Spec {
 async fn assert_phase(
     r: &Resolved<'_>,
     client: &kube::Client,
+    timeout: Duration,
     frontend: &dyn Frontend,
 ) -> Result<()> {
     let spec = our_assert_spec(r.cell);
@@ -414,7 +426,7 @@ async fn assert_phase(
         junit: r.paths.junit.clone(),
         artifacts: r.paths.artifacts.clone(),
     };
-    super::verify::verify(client, &spec, r.opts.timeout, &outputs, &mut |c| {
+    super::verify::verify(client, &spec, timeout, &outputs, &mut |c| {
         frontend.check_done(c)
     })
     .await?;
