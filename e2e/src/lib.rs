@@ -20,7 +20,8 @@
 //!   `--dry-run`), [`pins`] (download → sha256 → store), [`workdir`] (where files go).
 //! - **The cluster:** [`host`] (what kind needs from this machine), [`docker`], [`kind`].
 //! - **Install:** [`k8s`] (client, manifests, server-side apply, waits), [`operator`] (the
-//!   pinned bundle and the kubelet Service it writes), [`install`] (this repository's manifests).
+//!   pinned bundle and the kubelet Service it writes), [`install`] (this repository's manifests),
+//!   [`stack`] (someone's own stack instead: read, checked, applied, waited for).
 //! - **Assert:** [`assert`] (the checks against each Prometheus replica, in-process, and their
 //!   JUnit report), [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
 //!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
@@ -56,6 +57,7 @@ pub mod redact;
 pub mod relabel;
 pub mod replay;
 pub mod scrape_config;
+pub mod stack;
 pub mod workdir;
 pub mod yaml;
 

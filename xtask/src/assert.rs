@@ -17,6 +17,10 @@ pub struct Args {
     /// Matrix cell whose ServiceMonitor variant and metrics are expected (default: the default cell).
     #[arg(long, value_name = "NAME")]
     cell: Option<String>,
+    /// The stack the cluster runs (file, directory or `-`): assert in each of its Prometheus
+    /// objects (the cell's `stack` otherwise, when it has one).
+    #[arg(long, value_name = "PATH")]
+    stack: Option<PathBuf>,
     /// Assert in this Prometheus object only (`NAMESPACE/NAME`).
     #[arg(long, value_name = "NS/NAME")]
     prometheus: Option<PrometheusRef>,
@@ -46,7 +50,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.metrics.is_empty() {
         cell.metrics = args.metrics;
     }
-    let mut spec = e2e::lifecycle::run::our_assert_spec(&cell);
+    let stack = match (&args.stack, &cell.stack) {
+        (Some(p), _) => Some(e2e::stack::StackSource::from_arg(p)),
+        (None, Some(p)) => Some(e2e::stack::StackSource::Path(e2e::workspace_root().join(p))),
+        (None, None) => None,
+    };
+    let mut spec = match stack {
+        None => e2e::lifecycle::run::our_assert_spec(&cell),
+        Some(src) => {
+            let stack = e2e::stack::Stack::load(&src)?;
+            stack.check(args.prometheus.as_ref(), &|_, _, _| true, "")?;
+            stack.assert_spec(args.prometheus.as_ref(), &cell.metrics, !args.no_workloads)
+        }
+    };
     if let Some(p) = args.prometheus {
         spec.prometheuses = vec![p];
     }

@@ -42,7 +42,7 @@ pub struct Args {
     /// Print every phase, command, URL, sha256 and manifest digest; touch nothing, need no Docker.
     #[arg(long)]
     dry_run: bool,
-    /// Deadline of each wait (nodes Ready, operator Available, …): e.g. 300s, 5m.
+    /// Deadline of each phase (every wait in it shares it): e.g. 300s, 5m.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = crate::duration::parse)]
     timeout: std::time::Duration,
     /// A metric every running container must have a series of, instead of the cell's list
@@ -50,6 +50,18 @@ pub struct Args {
     /// repeat for several.
     #[arg(long = "metric", value_name = "NAME")]
     metrics: Vec<e2e::coverage::MetricName>,
+    /// Your prometheus-operator stack instead of the pinned bundle, manifests/prometheus/ and our
+    /// ServiceMonitor: a YAML file, a directory of YAML files, or - for stdin
+    /// (`kustomize build overlays/dev | cargo xtask e2e --stack -`). With --kubeconfig, the cluster
+    /// runs it already: nothing of it is applied.
+    #[arg(long, value_name = "PATH")]
+    stack: Option<PathBuf>,
+    /// Assert in this Prometheus of the stack only (NAMESPACE/NAME); default: each of the stack's.
+    #[arg(long, value_name = "NS/NAME")]
+    prometheus: Option<e2e::assert::PrometheusRef>,
+    /// Apply none of our workloads (fixtures/workloads/): assert on what runs already.
+    #[arg(long)]
+    no_workloads: bool,
     /// Stream kind's output and log debug details.
     #[arg(short, long)]
     verbose: bool,
@@ -76,6 +88,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         kind_config: args.kind_config.map(absolute).transpose()?,
         timeout: args.timeout,
         verbose: args.verbose,
+        stack: args
+            .stack
+            .map(|p| -> Result<_> {
+                Ok(if p.as_os_str() == "-" {
+                    e2e::stack::StackSource::Stdin
+                } else {
+                    e2e::stack::StackSource::Path(absolute(p)?)
+                })
+            })
+            .transpose()?,
+        prometheus: args.prometheus,
+        no_workloads: args.no_workloads,
     };
     if args.dry_run {
         print!("{}", run::plan(cell, &opts)?.render());

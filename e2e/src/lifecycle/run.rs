@@ -7,12 +7,13 @@
 
 use super::preflight::{explain_create_failure, preflight};
 use super::teardown::{teardown, write_summary};
-use crate::assert::CheckResult;
+use crate::assert::{CheckResult, PrometheusRef};
 use crate::kind::{self, Kind, KindPin};
 use crate::lifecycle::plan::{
     self, BundleChoice, DisplayPaths, Keep, Mode, PhaseId, Plan, PlanInput,
 };
 use crate::matrix::Cell;
+use crate::stack::{Stack, StackSource};
 use crate::workdir::{self, RunPaths};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -38,10 +39,37 @@ pub struct Options {
     pub operator_bundle: Option<PathBuf>,
     /// `--kind-config`: replaces the cell's kind config.
     pub kind_config: Option<PathBuf>,
-    /// Deadline of each wait.
+    /// Deadline of each phase.
     pub timeout: Duration,
     /// `-v`: stream kind's output.
     pub verbose: bool,
+    /// `--stack`: someone's stack instead of the bundle, `manifests/prometheus/` and our
+    /// ServiceMonitor (the cell's `stack` otherwise).
+    pub stack: Option<StackSource>,
+    /// `--prometheus NS/NAME`: assert in this Prometheus of the stack only.
+    pub prometheus: Option<PrometheusRef>,
+    /// `--no-workloads`: apply none of our workloads.
+    pub no_workloads: bool,
+}
+
+impl Options {
+    /// No cluster of its own, defaults everywhere: what tests start from.
+    pub fn new(timeout: Duration) -> Self {
+        Options {
+            name: None,
+            keep: false,
+            keep_on_failure: false,
+            reuse: false,
+            kubeconfig: None,
+            operator_bundle: None,
+            kind_config: None,
+            timeout,
+            verbose: false,
+            stack: None,
+            prometheus: None,
+            no_workloads: false,
+        }
+    }
 }
 
 impl Options {
@@ -74,6 +102,8 @@ pub(super) struct Resolved<'a> {
     pub(super) work_dir: PathBuf,
     pub(super) paths: RunPaths,
     pub(super) kind_config: PathBuf,
+    /// `--stack`, else the cell's `stack`.
+    pub(super) stack: Option<StackSource>,
 }
 
 fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
@@ -85,6 +115,21 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
         .clone()
         .unwrap_or_else(|| cell.default_cluster_name());
     kind::validate_cluster_name(&name)?;
+    let stack = opts.stack.clone().or_else(|| {
+        cell.stack
+            .as_ref()
+            .map(|p| StackSource::Path(crate::workspace_root().join(p)))
+    });
+    if stack.is_some() && opts.operator_bundle.is_some() {
+        bail!("--operator-bundle and --stack exclude each other: the stack brings its own operator (or the cluster runs one); drop --operator-bundle");
+    }
+    if stack.is_none() && opts.prometheus.is_some() {
+        bail!(
+            "--prometheus needs --stack: without a stack the run asserts in its own Prometheus {}/{}",
+            crate::install::PROMETHEUS_NAMESPACE,
+            crate::install::PROMETHEUS_NAME
+        );
+    }
     let work_dir = workdir::work_dir();
     let kind_config = match &opts.kind_config {
         Some(p) => p.clone(),
@@ -98,6 +143,7 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
         name,
         work_dir,
         kind_config,
+        stack,
     })
 }
 
@@ -141,6 +187,19 @@ pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
         manifests: crate::k8s::manifests::manifest_digests()?,
         timeout: opts.timeout,
         applied: applied_manifests(cell)?,
+        stack: match &r.stack {
+            Some(src) => {
+                let stack = Stack::load(src)?;
+                stack.check(opts.prometheus.as_ref(), &|_, _, _| true, "")?;
+                Some(plan::StackPlan::of(
+                    &stack,
+                    opts.kubeconfig.is_none(),
+                    &assert_spec(&r, Some(&stack)).prometheuses,
+                ))
+            }
+            None => None,
+        },
+        workloads: !opts.no_workloads,
     };
     Ok(plan::build(&input))
 }
@@ -196,6 +255,8 @@ pub(super) struct State {
     pub(super) kubeconfig: Option<PathBuf>,
     /// `--operator-bundle`, verified and parsed in preflight.
     pub(super) bundle: Option<crate::operator::Bundle>,
+    /// The stack, read and checked in preflight.
+    pub(super) stack: Option<Stack>,
     pub(super) timings: Vec<(PhaseId, Duration, bool)>,
     pub(super) failure: Option<(PhaseId, String)>,
     /// Host preflight: the warnings and notes as printed, and the findings for summary.md.
@@ -323,33 +384,65 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
     // `kind create` bounds itself (`--wait`); the phase's deadline covers what we wait for.
     phase!(PhaseId::Cluster, |left| cluster_phase(r, state));
     let client = state.client.clone().expect("cluster phase sets the client");
-    let preloaded = state.bundle.take();
-    let cache = r.work_dir.join("cache");
-    phase!(PhaseId::Operator, |left| async {
-        let bundle = match preloaded {
-            Some(bundle) => bundle,
-            None => {
-                let src = crate::operator::BundleSource::for_cell(r.cell, None);
-                crate::operator::load_bundle(&src, &cache, left()).await?
-            }
-        };
-        crate::operator::install(&client, &bundle, left()).await?;
-        Ok(crate::operator::wait_kubelet_service(&client, left()).await?)
-    });
-    phase!(
-        PhaseId::Prometheus,
-        |left| crate::install::apply_prometheus(&client, left())
-    );
-    phase!(PhaseId::ServiceMonitor, |left| {
-        crate::install::apply_servicemonitor(&client, r.cell.servicemonitor, left())
-    });
-    phase!(PhaseId::Workloads, |left| crate::install::apply_workloads(
-        &client,
-        left()
-    ));
+    match state.stack.clone() {
+        Some(stack) => {
+            let existing = r.opts.kubeconfig.is_some();
+            let spec = assert_spec(r, Some(&stack));
+            phase!(PhaseId::Operator, |left| async {
+                if state.kind_cluster && !state.created {
+                    // A reused kind cluster may serve kinds the stack's CRDs do not bring.
+                    crate::stack::install::check_against_cluster(
+                        &stack,
+                        r.opts.prometheus.as_ref(),
+                        &client,
+                    )
+                    .await?;
+                }
+                crate::stack::install::operator_phase(&client, &stack, !existing, left()).await
+            });
+            phase!(PhaseId::Prometheus, |left| {
+                crate::stack::install::prometheus_phase(&client, &stack, left())
+            });
+            phase!(PhaseId::ServiceMonitor, |left| {
+                crate::stack::install::servicemonitor_phase(&client, &spec.prometheuses, left())
+            });
+        }
+        None => {
+            let preloaded = state.bundle.take();
+            let cache = r.work_dir.join("cache");
+            phase!(PhaseId::Operator, |left| async {
+                let bundle = match preloaded {
+                    Some(bundle) => bundle,
+                    None => {
+                        let src = crate::operator::BundleSource::for_cell(r.cell, None);
+                        crate::operator::load_bundle(&src, &cache, left()).await?
+                    }
+                };
+                crate::operator::install(&client, &bundle, left()).await?;
+                Ok(crate::operator::wait_kubelet_service(&client, left()).await?)
+            });
+            phase!(
+                PhaseId::Prometheus,
+                |left| crate::install::apply_prometheus(&client, left())
+            );
+            phase!(PhaseId::ServiceMonitor, |left| {
+                crate::install::apply_servicemonitor(&client, r.cell.servicemonitor, left())
+            });
+        }
+    }
+    if r.opts.no_workloads {
+        eprintln!("{} skipped (--no-workloads)", PhaseId::Workloads.label());
+    } else {
+        phase!(PhaseId::Workloads, |left| crate::install::apply_workloads(
+            &client,
+            left()
+        ));
+    }
+    let spec = assert_spec(r, state.stack.as_ref());
     phase!(PhaseId::Assert, |left| assert_phase(
         r,
         &client,
+        &spec,
         left(),
         frontend
     ));
@@ -415,18 +508,34 @@ pub fn our_assert_spec(cell: &Cell) -> crate::assert::Spec {
     }
 }
 
+/// What the assert phase checks: our Prometheus, or each of the stack's (or `--prometheus`'s).
+fn assert_spec(r: &Resolved<'_>, stack: Option<&Stack>) -> crate::assert::Spec {
+    let mut spec = match stack {
+        Some(stack) => stack.assert_spec(
+            r.opts.prometheus.as_ref(),
+            &r.cell.metrics,
+            !r.opts.no_workloads,
+        ),
+        None => our_assert_spec(r.cell),
+    };
+    if r.opts.no_workloads {
+        spec.namespaces.retain(|ns| !ns.starts_with("pme2e-"));
+    }
+    spec
+}
+
 async fn assert_phase(
     r: &Resolved<'_>,
     client: &kube::Client,
+    spec: &crate::assert::Spec,
     timeout: Duration,
     frontend: &dyn Frontend,
 ) -> Result<()> {
-    let spec = our_assert_spec(r.cell);
     let outputs = super::verify::Outputs {
         junit: r.paths.junit.clone(),
         artifacts: r.paths.artifacts.clone(),
     };
-    super::verify::verify(client, &spec, timeout, &outputs, &mut |c| {
+    super::verify::verify(client, spec, timeout, &outputs, &mut |c| {
         frontend.check_done(c)
     })
     .await?;
@@ -442,15 +551,9 @@ mod tests {
     fn kubeconfig_and_reuse_exclude_each_other() {
         let m = Matrix::load_default().unwrap();
         let opts = Options {
-            name: None,
-            keep: false,
-            keep_on_failure: false,
             reuse: true,
             kubeconfig: Some("/k".into()),
-            operator_bundle: None,
-            kind_config: None,
-            timeout: Duration::from_secs(1),
-            verbose: false,
+            ..Options::new(Duration::from_secs(1))
         };
         let err = resolve(m.default_cell(), &opts)
             .err()

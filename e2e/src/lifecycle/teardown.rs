@@ -134,15 +134,9 @@ mod tests {
         // (keep, keep_on_failure) as the flags give them.
         let t = |outcome, created, keep, keep_on_failure| {
             let opts = Options {
-                name: None,
                 keep,
                 keep_on_failure,
-                reuse: false,
-                kubeconfig: None,
-                operator_bundle: None,
-                kind_config: None,
-                timeout: Duration::from_secs(1),
-                verbose: false,
+                ..Options::new(Duration::from_secs(1))
             };
             teardown_actions(outcome, created, opts.keep())
         };
