@@ -23,7 +23,7 @@
 //!   pinned bundle and the kubelet Service it writes), [`install`] (this repository's manifests),
 //!   [`stack`] (someone's own stack instead: read, checked, applied, waited for).
 //! - **Assert:** [`assert`] (the checks against each Prometheus replica, in-process, and their
-//!   JUnit report), [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
+//!   JUnit report), [`prometheuses`] (a cluster's Prometheus objects and their replicas), [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
 //!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
 //!   [`relabel`] (the job the operator generates and what Prometheus does with it), [`discovery`]
 //!   (the labels Kubernetes discovery gives each target).
@@ -53,6 +53,7 @@ pub mod operator;
 pub mod pins;
 pub mod pods;
 pub mod prometheus;
+pub mod prometheuses;
 pub mod redact;
 pub mod relabel;
 pub mod replay;

@@ -38,6 +38,13 @@ pub const KUBELET_LABELS: [(&str, &str); 3] = [
     ("app.kubernetes.io/managed-by", "prometheus-operator"),
 ];
 
+/// The tag of an image reference (`quay.io/x/y:v0.48.1@sha256:…` → `v0.48.1`).
+pub fn image_tag(image: &str) -> Option<String> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':').map(|(_, t)| t.to_string())
+}
+
 /// A parsed bundle: every object as JSON, in file order.
 #[derive(Debug, Clone)]
 pub struct Bundle {

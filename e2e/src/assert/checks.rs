@@ -10,10 +10,10 @@ use crate::k8s::wait::{poll_until, Waited};
 use crate::matrix::ServiceMonitorVariant;
 use crate::pods::RunningPod;
 use crate::prometheus::{PrometheusClient, Targets};
+pub use crate::prometheuses::{get_prometheus, monitoring_resource, ready_replicas, Replicas};
 use anyhow::Context;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::ApiResource;
 use kube::Client;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -26,17 +26,6 @@ const TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// Prometheus's `scrape_interval` when the Prometheus object sets none (prometheus-operator's
 /// default, v0.48.1 `pkg/prometheus/promcfg.go`).
 const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(30);
-
-/// The resource of `monitoring.coreos.com/v1` `kind` (e.g. `Prometheus`, `prometheuses`).
-pub fn monitoring_resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: "monitoring.coreos.com".into(),
-        version: "v1".into(),
-        api_version: "monitoring.coreos.com/v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
 
 fn result(
     check: Check,
@@ -73,23 +62,6 @@ pub async fn node_names(kube: &Client) -> anyhow::Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
-}
-
-/// The Prometheus object as JSON; `None` when it (or its CRD) does not exist.
-///
-/// # Errors
-/// The API server refuses the read for another reason.
-pub async fn get_prometheus(kube: &Client, prom: &PrometheusRef) -> anyhow::Result<Option<Value>> {
-    let api = Api::<DynamicObject>::namespaced_with(
-        kube.clone(),
-        &prom.namespace,
-        &monitoring_resource("Prometheus", "prometheuses"),
-    );
-    match api.get_opt(&prom.name).await {
-        Ok(obj) => Ok(obj.map(|o| serde_json::to_value(o).unwrap_or_default())),
-        Err(e) if crate::diagnose::resource_not_served(&e) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading Prometheus {prom}")),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,102 +142,6 @@ pub async fn replicas(
             vec![],
         ),
     }
-}
-
-/// What [`ready_replicas`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replicas {
-    /// `spec.replicas` (default 1).
-    pub wanted: usize,
-    /// The ready pods, by name.
-    pub ready: Vec<Replica>,
-    /// One line per pod of the Prometheus that is not ready.
-    pub not_ready: Vec<String>,
-}
-
-/// The pods of `prom`'s StatefulSet (owned by `prometheus-<name>`) among `pods`, split into ready
-/// and not.
-///
-/// # Errors
-/// The Prometheus is sharded (`spec.shards` > 1): each shard scrapes only part of the targets, so
-/// no single replica can be asked for every container.
-pub fn ready_replicas(prom: &PrometheusRef, obj: &Value, pods: &[Pod]) -> Result<Replicas, String> {
-    let shards = obj
-        .pointer("/spec/shards")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    if shards > 1 {
-        return Err(format!(
-            "Prometheus {prom} is sharded (spec.shards: {shards}): each shard scrapes a share of the \
-             targets, so no replica has every container's series; assert an unsharded Prometheus \
-             (--prometheus NS/NAME)"
-        ));
-    }
-    let wanted = obj
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
-        .max(0) as usize;
-    let sts = prom.statefulset();
-    let mut ready = Vec::new();
-    let mut not_ready = Vec::new();
-    let mut owned: Vec<&Pod> = pods
-        .iter()
-        .filter(|p| {
-            p.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.kind == "StatefulSet" && o.name == sts)
-        })
-        .collect();
-    owned.sort_by_key(|p| p.metadata.name.clone());
-    for pod in owned {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let status = pod.status.as_ref();
-        let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
-        let is_ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if running && is_ready && pod.metadata.deletion_timestamp.is_none() {
-            ready.push(Replica {
-                prometheus: prom.clone(),
-                pod: name,
-                port: web_port(pod),
-            });
-        } else {
-            not_ready.push(crate::pods::pod_summary(pod));
-        }
-    }
-    if wanted == 0 {
-        return Err(format!(
-            "Prometheus {prom} asks for 0 replicas (spec.replicas: 0): nothing serves its data"
-        ));
-    }
-    if ready.is_empty() && not_ready.is_empty() {
-        not_ready.push(format!(
-            "no pod of StatefulSet {}/{sts} (prometheus-operator creates it from the Prometheus object; check its log)",
-            prom.namespace
-        ));
-    }
-    Ok(Replicas {
-        wanted,
-        ready,
-        not_ready,
-    })
-}
-
-/// The `web` container port of the `prometheus` container (v0.48.1 statefulset.go: 9090).
-fn web_port(pod: &Pod) -> u16 {
-    pod.spec
-        .as_ref()
-        .into_iter()
-        .flat_map(|s| &s.containers)
-        .filter(|c| c.name == "prometheus")
-        .flat_map(|c| c.ports.iter().flatten())
-        .find(|p| p.name.as_deref() == Some("web"))
-        .and_then(|p| u16::try_from(p.container_port).ok())
-        .unwrap_or(9090)
 }
 
 // ---------------------------------------------------------------------------------------------

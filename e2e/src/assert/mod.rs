@@ -22,93 +22,10 @@ pub mod junit;
 
 use crate::coverage::{MetricName, MetricsReport};
 use crate::matrix::ServiceMonitorVariant;
-use crate::prometheus::PrometheusClient;
+pub use crate::prometheuses::{PrometheusRef, PrometheusRefError, Replica};
 use kube::Client;
 use serde::Serialize;
-use std::fmt;
 use std::time::{Duration, Instant};
-
-/// A Prometheus object: `namespace/name` (what `--prometheus NS/NAME` names).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct PrometheusRef {
-    /// `metadata.namespace`.
-    pub namespace: String,
-    /// `metadata.name`; the operator names its StatefulSet `prometheus-<name>`.
-    pub name: String,
-}
-
-impl PrometheusRef {
-    /// `namespace/name`.
-    pub fn new(namespace: &str, name: &str) -> Self {
-        PrometheusRef {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        }
-    }
-
-    /// The StatefulSet prometheus-operator keeps for it (shard 0; v0.48.1
-    /// `pkg/prometheus/statefulset.go` prometheusNameByShard).
-    pub fn statefulset(&self) -> String {
-        format!("prometheus-{}", self.name)
-    }
-}
-
-impl fmt::Display for PrometheusRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-/// `--prometheus` is not `NAMESPACE/NAME`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid Prometheus {0:?}: expected NAMESPACE/NAME of a monitoring.coreos.com/v1 Prometheus object, e.g. monitoring/k8s")]
-pub struct PrometheusRefError(pub String);
-
-impl std::str::FromStr for PrometheusRef {
-    type Err = PrometheusRefError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let valid = |p: &str| {
-            !p.is_empty()
-                && p.len() <= 253
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        };
-        match s.split_once('/') {
-            Some((ns, name)) if valid(ns) && valid(name) => Ok(PrometheusRef::new(ns, name)),
-            _ => Err(PrometheusRefError(s.to_string())),
-        }
-    }
-}
-
-/// One Prometheus server: a ready pod of a Prometheus's StatefulSet.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct Replica {
-    /// The Prometheus object it belongs to.
-    pub prometheus: PrometheusRef,
-    /// The pod, e.g. `prometheus-k8s-1`.
-    pub pod: String,
-    /// The container port of its `web` port (9090 unless the pod says otherwise).
-    pub port: u16,
-}
-
-impl Replica {
-    /// `namespace/pod`, the subject of its checks.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.prometheus.namespace, self.pod)
-    }
-
-    /// A client for this replica only, through the API server's pod proxy.
-    pub fn client(&self, kube: Client, retry_deadline: Duration) -> PrometheusClient {
-        crate::kubeproxy::pod_prometheus_client(
-            kube,
-            &self.prometheus.namespace,
-            &self.pod,
-            self.port,
-            retry_deadline,
-        )
-    }
-}
 
 /// The checks, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

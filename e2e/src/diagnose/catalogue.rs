@@ -85,7 +85,7 @@ kinds! {
     PROMETHEUS_UNREACHABLE = "prometheus-unreachable", Error,
         "the Prometheus HTTP API does not answer through the API server proxy",
         "the Prometheus pods are not ready (StatefulSet `prometheus-<name>`), or the `prometheus-operated` Service is in another namespace than the one queried",
-        "check `kubectl -n <namespace> get statefulset,pods` for the Prometheus, and pass `--prometheus-namespace` for the namespace of its Prometheus object";
+        "check `kubectl -n <namespace> get statefulset,pods` for the Prometheus, and `kubectl get prometheuses -A` for the Prometheus objects doctor asks (`--prometheus NS/NAME` picks one)";
     NO_SCRAPE_JOB = "no-scrape-job", Error,
         "Prometheus's loaded configuration has no scrape job for the ServiceMonitor",
         "the operator has not reconciled the ServiceMonitor into the Prometheus config yet (operator not running, lacking RBAC, or rejecting the ServiceMonitor), or the config reloader has not reloaded Prometheus",

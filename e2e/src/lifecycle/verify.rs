@@ -27,7 +27,7 @@ pub struct Verified {
     /// The checks' results and coverage reports.
     pub report: Report,
     /// Per diagnosed Prometheus replica (`ns/pod`, or `ns/name` when none answered), its findings.
-    pub diagnoses: Vec<(String, Vec<Finding>)>,
+    pub diagnoses: Vec<diagnose::Diagnosis>,
 }
 
 /// Runs the checks of `spec` within `timeout`, calling `on_result` as each ends, and writes the
@@ -55,9 +55,8 @@ pub async fn verify(
         });
     }
     let diagnoses = diagnose_failures(kube, spec, &report).await;
-    let all: Vec<Finding> = diagnoses.iter().flat_map(|(_, f)| f.clone()).collect();
     let diagnose_path = out.artifacts.join("diagnose.json");
-    let json = diagnose::to_json(&all);
+    let json = diagnose::to_json_per_prometheus(&diagnoses);
     write(&diagnose_path, &serde_json::to_string_pretty(&json)?)?;
     let mut msg = String::new();
     let failed: Vec<&CheckResult> = report.results.iter().filter(|r| !r.passed()).collect();
@@ -73,10 +72,8 @@ pub async fn verify(
             let _ = writeln!(msg, "    {line}");
         }
     }
-    for (subject, findings) in &diagnoses {
-        let _ = writeln!(msg, "diagnosis of {subject}:");
-        msg.push_str(&diagnose::render_text(findings));
-    }
+    msg.push_str("diagnosis of ");
+    msg.push_str(&diagnose::render_text_per_prometheus(&diagnoses));
     let _ = write!(
         msg,
         "(JUnit: {}; coverage: {}; diagnosis: {})",
@@ -123,51 +120,49 @@ fn write_coverage(report: &Report, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The diagnosis of each replica with a failed check, asked through its pod proxy; for a
-/// Prometheus none of whose replicas is ready, through the `prometheus-operated` Service of its
-/// namespace (which then says why it does not answer). Best effort: a diagnosis that fails is
-/// reported as its error.
+/// The diagnosis of each replica with a failed check, asked through its pod proxy, with link 2
+/// judged for its Prometheus alone; for a Prometheus none of whose replicas is ready, links 1–2 and
+/// why it cannot be asked. Best effort: a diagnosis that fails is reported as its error.
 async fn diagnose_failures(
     kube: &Client,
     spec: &Spec,
     report: &Report,
-) -> Vec<(String, Vec<Finding>)> {
+) -> Vec<diagnose::Diagnosis> {
     let pods = match crate::pods::list_running_pods(kube).await {
         Ok(p) => p,
-        Err(e) => return vec![("the cluster".into(), vec![unreadable(&e)])],
+        Err(e) => {
+            return vec![diagnose::Diagnosis {
+                prometheus: "the cluster".into(),
+                findings: vec![unreadable(&e)],
+            }]
+        }
     };
     let mut out = Vec::new();
     for replica in report.failed_replicas() {
-        let prom = replica.client(kube.clone(), Duration::from_secs(10));
-        let findings = diagnose::cluster_for(kube, &prom, &pods, &spec.metrics)
+        let findings = diagnose::replica(kube, replica, &pods, &spec.metrics)
             .await
             .unwrap_or_else(|e| vec![unreadable(&e)]);
-        out.push((replica.key(), findings));
+        out.push(diagnose::Diagnosis {
+            prometheus: replica.key(),
+            findings,
+        });
     }
     for unreachable in report.unreachable() {
-        if report
-            .replicas
+        let prom = spec
+            .prometheuses
             .iter()
-            .any(|r| r.prometheus.to_string() == unreachable.subject)
-        {
+            .find(|p| p.to_string() == unreachable.subject);
+        let Some(prom) = prom else { continue };
+        if report.replicas.iter().any(|r| &r.prometheus == prom) {
             continue;
         }
-        let Some((ns, _)) = unreachable.subject.split_once('/') else {
-            continue;
-        };
-        let prom = crate::prometheus::PrometheusClient::with_transport(
-            std::sync::Arc::new(crate::kubeproxy::KubeProxyTransport::for_service(
-                kube.clone(),
-                ns,
-                crate::kubeproxy::PROMETHEUS_SERVICE,
-                crate::kubeproxy::PROMETHEUS_PORT,
-            )),
-            Duration::from_secs(10),
-        );
-        let findings = diagnose::cluster_for(kube, &prom, &pods, &spec.metrics)
-            .await
-            .unwrap_or_else(|e| vec![unreadable(&e)]);
-        out.push((unreachable.subject.clone(), findings));
+        match diagnose::cluster_per_prometheus(kube, Some(prom), &pods, &spec.metrics).await {
+            Ok(d) => out.extend(d),
+            Err(e) => out.push(diagnose::Diagnosis {
+                prometheus: prom.to_string(),
+                findings: vec![unreadable(&e)],
+            }),
+        }
     }
     out
 }

@@ -375,7 +375,7 @@ impl Stack {
                 Some((image, args)) => operators.push(Operator {
                     namespace: ns,
                     name: d.ident.name.clone(),
-                    version: image_tag(&image),
+                    version: crate::operator::image_tag(&image),
                     image,
                     kubelet_service: args.iter().find_map(|a| {
                         let v = a.strip_prefix("--kubelet-service=")?;
@@ -557,13 +557,6 @@ pub fn operator_container(deployment: &Value) -> Option<(String, Vec<String>)> {
         .filter_map(|a| a.as_str().map(str::to_string))
         .collect();
     Some((image, args))
-}
-
-/// The tag of an image reference (`quay.io/x/y:v0.48.1@sha256:…` → `v0.48.1`).
-pub fn image_tag(image: &str) -> Option<String> {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
-    last.split_once(':').map(|(_, t)| t.to_string())
 }
 
 /// Whether a CRD (as JSON) serves `kind` in `group/version`.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::operator::image_tag;
 
 /// A stack shaped like a trimmed kube-prometheus: the operator in `monitoring`, Prometheus `k8s`
 /// with two replicas, the kubelet ServiceMonitor whose endpoint 1 is cadvisor.

@@ -2,7 +2,9 @@
 //! `Timing::crd_names_accepted` the API serves the custom resources (NamesAccepted), after
 //! `Timing::crd_established` more the CRD is Established and discovery lists it.
 //! Sources: k/apiextensions-apiserver `pkg/controller/status/naming_controller.go`,
-//! `pkg/controller/establish/establishing_controller.go`.
+//! `pkg/controller/establish/establishing_controller.go`. A CRD whose kind or plural another CRD of
+//! its group has already been accepted with gets NamesAccepted False and is never Established
+//! (naming_controller.go calculateNamesAndConditions, equalToAcceptedOrFresh).
 
 use super::super::store::now_rfc3339;
 use super::super::Cluster;
@@ -35,6 +37,33 @@ pub fn reconcile(c: &Arc<Cluster>, st: &mut State) {
         let established = has(&crd, "Established");
         c.registry.set_crd_state(&name, accepted, established);
         if !accepted && since.elapsed() >= t.crd_names_accepted {
+            if let Some((reason, message)) = name_conflict(c, &crd) {
+                let mut status = crd["status"].clone();
+                let stale = status["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["reason"] == reason);
+                if !stale {
+                    status["conditions"] = json!([
+                        cond("NamesAccepted", "False", reason, &message),
+                        cond(
+                            "Established",
+                            "False",
+                            "NotAccepted",
+                            "not all names are accepted"
+                        ),
+                    ]);
+                    c.put_status(
+                        "apiextensions.k8s.io",
+                        "CustomResourceDefinition",
+                        "",
+                        &name,
+                        status,
+                    );
+                }
+                continue;
+            }
             // One status update: acceptedNames + [NamesAccepted True, Established False Installing].
             let mut status = crd["status"].clone();
             status["acceptedNames"] = crd["spec"]["names"].clone();
@@ -77,4 +106,48 @@ pub fn reconcile(c: &Arc<Cluster>, st: &mut State) {
             c.registry.set_crd_state(&name, true, true);
         }
     }
+}
+
+/// A name of `crd` another CRD of its group has already been accepted with, as the naming
+/// controller words it (`"X" is already in use`), with its reason.
+fn name_conflict(c: &Cluster, crd: &Value) -> Option<(&'static str, String)> {
+    let group = &crd["spec"]["group"];
+    let others: Vec<Value> = c
+        .objects("apiextensions.k8s.io", "CustomResourceDefinition")
+        .into_iter()
+        .filter(|o| {
+            &o["spec"]["group"] == group && o["metadata"]["name"] != crd["metadata"]["name"]
+        })
+        .collect();
+    let used = |field: &[&str]| -> Vec<String> {
+        others
+            .iter()
+            .flat_map(|o| {
+                field
+                    .iter()
+                    .map(move |f| o["status"]["acceptedNames"][*f].clone())
+            })
+            .filter_map(|v| v.as_str().map(String::from))
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let resources = used(&["plural", "singular"]);
+    let kinds = used(&["kind", "listKind"]);
+    let names = &crd["spec"]["names"];
+    // Each conflicting name overwrites the reason: the last one checked wins, as upstream.
+    let mut last = None;
+    for (field, reason, pool) in [
+        ("plural", "PluralConflict", &resources),
+        ("singular", "SingularConflict", &resources),
+        ("kind", "KindConflict", &kinds),
+        ("listKind", "ListKindConflict", &kinds),
+    ] {
+        if let Some(n) = names[field]
+            .as_str()
+            .filter(|n| pool.iter().any(|u| u == n))
+        {
+            last = Some((reason, format!("\"{n}\" is already in use")));
+        }
+    }
+    last
 }
