@@ -394,9 +394,10 @@ pub async fn wait_crd_established(
                 .flatten()
                 .map(|c| {
                     format!(
-                        "{}={} {}",
+                        "{}={} ({}) {}",
                         c.type_,
                         c.status,
+                        c.reason.as_deref().unwrap_or_default(),
                         c.message.as_deref().unwrap_or_default()
                     )
                 })

@@ -886,3 +886,44 @@ fn several_diagnoses_keep_each_prometheus_and_the_worst_verdict() {
         "{text}"
     );
 }
+
+#[test]
+fn only_the_cadvisor_endpoints_of_a_selected_servicemonitor_count() {
+    // kube-prometheus's kubelet ServiceMonitor: /metrics (0), /metrics/cadvisor (1), /metrics/probes
+    // (2); a probes target that is down explains no missing container series.
+    let job = |i: usize, path: &str| Job {
+        name: format!("serviceMonitor/monitoring/kubelet/{i}"),
+        metrics_path: path.into(),
+        scheme: "https".into(),
+        honor_labels: true,
+    };
+    let target = |i: usize, health: &str| ActiveTarget {
+        scrape_pool: format!("serviceMonitor/monitoring/kubelet/{i}"),
+        scrape_url: format!("https://n:10250/{i}"),
+        health: health.into(),
+        last_error: if health == "up" {
+            String::new()
+        } else {
+            "server returned HTTP status 404 Not Found".into()
+        },
+        labels: labels(&[("node", "n")]),
+        ..Default::default()
+    };
+    let snap = Snapshot {
+        jobs: vec![
+            job(0, "/metrics"),
+            job(1, "/metrics/cadvisor"),
+            job(2, "/metrics/probes"),
+        ],
+        targets: Targets {
+            active: vec![target(0, "up"), target(1, "up"), target(2, "down")],
+            dropped: vec![],
+        },
+        ..Default::default()
+    };
+    let expect = Expectation {
+        job_prefixes: vec!["serviceMonitor/monitoring/kubelet/".into()],
+    };
+    let f = analyze(&snap, &[], &expect);
+    assert!(!ids(&f).contains(&"target-down"), "{f:#?}");
+}
