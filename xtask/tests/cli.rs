@@ -93,12 +93,23 @@ fn dry_run_works_for_every_cell_and_touches_nothing() {
         let out = sb.run(&["e2e", "--dry-run", "--cell", &cell.name]);
         assert!(out.status.success(), "{}: {}", cell.name, stderr(&out));
         let text = stdout(&out);
+        // A cell with a stack applies it instead of the bundle and our ServiceMonitor.
+        let applied = match &cell.stack {
+            None => [
+                cell.operator_bundle_sha256.clone(),
+                cell.servicemonitor.manifest().to_string(),
+            ],
+            Some(stack) => [
+                format!("the stack {}", stack.display()),
+                "wait until each of".to_string(),
+            ],
+        };
         for needle in [
             cell.name.as_str(),
             cell.node_image.as_str(),
             cell.kind_sha256["linux-amd64"].as_str(),
-            cell.operator_bundle_sha256.as_str(),
-            cell.servicemonitor.manifest(),
+            applied[0].as_str(),
+            applied[1].as_str(),
             &cell.default_cluster_name(),
             &format!(
                 "kind/releases/download/{}/kind-linux-amd64",
@@ -1083,4 +1094,232 @@ fn a_reused_cluster_survives_a_passing_run() {
         "{err}"
     );
     assert!(sb.kubeconfig().exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// --stack: bad input is refused in preflight, naming the document and the fix, with nothing
+// created (no kind call that creates, no run directory, no kubeconfig).
+
+/// The kube-prometheus-shaped fixture with `f` applied to its text, as one file in the sandbox.
+fn stack_file(sb: &Sandbox, name: &str, f: impl Fn(String) -> String) -> PathBuf {
+    let dir = workspace_root().join("fixtures/stacks/kube-prometheus");
+    let mut text = String::new();
+    for path in e2e::k8s::manifests::yaml_files(&dir, true).unwrap() {
+        text.push_str("---\n");
+        text.push_str(&std::fs::read_to_string(path).unwrap());
+    }
+    sb.write(name, &f(text))
+}
+
+#[test]
+fn a_stack_without_a_prometheus_is_refused_in_preflight() {
+    let sb = Sandbox::new();
+    let path = stack_file(&sb, "s.yaml", |t| {
+        t.replace("kind: Prometheus\n", "kind: Alertmanager\n")
+    });
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "preflight failed; nothing was created",
+            "has no Prometheus object (monitoring.coreos.com/v1 kind Prometheus)",
+        ],
+    );
+}
+
+#[test]
+fn a_stack_without_a_cadvisor_servicemonitor_is_refused_in_preflight() {
+    let sb = Sandbox::new();
+    let path = stack_file(&sb, "s.yaml", |t| {
+        t.replace("path: /metrics/cadvisor", "path: /metrics/resource")
+    });
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "has no ServiceMonitor scraping /metrics/cadvisor (its ServiceMonitors: monitoring/kube-state-metrics, monitoring/kubelet,",
+            "path: /metrics/cadvisor",
+        ],
+    );
+}
+
+#[test]
+fn a_document_that_is_not_kubernetes_yaml_is_named_by_file_and_number() {
+    let sb = Sandbox::new();
+    let path = sb.write(
+        "s.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nthis is: [not closed\n",
+    );
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[&format!(
+            "{}, document 2 (from line 5): not YAML",
+            path.display()
+        )],
+    );
+    let path = sb.write("t.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nkind: ConfigMap\nmetadata: {name: c}\n");
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[&format!(
+            "{}, document 2: not a Kubernetes object (missing apiVersion)",
+            path.display()
+        )],
+    );
+}
+
+#[test]
+fn a_custom_resource_without_its_crd_is_refused_in_preflight() {
+    let sb = Sandbox::new();
+    // The PodMonitor's CRD removed: a new kind cluster serves no custom resources.
+    let path = stack_file(&sb, "s.yaml", |t| {
+        t.split("\n---\n")
+            .filter(|d| !d.contains("name: podmonitors.monitoring.coreos.com"))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    });
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "PodMonitor monitoring/example-app is a custom resource of monitoring.coreos.com/v1",
+            "(a new kind cluster serves no custom resources)",
+            "add its CRD to the stack",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}, document ", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stack_from_stdin_is_read_once_and_its_documents_named() {
+    let sb = Sandbox::new();
+    let mut child = sb
+        .command(&["e2e", "--stack", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n- a list\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &["-, document 2: not a Kubernetes object (a YAML sequence"],
+    );
+}
+
+#[test]
+fn a_kustomization_is_refused_with_the_command_that_builds_it() {
+    let sb = Sandbox::new();
+    let dir = sb.root.join("overlay");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: monitoring\nresources: [base]\n",
+    )
+    .unwrap();
+    let out = sb.run(&["e2e", "--stack", dir.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "this is a kustomization",
+            &format!(
+                "kustomize build {} | cargo xtask e2e --stack -",
+                dir.display()
+            ),
+        ],
+    );
+}
+
+#[test]
+fn stack_flags_that_contradict_each_other_are_refused() {
+    let sb = Sandbox::new();
+    let stack = workspace_root().join("fixtures/stacks/kube-prometheus");
+    let out = sb.run(&[
+        "e2e",
+        "--stack",
+        stack.to_str().unwrap(),
+        "--prometheus",
+        "monitoring/main",
+    ]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &["--prometheus monitoring/main: the stack has no Prometheus monitoring/main; it has monitoring/k8s"],
+    );
+    let bundle = sb.write("bundle.yaml", "x");
+    let out = sb.run(&[
+        "e2e",
+        "--stack",
+        stack.to_str().unwrap(),
+        "--operator-bundle",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &["--operator-bundle and --stack exclude each other"],
+    );
+    let out = sb.run(&["e2e", "--prometheus", "monitoring/k8s"]);
+    assert_rejected_cleanly(&sb, &out, &["--prometheus needs --stack"]);
+    let out = sb.run(&[
+        "e2e",
+        "--stack",
+        stack.to_str().unwrap(),
+        "--prometheus",
+        "k8s",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected NAMESPACE/NAME"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn dry_run_of_a_stack_lists_its_objects_in_apply_order() {
+    let sb = Sandbox::new();
+    let stack = workspace_root().join("fixtures/stacks/kube-prometheus");
+    let out = sb.run(&["e2e", "--dry-run", "--stack", stack.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?}:\n{text}"))
+    };
+    assert!(
+        at("    Namespace monitoring")
+            < at("    CustomResourceDefinition alertmanagers.monitoring.coreos.com")
+    );
+    assert!(
+        at("CustomResourceDefinitions is Established")
+            < at("    ServiceAccount monitoring/prometheus-operator")
+    );
+    assert!(at("    ClusterRole prometheus-k8s") < at("    DaemonSet monitoring/node-exporter"));
+    assert!(at("    Role kube-system/prometheus-k8s") < at("    Prometheus monitoring/k8s"));
+    at("wait for StatefulSet monitoring/prometheus-k8s to have 2 ready replica(s)");
+    at("read fixtures/stacks/kube-prometheus/setup/0namespace-namespace.yaml  sha256 ");
+    assert!(!text.contains("bundle.yaml"), "{text}");
+    assert!(
+        sb.kind_calls().iter().all(|c| !c.starts_with("create")),
+        "touches nothing"
+    );
 }

@@ -105,8 +105,13 @@ pub(super) fn write_summary(r: &Resolved<'_>, state: &State, outcome: Outcome) {
         .chain(&state.host_findings)
         .cloned()
         .collect();
+    let mut cell = r.cell.clone();
+    if let Some(src) = &r.stack {
+        // The stack brought its own operator: the cell's pinned one was not used.
+        cell.operator_version = format!("from the stack {}", src.display());
+    }
     let text = super::summary::render(
-        r.cell,
+        &cell,
         &r.name,
         outcome,
         &state.timings,
