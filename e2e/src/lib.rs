@@ -22,7 +22,7 @@
 //! - **Install:** [`k8s`] (client, manifests, server-side apply, waits), [`operator`] (the
 //!   pinned bundle and the kubelet Service it writes), [`install`] (this repository's manifests),
 //!   [`stack`] (someone's own stack instead: read, checked, applied, waited for).
-//! - **Assert:** [`assert`] (the checks against each Prometheus replica, in-process, and their
+//! - **Assert:** [`assert`](mod@assert) (the checks against each Prometheus replica, in-process, and their
 //!   JUnit report), [`prometheuses`] (a cluster's Prometheus objects and their replicas), [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
 //!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
 //!   [`relabel`] (the job the operator generates and what Prometheus does with it), [`discovery`]

@@ -150,7 +150,10 @@ pub async fn replicas(
 /// The scrape jobs the operator generates for the cadvisor ServiceMonitors `prom` selects, read
 /// from the cluster: `serviceMonitor/<ns>/<name>/<endpoint index>` for each endpoint scraping
 /// `/metrics/cadvisor` (v0.48.1 `pkg/prometheus/promcfg.go` generateServiceMonitorConfig).
-/// `Err` says why there is none.
+///
+/// # Errors
+/// Why there is none: the cluster cannot be read, the Prometheus does not exist, or it selects no
+/// cadvisor ServiceMonitor (with the reasons).
 pub async fn expected_jobs(kube: &Client, prom: &PrometheusRef) -> Result<Vec<String>, String> {
     let read = async {
         let obj = get_prometheus(kube, prom)
