@@ -1,5 +1,8 @@
-//! Reaching Prometheus through the API server's service proxy:
-//! `/api/v1/namespaces/<ns>/services/prometheus-operated:web/proxy/<path>`.
+//! Reaching Prometheus through the API server's service proxy
+//! (`/api/v1/namespaces/<ns>/services/prometheus-operated:web/proxy/<path>`) or, for one
+//! specific Prometheus server, its pod proxy (`/api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy/<path>`:
+//! `prometheus-operated` selects every Prometheus pod of a namespace, so only the pod proxy asks
+//! one replica of one Prometheus).
 //!
 //! This is how prometheus-operator's own e2e tests query it: no port-forward, no host ports,
 //! only the kubeconfig's credentials, so it works the same against kind and a remote cluster.
@@ -21,6 +24,8 @@ pub const PROMETHEUS_PORT: &str = "web";
 #[derive(Clone)]
 pub struct KubeProxyTransport {
     client: Client,
+    /// `services` or `pods`.
+    resource: &'static str,
     namespace: String,
     service: String,
     port: String,
@@ -41,16 +46,38 @@ impl KubeProxyTransport {
     pub fn for_service(client: Client, namespace: &str, service: &str, port: &str) -> Self {
         KubeProxyTransport {
             client,
+            resource: "services",
             namespace: namespace.to_string(),
             service: service.to_string(),
             port: port.to_string(),
         }
     }
 
+    /// A transport to one pod's `port` through the API server's pod proxy. The port is a number:
+    /// the pod proxy joins it to the pod IP as it is and resolves no port names (k/k
+    /// `pkg/registry/core/pod/strategy.go` ResourceLocation).
+    pub fn for_pod(client: Client, namespace: &str, pod: &str, port: u16) -> Self {
+        KubeProxyTransport {
+            client,
+            resource: "pods",
+            namespace: namespace.to_string(),
+            service: pod.to_string(),
+            port: port.to_string(),
+        }
+    }
+
     /// The proxy prefix, without a trailing slash.
     pub fn proxy_prefix(&self) -> String {
-        proxy_prefix(&self.namespace, &self.service, &self.port)
+        format!(
+            "/api/v1/namespaces/{}/{}/{}:{}/proxy",
+            self.namespace, self.resource, self.service, self.port
+        )
     }
+}
+
+/// `/api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy`
+pub fn pod_proxy_prefix(namespace: &str, pod: &str, port: u16) -> String {
+    format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy")
 }
 
 /// `/api/v1/namespaces/<ns>/services/<service>:<port>/proxy`
@@ -66,6 +93,21 @@ pub fn proxy_path(prefix: &str, path_and_query: &str) -> String {
     } else {
         format!("{prefix}/{path_and_query}")
     }
+}
+
+/// A [`PrometheusClient`] for one Prometheus pod through the pod proxy, retrying for
+/// `retry_deadline`.
+pub fn pod_prometheus_client(
+    client: Client,
+    namespace: &str,
+    pod: &str,
+    port: u16,
+    retry_deadline: std::time::Duration,
+) -> PrometheusClient {
+    PrometheusClient::with_transport(
+        Arc::new(KubeProxyTransport::for_pod(client, namespace, pod, port)),
+        retry_deadline,
+    )
 }
 
 /// A [`PrometheusClient`] for our Prometheus through the proxy, retrying for `retry_deadline`.
@@ -97,8 +139,9 @@ impl Transport for KubeProxyTransport {
     }
 
     fn describe(&self) -> String {
+        let what = if self.resource == "pods" { "pod " } else { "" };
         format!(
-            "{}:{} in namespace {} via the API server proxy ({})",
+            "{what}{}:{} in namespace {} via the API server proxy ({})",
             self.service,
             self.port,
             self.namespace,
@@ -136,6 +179,14 @@ mod tests {
             "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/api/v1/query?query=count%20by%20(pod)%20(up)"
         );
         assert_eq!(proxy_path(&prefix, "-/ready"), format!("{prefix}/-/ready"));
+    }
+
+    #[test]
+    fn pod_proxy_paths_name_the_pod_and_a_numeric_port() {
+        assert_eq!(
+            pod_proxy_prefix("monitoring", "prometheus-k8s-1", 9090),
+            "/api/v1/namespaces/monitoring/pods/prometheus-k8s-1:9090/proxy"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! matrix          host (preflight)   k8s::{client,       pods              artifacts
 //! plan            docker             manifests, apply,   prometheus        diagnose
 //! pins            kind               wait}               kubeproxy         redact
-//! workdir                            operator, install   coverage
+//! workdir                            operator, install   coverage, assert
 //!                                    scrape_config,      relabel
 //! run: drives the steps in order      (the operator's job)
 //! ```
@@ -20,8 +20,10 @@
 //!   `--dry-run`), [`pins`] (download → sha256 → store), [`workdir`] (where files go).
 //! - **The cluster:** [`host`] (what kind needs from this machine), [`docker`], [`kind`].
 //! - **Install:** [`k8s`] (client, manifests, server-side apply, waits), [`operator`] (the
-//!   pinned bundle and the kubelet Service it writes), [`install`] (this repository's manifests).
-//! - **Assert:** [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
+//!   pinned bundle and the kubelet Service it writes), [`install`] (this repository's manifests),
+//!   [`stack`] (someone's own stack instead: read, checked, applied, waited for).
+//! - **Assert:** [`assert`](mod@assert) (the checks against each Prometheus replica, in-process, and their
+//!   JUnit report), [`prometheuses`] (a cluster's Prometheus objects and their replicas), [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
 //!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
 //!   [`relabel`] (the job the operator generates and what Prometheus does with it), [`discovery`]
 //!   (the labels Kubernetes discovery gives each target).
@@ -32,6 +34,7 @@
 //! - [`lifecycle`] drives the phases of `cargo xtask e2e`; [`image`] builds the local Prometheus image.
 
 pub mod artifacts;
+pub mod assert;
 pub mod capture;
 pub mod coverage;
 pub mod diagnose;
@@ -50,10 +53,12 @@ pub mod operator;
 pub mod pins;
 pub mod pods;
 pub mod prometheus;
+pub mod prometheuses;
 pub mod redact;
 pub mod relabel;
 pub mod replay;
 pub mod scrape_config;
+pub mod stack;
 pub mod workdir;
 pub mod yaml;
 

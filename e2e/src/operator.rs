@@ -38,6 +38,13 @@ pub const KUBELET_LABELS: [(&str, &str); 3] = [
     ("app.kubernetes.io/managed-by", "prometheus-operator"),
 ];
 
+/// The tag of an image reference (`quay.io/x/y:v0.48.1@sha256:…` → `v0.48.1`).
+pub fn image_tag(image: &str) -> Option<String> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':').map(|(_, t)| t.to_string())
+}
+
 /// A parsed bundle: every object as JSON, in file order.
 #[derive(Debug, Clone)]
 pub struct Bundle {
@@ -344,34 +351,8 @@ pub async fn install(client: &Client, bundle: &Bundle, timeout: Duration) -> Res
     let mut applier = Applier::new(client.clone(), timeout);
     applier.apply_all(&crds).await?;
 
-    let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for name in bundle.crd_names() {
-        let established = wait::poll_until(remaining(deadline), CRD_POLL, || async {
-            let crd = crd_api
-                .get_opt(&name)
-                .await
-                .with_context(|| format!("cannot get CRD {name}"))?;
-            let done = crd.as_ref().is_some_and(crd_established);
-            Ok(if done { Ok(()) } else { Err(()) })
-        })
-        .await;
-        match established {
-            Ok(()) => {}
-            Err(Waited::Pending(())) => {
-                return Err(WaitError::Timeout {
-                    what: format!("CRD {name} not Established"),
-                    waited: timeout,
-                    state: "its status conditions say why".into(),
-                    fix: format!("kubectl --kubeconfig <kubeconfig> get crd {name} -o yaml"),
-                }
-                .into())
-            }
-            Err(Waited::Failed(e)) => {
-                return Err(
-                    WaitError::api(format!("CRD {name} to be Established"), timeout, e).into(),
-                )
-            }
-        }
+        wait_crd_established(client, &name, remaining(deadline)).await?;
     }
 
     applier.apply_all(&rest).await?;
@@ -383,24 +364,104 @@ pub async fn install(client: &Client, bundle: &Bundle, timeout: Duration) -> Res
     Ok(())
 }
 
+/// Waits until CRD `name` is `Established` (its kinds served).
+///
+/// # Errors
+/// At the deadline, naming the CRD; at once for a permanent API error.
+pub async fn wait_crd_established(
+    client: &Client,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let established = wait::poll_until(timeout, CRD_POLL, || async {
+        let crd = crd_api
+            .get_opt(name)
+            .await
+            .with_context(|| format!("cannot get CRD {name}"))?;
+        let done = crd.as_ref().is_some_and(crd_established);
+        Ok(if done { Ok(()) } else { Err(crd) })
+    })
+    .await;
+    match established {
+        Ok(()) => Ok(()),
+        Err(Waited::Pending(crd)) => {
+            let conditions: Vec<String> = crd
+                .as_ref()
+                .and_then(|c| c.status.as_ref())
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    format!(
+                        "{}={} ({}) {}",
+                        c.type_,
+                        c.status,
+                        c.reason.as_deref().unwrap_or_default(),
+                        c.message.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect();
+            Err(WaitError::Timeout {
+                what: format!("CustomResourceDefinition {name} not Established"),
+                waited: timeout,
+                state: if conditions.is_empty() {
+                    "no conditions yet".into()
+                } else {
+                    format!("conditions: {}", conditions.join("; "))
+                },
+                fix: format!(
+                    "a CRD whose names conflict with another's is never Established: check \
+                     `kubectl get crd {name} -o yaml`, or raise --timeout"
+                ),
+            })
+        }
+        Err(Waited::Failed(e)) => Err(WaitError::api(
+            format!("CRD {name} to be Established"),
+            timeout,
+            e,
+        )),
+    }
+}
+
 /// Waits until the operator has written Service `kube-system/kubelet` with port `https-metrics`
 /// and Endpoints holding one address per Node.
 ///
 /// # Errors
 /// When the deadline passes, naming what is missing; at once for a permanent API error.
 pub async fn wait_kubelet_service(client: &Client, timeout: Duration) -> Result<(), WaitError> {
-    let services: Api<Service> = Api::namespaced(client.clone(), KUBELET_SERVICE_NAMESPACE);
-    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), KUBELET_SERVICE_NAMESPACE);
+    wait_kubelet_service_at(
+        client,
+        KUBELET_SERVICE_NAMESPACE,
+        KUBELET_SERVICE_NAME,
+        timeout,
+    )
+    .await
+}
+
+/// [`wait_kubelet_service`] for the Service an operator's `--kubelet-service=<ns>/<name>` names.
+///
+/// # Errors
+/// As [`wait_kubelet_service`].
+pub async fn wait_kubelet_service_at(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let at = format!("{ns}/{name}");
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), ns);
     let nodes: Api<Node> = Api::all(client.clone());
     let waited = wait::poll_until(timeout, Duration::from_secs(2), || async {
         let svc = services
-            .get_opt(KUBELET_SERVICE_NAME)
+            .get_opt(name)
             .await
-            .context("cannot get Service kube-system/kubelet")?;
+            .with_context(|| format!("cannot get Service {at}"))?;
         let eps = endpoints
-            .get_opt(KUBELET_SERVICE_NAME)
+            .get_opt(name)
             .await
-            .context("cannot get Endpoints kube-system/kubelet")?;
+            .with_context(|| format!("cannot get Endpoints {at}"))?;
         let node_names: Vec<String> = nodes
             .list(&ListParams::default())
             .await
@@ -409,7 +470,7 @@ pub async fn wait_kubelet_service(client: &Client, timeout: Duration) -> Result<
             .into_iter()
             .filter_map(|n| n.metadata.name)
             .collect();
-        let gaps = kubelet_service_gaps(svc.as_ref(), eps.as_ref(), &node_names);
+        let gaps = kubelet_service_gaps(&at, svc.as_ref(), eps.as_ref(), &node_names);
         Ok(if gaps.is_empty() { Ok(()) } else { Err(gaps) })
     })
     .await;
@@ -419,14 +480,14 @@ pub async fn wait_kubelet_service(client: &Client, timeout: Duration) -> Result<
             what: "the kubelet Service is not complete".into(),
             waited: timeout,
             state: gaps.join("; "),
-            fix: "prometheus-operator (--kubelet-service=kube-system/kubelet) writes it at start-up \
-                  and then every 3 minutes; it does not watch nodes, so a node added later can take \
-                  up to 3 minutes to appear. Raise --timeout above 3m, or check the operator log \
-                  (default/prometheus-operator)"
-                .into(),
+            fix: format!(
+                "prometheus-operator (--kubelet-service={at}) writes it at start-up and then every \
+                 3 minutes; it does not watch nodes, so a node added later can take up to 3 minutes \
+                 to appear. Raise --timeout above 3m, or check the operator's log"
+            ),
         }),
         Err(Waited::Failed(e)) => Err(WaitError::api(
-            "the operator's kubelet Service kube-system/kubelet",
+            format!("the operator's kubelet Service {at}"),
             timeout,
             e,
         )),
@@ -447,13 +508,14 @@ pub fn crd_established(crd: &CustomResourceDefinition) -> bool {
 
 /// What is still missing from the kubelet Service/Endpoints; empty when complete.
 pub fn kubelet_service_gaps(
+    at: &str,
     svc: Option<&Service>,
     eps: Option<&Endpoints>,
     nodes: &[String],
 ) -> Vec<String> {
     let mut gaps = Vec::new();
     let Some(svc) = svc else {
-        return vec!["Service kube-system/kubelet does not exist yet".into()];
+        return vec![format!("Service {at} does not exist yet")];
     };
     let has_port = svc
         .spec
@@ -466,11 +528,11 @@ pub fn kubelet_service_gaps(
         });
     if !has_port {
         gaps.push(format!(
-            "Service kube-system/kubelet has no port named {KUBELET_PORT_NAME}"
+            "Service {at} has no port named {KUBELET_PORT_NAME}"
         ));
     }
     let Some(eps) = eps else {
-        gaps.push("Endpoints kube-system/kubelet does not exist yet".into());
+        gaps.push(format!("Endpoints {at} does not exist yet"));
         return gaps;
     };
     let mut covered: Vec<&str> = Vec::new();
@@ -500,7 +562,7 @@ pub fn kubelet_service_gaps(
         gaps.push("the cluster has no nodes".into());
     } else if !missing.is_empty() {
         gaps.push(format!(
-            "Endpoints kube-system/kubelet has no {KUBELET_PORT_NAME} address for node(s) {}",
+            "Endpoints {at} has no {KUBELET_PORT_NAME} address for node(s) {}",
             missing.join(", ")
         ));
     }
@@ -779,6 +841,7 @@ metadata:
     fn kubelet_service_is_complete_with_one_address_per_node() {
         let nodes = ["cp".to_string(), "w1".to_string()];
         assert!(kubelet_service_gaps(
+            "kube-system/kubelet",
             Some(&svc("https-metrics")),
             Some(&eps(&["cp", "w1"])),
             &nodes
@@ -790,10 +853,15 @@ metadata:
     fn kubelet_service_gaps_name_what_is_missing() {
         let nodes = ["cp".to_string(), "w1".to_string(), "w2".to_string()];
         assert_eq!(
-            kubelet_service_gaps(None, None, &nodes),
+            kubelet_service_gaps("kube-system/kubelet", None, None, &nodes),
             ["Service kube-system/kubelet does not exist yet"]
         );
-        let gaps = kubelet_service_gaps(Some(&svc("http-metrics")), Some(&eps(&["cp"])), &nodes);
+        let gaps = kubelet_service_gaps(
+            "kube-system/kubelet",
+            Some(&svc("http-metrics")),
+            Some(&eps(&["cp"])),
+            &nodes,
+        );
         assert_eq!(
             gaps,
             [
@@ -801,7 +869,12 @@ metadata:
                 "Endpoints kube-system/kubelet has no https-metrics address for node(s) w1, w2"
             ]
         );
-        let gaps = kubelet_service_gaps(Some(&svc("https-metrics")), None, &nodes);
+        let gaps = kubelet_service_gaps(
+            "kube-system/kubelet",
+            Some(&svc("https-metrics")),
+            None,
+            &nodes,
+        );
         assert_eq!(gaps, ["Endpoints kube-system/kubelet does not exist yet"]);
     }
 

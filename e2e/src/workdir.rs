@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// dir so they never collide with real runs).
 pub fn work_dir() -> PathBuf {
     match std::env::var_os("E2E_WORK_DIR") {
-        // Absolute, because the assert phase runs nextest from the workspace root.
+        // Absolute: paths are printed for the user to reuse from any directory.
         Some(dir) if !dir.is_empty() => {
             std::path::absolute(&dir).unwrap_or_else(|_| PathBuf::from(dir))
         }
@@ -25,7 +25,7 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-/// Where one run keeps its files: `<work_dir>/<name>/{kubeconfig,artifacts/,summary.md}`.
+/// Where one run keeps its files: `<work_dir>/<name>/{kubeconfig,artifacts/,summary.md,junit.xml}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunPaths {
     /// `<work_dir>/<name>/`.
@@ -36,6 +36,8 @@ pub struct RunPaths {
     pub artifacts: PathBuf,
     /// The run's `summary.md` (for `$GITHUB_STEP_SUMMARY`).
     pub summary: PathBuf,
+    /// The assert phase's JUnit XML (one test case per check).
+    pub junit: PathBuf,
 }
 
 impl RunPaths {
@@ -46,6 +48,7 @@ impl RunPaths {
             kubeconfig: dir.join("kubeconfig"),
             artifacts: dir.join("artifacts"),
             summary: dir.join("summary.md"),
+            junit: dir.join("junit.xml"),
             dir,
         }
     }
@@ -61,5 +64,6 @@ mod tests {
         assert_eq!(p.kubeconfig, Path::new("/w/pme2e-x/kubeconfig"));
         assert_eq!(p.artifacts, Path::new("/w/pme2e-x/artifacts"));
         assert_eq!(p.summary, Path::new("/w/pme2e-x/summary.md"));
+        assert_eq!(p.junit, Path::new("/w/pme2e-x/junit.xml"));
     }
 }

@@ -1,17 +1,14 @@
 //! `cargo xtask doctor [--kubeconfig PATH] [--json]`: why are pod metrics missing on this cluster?
 //!
 //! Read-only against any cluster (kind or real): lists nodes, the kubelet Service/Endpoints,
-//! ServiceMonitors, Prometheus objects, namespaces, deployments and pods, and queries Prometheus
-//! through the API server's service proxy. Never writes anything.
+//! ServiceMonitors, Prometheus objects, namespaces, deployments and pods, and asks each replica of
+//! each Prometheus object (found from the objects, in any namespace) through the API server's pod
+//! proxy. Never writes anything.
 
 use anyhow::{bail, Context, Result};
 use e2e::diagnose::{self, catalogue, Verdict};
-use e2e::kubeproxy::{KubeProxyTransport, PROMETHEUS_PORT, PROMETHEUS_SERVICE};
-use e2e::prometheus::PrometheusClient;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,9 +16,10 @@ pub struct Args {
     /// ~/.kube/config is never read implicitly.
     #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
-    /// Namespace of the `prometheus-operated` Service to query through the API server proxy.
-    #[arg(long, value_name = "NS", default_value = e2e::install::PROMETHEUS_NAMESPACE)]
-    prometheus_namespace: String,
+    /// Diagnose this Prometheus object only (NAMESPACE/NAME); default: each one of the cluster,
+    /// each of its replicas.
+    #[arg(long, value_name = "NS/NAME")]
+    prometheus: Option<e2e::assert::PrometheusRef>,
     /// A metric every running container must have a series of (per-metric findings); repeat for
     /// several. Default: container_cpu_usage_seconds_total and container_memory_working_set_bytes.
     #[arg(long = "metric", value_name = "NAME", conflicts_with = "list")]
@@ -42,27 +40,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let kubeconfig = kubeconfig_path(args.kubeconfig)?;
     let metrics = crate::check::metrics_or_default(args.metrics);
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let findings = runtime.block_on(async {
+    let diagnoses = runtime.block_on(async {
         let client = e2e::k8s::client::kube_client(&kubeconfig).await?;
         let pods = e2e::pods::list_running_pods(&client).await?;
-        let transport = KubeProxyTransport::for_service(
-            client.clone(),
-            &args.prometheus_namespace,
-            PROMETHEUS_SERVICE,
-            PROMETHEUS_PORT,
-        );
-        let prom = PrometheusClient::with_transport(Arc::new(transport), Duration::from_secs(10));
-        diagnose::cluster_for(&client, &prom, &pods, &metrics).await
+        diagnose::cluster_per_prometheus(&client, args.prometheus.as_ref(), &pods, &metrics).await
     })?;
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&diagnose::to_json(&findings))?
+            serde_json::to_string_pretty(&diagnose::to_json_per_prometheus(&diagnoses))?
         );
     } else {
-        print!("{}", diagnose::render_text(&findings));
+        print!("{}", diagnose::render_text_per_prometheus(&diagnoses));
     }
-    Ok(ExitCode::from(Verdict::of(&findings).exit_code()))
+    let all: Vec<diagnose::Finding> = diagnoses.into_iter().flat_map(|d| d.findings).collect();
+    Ok(ExitCode::from(Verdict::of(&all).exit_code()))
 }
 
 /// `--kubeconfig` or `$KUBECONFIG` (a single file); refuses to guess.

@@ -1,18 +1,17 @@
 //! `cargo xtask e2e`: the cluster tier (kind → prometheus-operator → Prometheus → ServiceMonitor →
-//! workloads → cluster tests → teardown). The work is in `e2e::lifecycle::run`; this file maps flags.
+//! workloads → assert → teardown). The work is in `e2e::lifecycle::run`; this file maps flags.
 
-use anyhow::{bail, Context, Result};
-use e2e::lifecycle::plan::{PhaseId, NEXTEST_ARGS};
-use e2e::lifecycle::run::{self, AssertContext, Options};
+use anyhow::{Context, Result};
+use e2e::assert::CheckResult;
+use e2e::lifecycle::plan::PhaseId;
+use e2e::lifecycle::run::{self, Options};
 use e2e::matrix::Matrix;
-use futures::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
-use xshell::{cmd, Shell};
 
 /// `--timeout`'s default as clap shows it: the library's [`e2e::lifecycle::run::DEFAULT_TIMEOUT`]
 /// (a test keeps them equal).
@@ -47,7 +46,7 @@ pub struct Args {
     /// Print every phase, command, URL, sha256 and manifest digest; touch nothing, need no Docker.
     #[arg(long)]
     dry_run: bool,
-    /// Deadline of each wait (nodes Ready, operator Available, …): e.g. 300s, 5m.
+    /// Deadline of each phase (every wait in it shares it): e.g. 300s, 5m.
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = crate::duration::parse)]
     timeout: std::time::Duration,
     /// A metric every running container must have a series of, instead of the cell's list
@@ -55,6 +54,18 @@ pub struct Args {
     /// repeat for several.
     #[arg(long = "metric", value_name = "NAME")]
     metrics: Vec<e2e::coverage::MetricName>,
+    /// Your prometheus-operator stack instead of the pinned bundle, manifests/prometheus/ and our
+    /// ServiceMonitor: a YAML file, a directory of YAML files, or - for stdin
+    /// (`kustomize build overlays/dev | cargo xtask e2e --stack -`). With --kubeconfig, the cluster
+    /// runs it already: nothing of it is applied.
+    #[arg(long, value_name = "PATH")]
+    stack: Option<PathBuf>,
+    /// Assert in this Prometheus of the stack only (NAMESPACE/NAME); default: each of the stack's.
+    #[arg(long, value_name = "NS/NAME")]
+    prometheus: Option<e2e::assert::PrometheusRef>,
+    /// Apply none of our workloads (fixtures/workloads/): assert on what runs already.
+    #[arg(long)]
+    no_workloads: bool,
     /// Stream kind's output and log debug details.
     #[arg(short, long)]
     verbose: bool,
@@ -81,6 +92,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         kind_config: args.kind_config.map(absolute).transpose()?,
         timeout: args.timeout,
         verbose: args.verbose,
+        stack: args
+            .stack
+            .map(|p| -> Result<_> {
+                Ok(if p.as_os_str() == "-" {
+                    e2e::stack::StackSource::Stdin
+                } else {
+                    e2e::stack::StackSource::Path(absolute(p)?)
+                })
+            })
+            .transpose()?,
+        prometheus: args.prometheus,
+        no_workloads: args.no_workloads,
     };
     if args.dry_run {
         print!("{}", run::plan(cell, &opts)?.render());
@@ -99,14 +122,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// How `cargo xtask e2e` shows the run: a spinner per phase on a terminal, plain lines otherwise
-/// (CI logs); and how it asserts: the cluster tests under `cargo nextest`.
-struct Terminal {
+/// (CI logs), and a line per check of the assert phase.
+pub(crate) struct Terminal {
     spinner: bool,
     current: Mutex<Option<ProgressBar>>,
 }
 
 impl Terminal {
-    fn new(verbose: bool) -> Self {
+    pub(crate) fn new(verbose: bool) -> Self {
         // With -v, kind's own output streams to the terminal and would tear a spinner apart.
         Terminal {
             spinner: std::io::stderr().is_terminal() && !verbose,
@@ -117,8 +140,8 @@ impl Terminal {
 
 impl run::Frontend for Terminal {
     fn phase_started(&self, id: PhaseId) {
-        // nextest and teardown print their own lines, which a spinner would overwrite.
-        if self.spinner && !matches!(id, PhaseId::Assert | PhaseId::Teardown) {
+        // Teardown prints its own lines, which a spinner would overwrite.
+        if self.spinner && id != PhaseId::Teardown {
             let pb = ProgressBar::new_spinner();
             pb.set_style(
                 ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
@@ -145,36 +168,13 @@ impl run::Frontend for Terminal {
         eprintln!("{line}");
     }
 
-    /// The cluster tests are ordinary test binaries run by nextest (its e2e profile writes the
-    /// JUnit report CI uploads), so a user can rerun them by hand with the same `E2E_*` variables.
-    fn assert<'a>(&'a self, ctx: &'a AssertContext) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let sh = Shell::new()?;
-            sh.change_dir(e2e::workspace_root());
-            for (key, value) in ctx.env() {
-                sh.set_var(key, value);
-            }
-            let args = &NEXTEST_ARGS[1..];
-            let mut command = tokio::process::Command::from(std::process::Command::from(cmd!(
-                sh,
-                "cargo {args...}"
-            )));
-            command
-                .kill_on_drop(true)
-                .stdin(std::process::Stdio::null());
-            let status = command
-                .status()
-                .await
-                .context("running `cargo nextest run --profile e2e --run-ignored only`")?;
-            if !status.success() {
-                bail!(
-                    "the cluster tests failed ({status}); see the nextest output above, {}/coverage.json and \
-                     target/nextest/e2e/junit.xml",
-                    e2e::workdir::display_path(&ctx.artifacts)
-                );
-            }
-            Ok(())
-        })
+    fn check_done(&self, result: &CheckResult) {
+        let line = format!("  {}", result.line());
+        match self.current.lock().expect("progress lock").as_ref() {
+            // Above the spinner, which keeps turning below.
+            Some(pb) => pb.println(line),
+            None => eprintln!("{line}"),
+        }
     }
 }
 

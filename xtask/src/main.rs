@@ -2,6 +2,7 @@
 //!
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function.
 
+mod assert;
 mod bench;
 mod capture;
 mod cargo;
@@ -43,6 +44,8 @@ enum Cmd {
     Matrix(matrix::Args),
     /// The cluster tier: kind → prometheus-operator → Prometheus → ServiceMonitor → assert (`--dry-run` shows the plan).
     E2e(e2e::Args),
+    /// Rerun exactly the assert phase's checks against a running cluster (read-only); writes junit.xml, coverage.json, diagnose.json.
+    Assert(assert::Args),
     /// Delete a kind cluster this harness created (`pme2e-…` only).
     Down(down::Args),
     /// List the kind clusters this harness created (`pme2e-…`).
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench::run(args),
         Cmd::Matrix(args) => matrix::run(args),
         Cmd::E2e(args) => e2e::run(args),
+        Cmd::Assert(args) => assert::run(args),
         Cmd::Down(args) => down::run(args),
         Cmd::Ls(args) => ls::run(args),
         Cmd::Doctor(args) => doctor::run(args),

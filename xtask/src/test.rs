@@ -10,7 +10,7 @@ use xshell::{cmd, Shell};
 #[derive(clap::Args)]
 pub struct Args {
     /// nextest profile from `.config/nextest.toml`: `default` (unit + component), `ci` (JUnit XML,
-    /// no fail-fast) or `e2e` (cluster tests; needs a cluster, see `cargo xtask e2e`).
+    /// no fail-fast).
     #[arg(long, default_value = "default")]
     profile: String,
     /// A local copy of prometheus-operator v0.48.1's bundle.yaml (verified by sha256); default:

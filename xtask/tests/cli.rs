@@ -15,16 +15,6 @@ use std::time::{Duration, Instant};
 
 const GOLDEN: &str = "fixtures/golden/e2e-dry-run.txt";
 
-/// Stands in for `cargo` in the assert phase: records its arguments, working directory and the
-/// E2E_* environment, drops a coverage report where the cluster test would, exits on demand.
-const STANDIN_CARGO: &str = r#"#!/bin/sh
-printf '%s\n' "$*" >> "$STANDIN_LOG.cargo"
-printf 'cwd=%s\n' "$(pwd)" >> "$STANDIN_LOG.cargo"
-printf 'E2E_KUBECONFIG=%s E2E_CELL=%s E2E_ARTIFACTS_DIR=%s E2E_METRICS=%s\n' "$E2E_KUBECONFIG" "$E2E_CELL" "$E2E_ARTIFACTS_DIR" "$E2E_METRICS" >> "$STANDIN_LOG.cargo"
-if [ -n "$STANDIN_COVERAGE" ]; then cp "$STANDIN_COVERAGE" "$E2E_ARTIFACTS_DIR/coverage.json"; fi
-exit "${STANDIN_CARGO_EXIT:-0}"
-"#;
-
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -103,12 +93,23 @@ fn dry_run_works_for_every_cell_and_touches_nothing() {
         let out = sb.run(&["e2e", "--dry-run", "--cell", &cell.name]);
         assert!(out.status.success(), "{}: {}", cell.name, stderr(&out));
         let text = stdout(&out);
+        // A cell with a stack applies it instead of the bundle and our ServiceMonitor.
+        let applied = match &cell.stack {
+            None => [
+                cell.operator_bundle_sha256.clone(),
+                cell.servicemonitor.manifest().to_string(),
+            ],
+            Some(stack) => [
+                format!("the stack {}", stack.display()),
+                "wait until each of".to_string(),
+            ],
+        };
         for needle in [
             cell.name.as_str(),
             cell.node_image.as_str(),
             cell.kind_sha256["linux-amd64"].as_str(),
-            cell.operator_bundle_sha256.as_str(),
-            cell.servicemonitor.manifest(),
+            applied[0].as_str(),
+            applied[1].as_str(),
             &cell.default_cluster_name(),
             &format!(
                 "kind/releases/download/{}/kind-linux-amd64",
@@ -142,7 +143,10 @@ fn dry_run_shows_the_flags_effects() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("E2E_KUBECONFIG={} ", kc.display())),
+        text.contains(&format!(
+            "cargo xtask assert --kubeconfig {} ",
+            kc.display()
+        )),
         "{text}"
     );
 
@@ -768,8 +772,9 @@ fn an_operator_bundle_with_the_wrong_sha256_is_refused_in_preflight() {
 // ---------------------------------------------------------------------------------------------
 // The whole lifecycle, success included, against the cluster twin (testkit, in-process, with its
 // data path): every object applied is really stored and reconciled, the operator's objects come
-// from its v0.48.1 emulation, and a stand-in `cargo` plays the cluster test. Needs the real
-// operator bundle (E2E_OPERATOR_BUNDLE), which phase 3 verifies and applies, and Docker.
+// from its v0.48.1 emulation, and the assert phase's checks run in-process against the twin's real
+// Prometheus. Needs the real operator bundle (E2E_OPERATOR_BUNDLE), which phase 3 verifies and
+// applies, and Docker.
 
 /// A running twin and the runtime serving it; both stop when dropped.
 struct TwinHandle {
@@ -806,7 +811,7 @@ impl Drop for TwinHandle {
     }
 }
 
-/// A sandbox whose kind writes the twin's kubeconfig and whose `cargo` is the stand-in.
+/// A sandbox whose kind writes the twin's kubeconfig.
 fn full_lifecycle_sandbox() -> (Sandbox, String, TwinHandle) {
     let bundle = std::env::var("E2E_OPERATOR_BUNDLE").unwrap_or_else(|_| {
         panic!(
@@ -816,28 +821,20 @@ fn full_lifecycle_sandbox() -> (Sandbox, String, TwinHandle) {
     });
     let twin = TwinHandle::start();
     let sb = Sandbox::new().env("STANDIN_KUBECONFIG", twin.kubeconfig().to_str().unwrap());
-    write_script(&sb.bin.join("cargo"), STANDIN_CARGO);
-    // A coverage report as the cluster test would write it.
-    let pods = [e2e::pods::RunningPod::new("pme2e-apps", "web-0", &["app"])];
-    let series = vec![std::collections::BTreeMap::from([
-        ("exported_namespace".to_string(), "pme2e-apps".to_string()),
-        ("pod".to_string(), "web-0".to_string()),
-        ("container".to_string(), "app".to_string()),
-    ])];
-    let memory = e2e::coverage::MetricName::new(e2e::coverage::MEMORY_METRIC).unwrap();
-    let mut report = e2e::coverage::MetricsReport::from(e2e::coverage::evaluate(&pods, &series));
-    report
-        .metrics
-        .push(e2e::coverage::evaluate_for(&memory, &pods, &series));
-    let coverage = sb.write("coverage.json", &serde_json::to_string(&report).unwrap());
-    let sb = sb.env("STANDIN_COVERAGE", coverage.to_str().unwrap());
     (sb, bundle, twin)
+}
+
+/// The JUnit report of a run: every test case, and how many failed.
+fn junit(sb: &Sandbox) -> (String, usize, usize) {
+    let xml = std::fs::read_to_string(sb.run_dir().join("junit.xml")).expect("junit.xml");
+    let count = |tag: &str| xml.matches(tag).count();
+    (xml.clone(), count("<testcase "), count("<failure "))
 }
 
 #[test]
 fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
     let (sb, bundle, _twin) = full_lifecycle_sandbox();
-    let out = sb.run(&["e2e", "--operator-bundle", &bundle, "--timeout", "20s"]);
+    let out = sb.run(&["e2e", "--operator-bundle", &bundle, "--timeout", "90s"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     for phase in e2e::lifecycle::plan::PhaseId::ALL {
@@ -846,6 +843,15 @@ fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
             "no `{} ok`:\n{err}",
             phase.label()
         );
+    }
+    // A line per check, in-process: nothing compiled or spawned while the cluster waits.
+    for check in [
+        "ok      monitoring/e2e: its replicas are running and ready",
+        "ok      monitoring/prometheus-e2e-0: it loaded the cadvisor scrape job — serviceMonitor/kube-system/cadvisor/0",
+        "ok      monitoring/prometheus-e2e-0: one healthy cadvisor target per node — 3 nodes",
+        "ok      monitoring/prometheus-e2e-0: every running container has a series of each metric",
+    ] {
+        assert!(err.contains(check), "no `{check}`:\n{err}");
     }
     let name = default_name();
     let calls = sb.kind_calls();
@@ -861,28 +867,12 @@ fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
         !calls.iter().any(|c| c.starts_with("export logs")),
         "logs exported on success: {calls:?}"
     );
-    // The assert phase: nextest's e2e profile, from the workspace root, with the run's environment.
-    let cargo = read_lines(&sb.log.with_extension("log.cargo"));
-    assert_eq!(
-        cargo[0],
-        "nextest run --workspace --profile e2e --run-ignored only"
-    );
-    assert_eq!(cargo[1], format!("cwd={}", workspace_root().display()));
-    let artifacts = sb.run_dir().join("artifacts");
-    assert_eq!(
-        cargo[2],
-        format!(
-            "E2E_KUBECONFIG={} E2E_CELL={} E2E_ARTIFACTS_DIR={} \
-             E2E_METRICS=container_cpu_usage_seconds_total,container_memory_working_set_bytes",
-            sb.kubeconfig().display(),
-            matrix().default_cell().name,
-            artifacts.display()
-        )
-    );
     assert!(
         !sb.kubeconfig().exists(),
         "kubeconfig of a deleted cluster left behind"
     );
+    let (xml, cases, failures) = junit(&sb);
+    assert_eq!((cases, failures), (4, 0), "{xml}");
     let summary = std::fs::read_to_string(sb.run_dir().join("summary.md")).unwrap();
     assert!(
         summary.contains(": passed") && summary.contains("| [7/8] assert | ok |"),
@@ -890,32 +880,45 @@ fn the_whole_lifecycle_passes_and_deletes_the_cluster() {
     );
     for metric in e2e::coverage::DEFAULT_METRICS {
         assert!(
-            summary.contains(&format!("| `{metric}` | 1/1 | 1/1 | yes |")),
+            summary.contains(&format!("| `{metric}` |")) && !summary.contains("**no**"),
             "{metric}: {summary}"
         );
     }
+    let coverage = std::fs::read_to_string(sb.run_dir().join("artifacts/coverage.json")).unwrap();
+    assert!(
+        coverage.contains(r#""prometheus": "monitoring/prometheus-e2e-0""#),
+        "{coverage}"
+    );
+    assert!(!sb.run_dir().join("artifacts/diagnose.json").exists());
 }
 
 #[test]
-fn e2e_metric_overrides_the_cells_list_for_the_cluster_test() {
+fn e2e_metric_overrides_the_cells_list_for_the_assert_phase() {
     let (sb, bundle, _twin) = full_lifecycle_sandbox();
     let out = sb.run(&[
         "e2e",
         "--operator-bundle",
         &bundle,
         "--timeout",
-        "20s",
+        "90s",
         "--metric",
         "container_memory_working_set_bytes",
-        "--metric",
-        "container_fs_usage_bytes",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let cargo = read_lines(&sb.log.with_extension("log.cargo"));
-    assert!(
-        cargo[2]
-            .ends_with(" E2E_METRICS=container_memory_working_set_bytes,container_fs_usage_bytes"),
-        "{cargo:?}"
+    let coverage: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sb.run_dir().join("artifacts/coverage.json")).unwrap(),
+    )
+    .unwrap();
+    let metrics: Vec<&str> = coverage["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        metrics,
+        ["container_memory_working_set_bytes"],
+        "{coverage}"
     );
 }
 
@@ -926,11 +929,7 @@ fn dry_run_shows_the_metrics_of_the_cell_or_of_metric_flags() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains(" E2E_METRICS=container_fs_usage_bytes cargo nextest run"),
-        "{text}"
-    );
-    assert!(
-        text.contains("must have a series of each metric in Prometheus (queried through the API server's service proxy): container_fs_usage_bytes\n"),
+        text.contains("every running container has a series of each metric (exported_namespace label): container_fs_usage_bytes\n"),
         "{text}"
     );
 }
@@ -956,6 +955,13 @@ fn a_bad_metric_name_is_refused_naming_the_flag_and_the_rule() {
             "--metric",
             "container-cpu",
         ],
+        vec![
+            "assert",
+            "--kubeconfig",
+            "/nonexistent",
+            "--metric",
+            "container-cpu",
+        ],
     ] {
         let out = sb.run(&cmd);
         let err = stderr(&out);
@@ -971,14 +977,26 @@ fn a_bad_metric_name_is_refused_naming_the_flag_and_the_rule() {
 }
 
 #[test]
-fn a_failing_cluster_test_collects_artifacts_then_deletes() {
+fn a_failing_assert_collects_artifacts_diagnoses_then_deletes() {
     let (sb, bundle, _twin) = full_lifecycle_sandbox();
-    let sb = sb.env("STANDIN_CARGO_EXIT", "100");
-    let out = sb.run(&["e2e", "--operator-bundle", &bundle, "--timeout", "20s"]);
+    // The fixture kubelets serve no container_fs_usage_bytes: the coverage check cannot pass.
+    let out = sb.run(&[
+        "e2e",
+        "--operator-bundle",
+        &bundle,
+        "--timeout",
+        "30s",
+        "--metric",
+        "container_fs_usage_bytes",
+    ]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("[6/8] workloads ok") && err.contains("[7/8] assert FAILED"),
+        "{err}"
+    );
+    assert!(
+        err.contains("FAILED  monitoring/prometheus-e2e-0: every running container has a series of each metric"),
         "{err}"
     );
     let calls = sb.kind_calls();
@@ -986,6 +1004,13 @@ fn a_failing_cluster_test_collects_artifacts_then_deletes() {
     assert!(
         calls[n - 2].starts_with("export logs") && calls[n - 1].starts_with("delete cluster"),
         "{calls:?}"
+    );
+    let (xml, cases, failures) = junit(&sb);
+    assert_eq!((cases, failures), (4, 1), "{xml}");
+    let diagnosis = std::fs::read_to_string(sb.run_dir().join("artifacts/diagnose.json")).unwrap();
+    assert!(
+        diagnosis.contains(r#""id": "metric-absent""#),
+        "{diagnosis}"
     );
     let summary = std::fs::read_to_string(sb.run_dir().join("summary.md")).unwrap();
     assert!(
@@ -1009,7 +1034,7 @@ fn an_external_kubeconfig_runs_phases_3_to_8_and_touches_no_kind() {
         "--operator-bundle",
         &bundle,
         "--timeout",
-        "20s",
+        "90s",
     ]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -1018,12 +1043,29 @@ fn an_external_kubeconfig_runs_phases_3_to_8_and_touches_no_kind() {
         "{err}"
     );
     assert!(sb.kind_calls().is_empty() && sb.docker_calls().is_empty());
-    let cargo = read_lines(&sb.log.with_extension("log.cargo"));
-    assert!(
-        cargo[2].starts_with(&format!("E2E_KUBECONFIG={} ", kc.display())),
-        "{cargo:?}"
-    );
     assert!(kc.exists());
+
+    // `cargo xtask assert` reruns exactly the checks against the same cluster, into its own dir.
+    let dir = sb.root.join("rerun");
+    let out = sb.run(&[
+        "assert",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("ok      ").count(), 4, "{err}");
+    assert!(
+        err.contains(&format!("outputs: {}", dir.display())),
+        "{err}"
+    );
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+    assert!(dir.join("coverage.json").exists());
 }
 
 #[test]
@@ -1036,7 +1078,7 @@ fn a_reused_cluster_survives_a_passing_run() {
         "--operator-bundle",
         &bundle,
         "--timeout",
-        "20s",
+        "90s",
     ]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -1052,4 +1094,232 @@ fn a_reused_cluster_survives_a_passing_run() {
         "{err}"
     );
     assert!(sb.kubeconfig().exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// --stack: bad input is refused in preflight, naming the document and the fix, with nothing
+// created (no kind call that creates, no run directory, no kubeconfig).
+
+/// The kube-prometheus-shaped fixture with `f` applied to its text, as one file in the sandbox.
+fn stack_file(sb: &Sandbox, name: &str, f: impl Fn(String) -> String) -> PathBuf {
+    let dir = workspace_root().join("fixtures/stacks/kube-prometheus");
+    let mut text = String::new();
+    for path in e2e::k8s::manifests::yaml_files(&dir, true).unwrap() {
+        text.push_str("---\n");
+        text.push_str(&std::fs::read_to_string(path).unwrap());
+    }
+    sb.write(name, &f(text))
+}
+
+#[test]
+fn a_stack_without_a_prometheus_is_refused_in_preflight() {
+    let sb = Sandbox::new();
+    let path = stack_file(&sb, "s.yaml", |t| {
+        t.replace("kind: Prometheus\n", "kind: Alertmanager\n")
+    });
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "preflight failed; nothing was created",
+            "has no Prometheus object (monitoring.coreos.com/v1 kind Prometheus)",
+        ],
+    );
+}
+
+#[test]
+fn a_stack_without_a_cadvisor_servicemonitor_is_refused_in_preflight() {
+    let sb = Sandbox::new();
+    let path = stack_file(&sb, "s.yaml", |t| {
+        t.replace("path: /metrics/cadvisor", "path: /metrics/resource")
+    });
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "has no ServiceMonitor scraping /metrics/cadvisor (its ServiceMonitors: monitoring/kube-state-metrics, monitoring/kubelet,",
+            "path: /metrics/cadvisor",
+        ],
+    );
+}
+
+#[test]
+fn a_document_that_is_not_kubernetes_yaml_is_named_by_file_and_number() {
+    let sb = Sandbox::new();
+    let path = sb.write(
+        "s.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nthis is: [not closed\n",
+    );
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[&format!(
+            "{}, document 2 (from line 5): not YAML",
+            path.display()
+        )],
+    );
+    let path = sb.write("t.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nkind: ConfigMap\nmetadata: {name: c}\n");
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[&format!(
+            "{}, document 2: not a Kubernetes object (missing apiVersion)",
+            path.display()
+        )],
+    );
+}
+
+#[test]
+fn a_custom_resource_without_its_crd_is_refused_in_preflight() {
+    let sb = Sandbox::new();
+    // The PodMonitor's CRD removed: a new kind cluster serves no custom resources.
+    let path = stack_file(&sb, "s.yaml", |t| {
+        t.split("\n---\n")
+            .filter(|d| !d.contains("name: podmonitors.monitoring.coreos.com"))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    });
+    let out = sb.run(&["e2e", "--stack", path.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "PodMonitor monitoring/example-app is a custom resource of monitoring.coreos.com/v1",
+            "(a new kind cluster serves no custom resources)",
+            "add its CRD to the stack",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}, document ", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stack_from_stdin_is_read_once_and_its_documents_named() {
+    let sb = Sandbox::new();
+    let mut child = sb
+        .command(&["e2e", "--stack", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n- a list\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &["-, document 2: not a Kubernetes object (a YAML sequence"],
+    );
+}
+
+#[test]
+fn a_kustomization_is_refused_with_the_command_that_builds_it() {
+    let sb = Sandbox::new();
+    let dir = sb.root.join("overlay");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: monitoring\nresources: [base]\n",
+    )
+    .unwrap();
+    let out = sb.run(&["e2e", "--stack", dir.to_str().unwrap()]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &[
+            "this is a kustomization",
+            &format!(
+                "kustomize build {} | cargo xtask e2e --stack -",
+                dir.display()
+            ),
+        ],
+    );
+}
+
+#[test]
+fn stack_flags_that_contradict_each_other_are_refused() {
+    let sb = Sandbox::new();
+    let stack = workspace_root().join("fixtures/stacks/kube-prometheus");
+    let out = sb.run(&[
+        "e2e",
+        "--stack",
+        stack.to_str().unwrap(),
+        "--prometheus",
+        "monitoring/main",
+    ]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &["--prometheus monitoring/main: the stack has no Prometheus monitoring/main; it has monitoring/k8s"],
+    );
+    let bundle = sb.write("bundle.yaml", "x");
+    let out = sb.run(&[
+        "e2e",
+        "--stack",
+        stack.to_str().unwrap(),
+        "--operator-bundle",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_rejected_cleanly(
+        &sb,
+        &out,
+        &["--operator-bundle and --stack exclude each other"],
+    );
+    let out = sb.run(&["e2e", "--prometheus", "monitoring/k8s"]);
+    assert_rejected_cleanly(&sb, &out, &["--prometheus needs --stack"]);
+    let out = sb.run(&[
+        "e2e",
+        "--stack",
+        stack.to_str().unwrap(),
+        "--prometheus",
+        "k8s",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected NAMESPACE/NAME"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn dry_run_of_a_stack_lists_its_objects_in_apply_order() {
+    let sb = Sandbox::new();
+    let stack = workspace_root().join("fixtures/stacks/kube-prometheus");
+    let out = sb.run(&["e2e", "--dry-run", "--stack", stack.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?}:\n{text}"))
+    };
+    assert!(
+        at("    Namespace monitoring")
+            < at("    CustomResourceDefinition alertmanagers.monitoring.coreos.com")
+    );
+    assert!(
+        at("CustomResourceDefinitions is Established")
+            < at("    ServiceAccount monitoring/prometheus-operator")
+    );
+    assert!(at("    ClusterRole prometheus-k8s") < at("    DaemonSet monitoring/node-exporter"));
+    assert!(at("    Role kube-system/prometheus-k8s") < at("    Prometheus monitoring/k8s"));
+    at("wait for StatefulSet monitoring/prometheus-k8s to have 2 ready replica(s)");
+    at("read fixtures/stacks/kube-prometheus/setup/0namespace-namespace.yaml  sha256 ");
+    assert!(!text.contains("bundle.yaml"), "{text}");
+    assert!(
+        sb.kind_calls().iter().all(|c| !c.starts_with("create")),
+        "touches nothing"
+    );
 }

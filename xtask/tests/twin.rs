@@ -1,7 +1,7 @@
 //! The main job and the doctor against the cluster twin (testkit), started in-process:
 //! `cargo xtask e2e --kubeconfig <twin>` runs phases 3–8 unchanged — the real v0.48.1 bundle
 //! (`E2E_OPERATOR_BUNDLE`), `manifests/prometheus/`, the ServiceMonitor of the cell's variant,
-//! the workloads, the cluster test binary through nested `cargo nextest` and the service proxy,
+//! the workloads, the assert phase's checks in-process through the pod proxy, `junit.xml`,
 //! artifacts and `summary.md` — for each profile and both variants; the default (kind) path
 //! with a stand-in `kind` whose `create cluster` starts a twin (the `twin` binary); and
 //! `cargo xtask doctor` on a healthy twin and on twins broken on purpose.
@@ -26,18 +26,12 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// xtask with a clean environment: its own work dir, no kubeconfig in reach, no outer nextest.
+/// xtask with a clean environment: its own work dir, no kubeconfig in reach.
 fn xtask(work: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(XTASK);
     cmd.args(args)
         .env("E2E_WORK_DIR", work)
-        .env_remove("KUBECONFIG")
-        .env_remove("E2E_KUBECONFIG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("NEXTEST") || k == "RUST_TEST_THREADS" {
-            cmd.env_remove(k);
-        }
-    }
+        .env_remove("KUBECONFIG");
     cmd.current_dir(e2e::workspace_root()).stdin(Stdio::null());
     cmd
 }
@@ -100,6 +94,9 @@ fn main_job_on(opts: TwinOptions, cell: &str, timeout: &str) -> String {
         summary.contains(": passed") && summary.contains("### Coverage"),
         "{summary}"
     );
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 4, "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
     let coverage: Value = serde_json::from_str(
         &std::fs::read_to_string(run_dir.join("artifacts/coverage.json")).unwrap(),
     )
@@ -213,6 +210,59 @@ fn main_job_passes_on_upstreams_timings_scaled() {
     );
 }
 
+/// `--timeout` bounds each phase, not each step in it (issue 19): in the operator phase the
+/// apply and the operator's Deployment (pods start after 4 s here) use part of it, and the wait
+/// for the kubelet Service, whose Endpoints answer 503 throughout, gets only the rest; it fails
+/// with the last error it saw.
+#[test]
+fn the_timeout_bounds_each_phase_not_each_wait_in_it() {
+    let rt = runtime();
+    let mut opts = TwinOptions::new(Profile::V1_21);
+    opts.timing.pod_start = Duration::from_secs(4);
+    let twin = rt.block_on(Twin::start(opts)).unwrap();
+    twin.cluster().faults.inject(
+        Some(axum::http::Method::GET),
+        "/namespaces/kube-system/endpoints/kubelet",
+        503,
+        100_000,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let kc = twin.kubeconfig_path();
+    let timeout = 10.0;
+    let out = run(&mut xtask(
+        work.path(),
+        &[
+            "e2e",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--operator-bundle",
+            &bundle(),
+            "--timeout",
+            "10s",
+        ],
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("[3/8] operator FAILED ("))
+        .unwrap_or_else(|| panic!("the operator phase did not fail: {err}"));
+    let took: f64 = line
+        .trim_start_matches("[3/8] operator FAILED (")
+        .trim_end_matches("s)")
+        .parse()
+        .unwrap();
+    // The Deployment alone took about 4 s; a fresh 10 s for the next wait would end past 14 s.
+    assert!(
+        (timeout - 0.5..timeout + 2.5).contains(&took),
+        "the phase took {took}s, its deadline was {timeout}s: {err}"
+    );
+    assert!(
+        err.contains("kube-system/kubelet") && err.contains("503"),
+        "the failure names the wait and its last error: {err}"
+    );
+}
+
 /// A stand-in `kind` whose `create cluster` starts the `twin` binary and waits for its
 /// kubeconfig; `delete cluster` stops it (SIGTERM: it removes its containers and kubeconfig).
 const TWIN_KIND: &str = r#"#!/bin/sh
@@ -297,6 +347,218 @@ fn the_default_kind_path_runs_end_to_end_on_a_twin_and_tears_it_down() {
     assert!(!kc.exists(), "the kubeconfig of the deleted twin is gone");
     let twin_log = std::fs::read_to_string(log.with_extension("log.twin")).unwrap();
     assert!(twin_log.contains("stopping the twin"), "{twin_log}");
+}
+
+/// A temp dir whose `bin/kind` is [`TWIN_KIND`], and the environment it needs.
+struct TwinKind {
+    tmp: tempfile::TempDir,
+}
+
+impl TwinKind {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("bin")).unwrap();
+        std::fs::create_dir(tmp.path().join("work")).unwrap();
+        let kind = tmp.path().join("bin/kind");
+        std::fs::write(&kind, TWIN_KIND).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).unwrap();
+        TwinKind { tmp }
+    }
+
+    fn work(&self) -> PathBuf {
+        self.tmp.path().join("work")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.tmp.path().join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        run(xtask(&self.work(), args)
+            .env("PATH", path)
+            .env("E2E_KIND_PLATFORM", "linux-amd64")
+            .env("STANDIN_LOG", self.tmp.path().join("kind.log"))
+            .env("STANDIN_NAME", "pme2e-kind0-11-k8s1-21")
+            .env("TWIN_BIN", twin_bin())
+            .env("TWIN_PROFILE", "1.21"))
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.work().join("pme2e-kind0-11-k8s1-21")
+    }
+}
+
+impl Drop for TwinKind {
+    fn drop(&mut self) {
+        // Whatever happened, the twin started by the stand-in kind stops.
+        let _ = self.run(&["down", "--name", "pme2e-kind0-11-k8s1-21"]);
+    }
+}
+
+/// A stack shaped like kube-prometheus (operator in `monitoring`, Prometheus `k8s` with two
+/// replicas, node-exporter on the host network, PodMonitor, an absent Alertmanager) applied by
+/// `cargo xtask e2e --stack` to a new cluster and asserted in each replica; then, on the kept
+/// cluster, `--kubeconfig --stack --no-workloads` applies nothing and asserts again, `cargo xtask
+/// assert --stack` and `doctor` find each replica from the Prometheus object.
+#[test]
+fn a_kube_prometheus_shaped_stack_is_applied_asserted_per_replica_and_diagnosed() {
+    let k = TwinKind::new();
+    let stack = "fixtures/stacks/kube-prometheus";
+    let out = k.run(&["e2e", "--stack", stack, "--keep", "--timeout", "120s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for phase in e2e::lifecycle::plan::PhaseId::ALL {
+        assert!(
+            err.contains(&format!("{} ok", phase.label())),
+            "no `{} ok`: {err}",
+            phase.label()
+        );
+    }
+    for line in [
+        "ok      monitoring/k8s: its replicas are running and ready — 2 of 2 ready: prometheus-k8s-0, prometheus-k8s-1",
+        "ok      monitoring/prometheus-k8s-0: it loaded the cadvisor scrape job — serviceMonitor/monitoring/kubelet/1",
+        "ok      monitoring/prometheus-k8s-1: it loaded the cadvisor scrape job — serviceMonitor/monitoring/kubelet/1",
+        "ok      monitoring/prometheus-k8s-1: every running container has a series of each metric",
+    ] {
+        assert!(err.contains(line), "no `{line}`: {err}");
+    }
+    let junit = std::fs::read_to_string(k.run_dir().join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 7, "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
+    // The stack's own pods are covered too: node-exporter on each node, both Prometheus replicas.
+    let coverage: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            k.run_dir()
+                .join("artifacts/coverage/monitoring_prometheus-k8s-1.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let cpu = &coverage["metrics"][0];
+    assert_eq!(cpu["missing"], json!([]), "{coverage}");
+    assert!(
+        cpu["namespace_label"]
+            .as_str()
+            .unwrap()
+            .contains("namespace"),
+        "{coverage}"
+    );
+    let kc = k.run_dir().join("kubeconfig");
+    assert!(kc.exists(), "--keep keeps the cluster");
+
+    // The cluster runs the stack: nothing of it is applied, and no workloads either.
+    let out = k.run(&[
+        "e2e",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--stack",
+        stack,
+        "--no-workloads",
+        "--prometheus",
+        "monitoring/k8s",
+        "--name",
+        "pme2e-again",
+        "--timeout",
+        "60s",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("[6/8] workloads skipped (--no-workloads)")
+            && err.contains("not ours to delete"),
+        "{err}"
+    );
+    let dry = k.run(&[
+        "e2e",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--stack",
+        stack,
+        "--dry-run",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&dry.stdout)
+            .contains("nothing applied: the cluster runs the stack already"),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+
+    // The same checks alone, and the diagnosis, both finding the Prometheus from its object.
+    let out = k.run(&[
+        "assert",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--stack",
+        stack,
+        "--timeout",
+        "60s",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("ok      ").count(), 7, "{err}");
+    let out = k.run(&["doctor", "--kubeconfig", kc.to_str().unwrap(), "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(json!({}));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{v:#} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let asked: Vec<&str> = v["prometheuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["prometheus"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        asked,
+        ["monitoring/prometheus-k8s-0", "monitoring/prometheus-k8s-1"],
+        "{v:#}"
+    );
+}
+
+/// A stack whose cadvisor ServiceMonitor lacks `bearerTokenFile`: the kubelets answer 401, the
+/// run fails in the assert phase, and the diagnosis says `target-unauthorized`.
+#[test]
+fn a_stack_without_the_bearer_token_fails_and_the_diagnosis_says_target_unauthorized() {
+    let k = TwinKind::new();
+    let out = k.run(&[
+        "e2e",
+        "--stack",
+        "fixtures/stacks/no-token.yaml",
+        "--timeout",
+        "40s",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("[5/8] servicemonitor ok") && err.contains("[7/8] assert FAILED"),
+        "{err}"
+    );
+    assert!(
+        err.contains("FAILED  metrics/prometheus-main-0: one healthy cadvisor target per node"),
+        "{err}"
+    );
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    let diagnosis: Value = serde_json::from_str(
+        &std::fs::read_to_string(k.run_dir().join("artifacts/diagnose.json")).unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = diagnosis["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["target-unauthorized"], "{diagnosis:#}");
+    assert_eq!(
+        diagnosis["findings"][0]["prometheus"],
+        "metrics/prometheus-main-0"
+    );
+    let summary = std::fs::read_to_string(k.run_dir().join("summary.md")).unwrap();
+    assert!(summary.contains("target-unauthorized"), "{summary}");
 }
 
 /// `cargo xtask doctor --json` until it reports `want` (or the deadline passes): the twin's

@@ -84,8 +84,8 @@ kinds! {
         "set `serviceMonitorSelector: {}` (or labels the ServiceMonitor has) and `serviceMonitorNamespaceSelector: {}` (or a selector matching kube-system) on the Prometheus";
     PROMETHEUS_UNREACHABLE = "prometheus-unreachable", Error,
         "the Prometheus HTTP API does not answer through the API server proxy",
-        "the Prometheus pods are not ready (StatefulSet `prometheus-<name>`) or not reachable from the API server (its `error trying to reach service`), or the `prometheus-operated` Service is in another namespace than the one queried (404 `endpoints \"prometheus-operated\" not found`), or the kubeconfig's user may not use the service proxy (403 on `services/proxy`)",
-        "check `kubectl -n <namespace> get statefulset,pods,endpoints` for the Prometheus, pass `--prometheus-namespace` for the namespace of its Prometheus object, and for a 403 grant the user `get` on `services/proxy` there";
+        "the Prometheus pods are not ready (StatefulSet `prometheus-<name>`) or not reachable from the API server (its `error trying to reach service`), or the kubeconfig's user may not use the API server's proxy (403 on `pods/proxy` or `services/proxy`)",
+        "check `kubectl -n <namespace> get statefulset,pods,endpoints` for the Prometheus and `kubectl get prometheuses -A` for the Prometheus objects doctor asks (`--prometheus NS/NAME` picks one); for a 403 grant the user `get` on `pods/proxy` there";
     NO_SCRAPE_JOB = "no-scrape-job", Error,
         "Prometheus's loaded configuration has no scrape job for the ServiceMonitor",
         "the operator has not reconciled the ServiceMonitor into the Prometheus config yet (operator not running, lacking RBAC, or rejecting the ServiceMonitor), or the config reloader has not reloaded Prometheus",

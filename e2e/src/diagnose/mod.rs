@@ -294,7 +294,9 @@ pub async fn cluster(
     prom: &PrometheusClient,
     pods: &[RunningPod],
 ) -> Result<Vec<Finding>> {
-    Ok(redacted(cluster_chain(client, prom, pods, &[]).await?))
+    Ok(redacted(
+        cluster_chain(client, Some(prom), None, pods, &[]).await?,
+    ))
 }
 
 /// [`cluster`] for the given metrics (see [`prometheus_side_for`]).
@@ -307,12 +309,224 @@ pub async fn cluster_for(
     pods: &[RunningPod],
     metrics: &[MetricName],
 ) -> Result<Vec<Finding>> {
-    Ok(redacted(cluster_chain(client, prom, pods, metrics).await?))
+    Ok(redacted(
+        cluster_chain(client, Some(prom), None, pods, metrics).await?,
+    ))
+}
+
+/// What one Prometheus server (a replica of a Prometheus object) shows, or the cluster when no
+/// Prometheus can be asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnosis {
+    /// The replica asked (`namespace/pod`), a Prometheus object none of whose replicas is ready
+    /// (`namespace/name`), or `the cluster` (it has no Prometheus object).
+    pub prometheus: String,
+    /// Its findings, the chain's order.
+    pub findings: Vec<Finding>,
+}
+
+/// The whole chain for each Prometheus of the cluster (or only `only`), found from its object, not
+/// assumed: each ready replica of each, asked through its pod proxy, and with link 2 judged for
+/// that Prometheus alone (which cadvisor ServiceMonitors it selects). A Prometheus with no ready
+/// replica gets links 1–2 and `prometheus-unreachable`; a cluster without any Prometheus object
+/// gets links 1–2 (which then say so).
+///
+/// # Errors
+/// When the cluster cannot be read, or `only` does not exist.
+pub async fn cluster_per_prometheus(
+    client: &kube::Client,
+    only: Option<&crate::prometheuses::PrometheusRef>,
+    pods: &[RunningPod],
+    metrics: &[MetricName],
+) -> Result<Vec<Diagnosis>> {
+    use crate::prometheuses::{self as ps, PrometheusRef};
+    let objects = match only {
+        Some(p) => match ps::get_prometheus(client, p).await? {
+            Some(obj) => vec![obj],
+            None => anyhow::bail!(
+                "--prometheus {p}: no such Prometheus object (kubectl get prometheuses -A lists them)"
+            ),
+        },
+        None => ps::list_prometheuses(client).await?,
+    };
+    let mut out = Vec::new();
+    if objects.is_empty() {
+        let findings = cluster_chain(client, None, None, pods, metrics).await?;
+        out.push(Diagnosis {
+            prometheus: "the cluster".into(),
+            findings: redacted(findings),
+        });
+        return Ok(out);
+    }
+    for obj in &objects {
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let prom = PrometheusRef::new(ns, name);
+        let replicas = match ps::current_replicas(client, &prom).await? {
+            Ok(r) => r,
+            Err(why) => ps::Replicas {
+                wanted: 0,
+                ready: Vec::new(),
+                not_ready: vec![why],
+            },
+        };
+        if replicas.ready.is_empty() {
+            let mut findings = cluster_chain(client, None, Some(obj), pods, metrics).await?;
+            if !findings.iter().any(Finding::is_error) {
+                findings.push(Finding::new(
+                    &catalogue::PROMETHEUS_UNREACHABLE,
+                    format!("Prometheus {prom} has no ready replica to ask"),
+                    replicas.not_ready.clone(),
+                ));
+            }
+            out.push(Diagnosis {
+                prometheus: prom.to_string(),
+                findings: redacted(findings),
+            });
+            continue;
+        }
+        for replica in &replicas.ready {
+            let prom_client = replica.client(client.clone(), std::time::Duration::from_secs(10));
+            let findings =
+                cluster_chain(client, Some(&prom_client), Some(obj), pods, metrics).await?;
+            out.push(Diagnosis {
+                prometheus: replica.key(),
+                findings: redacted(findings),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The chain for one replica, link 2 judged for its Prometheus alone (what the assert phase asks
+/// when one of a replica's checks fails).
+///
+/// # Errors
+/// When the cluster cannot be read.
+pub async fn replica(
+    client: &kube::Client,
+    replica: &crate::prometheuses::Replica,
+    pods: &[RunningPod],
+    metrics: &[MetricName],
+) -> Result<Vec<Finding>> {
+    let obj = crate::prometheuses::get_prometheus(client, &replica.prometheus).await?;
+    let prom = replica.client(client.clone(), std::time::Duration::from_secs(10));
+    Ok(redacted(
+        cluster_chain(client, Some(&prom), obj.as_ref(), pods, metrics).await?,
+    ))
+}
+
+/// Several diagnoses as one JSON document: the worst verdict, every finding (each with the
+/// Prometheus it was seen in), and per Prometheus its own verdict and findings.
+pub fn to_json_per_prometheus(diagnoses: &[Diagnosis]) -> serde_json::Value {
+    let all: Vec<Finding> = diagnoses.iter().flat_map(|d| d.findings.clone()).collect();
+    let mut json = to_json(&all);
+    let tagged: Vec<serde_json::Value> = diagnoses
+        .iter()
+        .flat_map(|d| {
+            d.findings.iter().map(|f| {
+                let mut v = serde_json::to_value(f).expect("findings serialise");
+                v["prometheus"] = d.prometheus.clone().into();
+                v
+            })
+        })
+        .collect();
+    json["findings"] = tagged.into();
+    json["prometheuses"] = diagnoses
+        .iter()
+        .map(|d| {
+            let mut one = to_json(&d.findings);
+            one["prometheus"] = d.prometheus.clone().into();
+            one
+        })
+        .collect::<Vec<_>>()
+        .into();
+    json
+}
+
+/// Several diagnoses as text: a heading per Prometheus, its findings below.
+pub fn render_text_per_prometheus(diagnoses: &[Diagnosis]) -> String {
+    if let [one] = diagnoses {
+        return format!(
+            "Prometheus {}:\n{}",
+            one.prometheus,
+            render_text(&one.findings)
+        );
+    }
+    diagnoses
+        .iter()
+        .map(|d| format!("Prometheus {}:\n{}", d.prometheus, render_text(&d.findings)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Findings that rest on facts of prometheus-operator v0.48.1 (the scrape job it generates, its
+/// 3-minute kubelet resync): said so when the cluster's operator is another version.
+pub const V0_48_1_FINDINGS: &[&str] = &[
+    "kubelet-endpoints-missing-nodes",
+    "no-scrape-job",
+    "targets-all-dropped",
+    "metric-relabel-drops",
+];
+
+/// The version the diagnosis models.
+pub const MODELLED_OPERATOR: &str = "v0.48.1";
+
+/// Adds to each finding of [`V0_48_1_FINDINGS`] which operator version it models, when the
+/// cluster's operator image (`image`, its tag `version`) is another one (pure).
+pub fn note_operator_version(findings: &mut [Finding], image: &str, version: Option<&str>) {
+    if version == Some(MODELLED_OPERATOR) {
+        return;
+    }
+    let theirs = match version {
+        Some(v) => format!("{v} ({image})"),
+        None => format!("of unknown version ({image})"),
+    };
+    for f in findings
+        .iter_mut()
+        .filter(|f| V0_48_1_FINDINGS.contains(&f.id))
+    {
+        f.evidence.push(format!(
+            "this finding models prometheus-operator {MODELLED_OPERATOR} (the scrape job it generates, its kubelet resync); this cluster's operator is {theirs}, whose behaviour may differ"
+        ));
+    }
 }
 
 async fn cluster_chain(
     client: &kube::Client,
-    prom: &PrometheusClient,
+    prom: Option<&PrometheusClient>,
+    selecting: Option<&serde_json::Value>,
+    pods: &[RunningPod],
+    metrics: &[MetricName],
+) -> Result<Vec<Finding>> {
+    let operator = operator_container(client).await?;
+    let mut findings = chain_links(
+        client,
+        prom,
+        selecting,
+        operator.as_ref().map(|o| &o.1),
+        pods,
+        metrics,
+    )
+    .await?;
+    if let Some((image, _)) = &operator {
+        let version = crate::operator::image_tag(image);
+        note_operator_version(&mut findings, image, version.as_deref());
+    }
+    Ok(findings)
+}
+
+async fn chain_links(
+    client: &kube::Client,
+    prom: Option<&PrometheusClient>,
+    selecting: Option<&serde_json::Value>,
+    operator_args: Option<&Vec<String>>,
     pods: &[RunningPod],
     metrics: &[MetricName],
 ) -> Result<Vec<Finding>> {
@@ -331,12 +545,11 @@ async fn cluster_chain(
         .get_opt(KUBELET_SERVICE)
         .await
         .context("reading Endpoints kube-system/kubelet")?;
-    let operator_args = operator_args(client).await?;
     let findings = kube_checks::kubelet_service(
         kubelet_svc.as_ref(),
         kubelet_eps.as_ref(),
         &nodes,
-        operator_args.as_deref(),
+        operator_args.map(Vec::as_slice),
     );
     if !findings.is_empty() {
         return Ok(findings);
@@ -350,9 +563,13 @@ async fn cluster_chain(
     if cadvisor.is_empty() {
         return Ok(vec![kube_checks::servicemonitor_missing(sms.len(), false)]);
     }
-    let proms = list_dynamic(client, &monitoring("Prometheus", "prometheuses"))
-        .await?
-        .unwrap_or_default();
+    // One Prometheus judged alone (its own selectors), or any Prometheus of the cluster.
+    let proms = match selecting {
+        Some(obj) => vec![obj.clone()],
+        None => list_dynamic(client, &monitoring("Prometheus", "prometheuses"))
+            .await?
+            .unwrap_or_default(),
+    };
     let namespaces = Api::<Namespace>::all(client.clone())
         .list(&lp)
         .await
@@ -371,6 +588,9 @@ async fn cluster_chain(
     if expect.job_prefixes.is_empty() {
         return Ok(not_selected);
     }
+    let Some(prom) = prom else {
+        return Ok(vec![]);
+    };
     // With the cluster in reach, a Prometheus that does not answer is itself the broken link.
     match snapshot_for(prom, metrics).await {
         Ok(snap) => Ok(prom_checks::analyze(&snap, pods, &expect)),
@@ -423,8 +643,8 @@ pub fn resource_not_served(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 404)
 }
 
-/// Args of the first container running a prometheus-operator image, in any namespace.
-async fn operator_args(client: &kube::Client) -> Result<Option<Vec<String>>> {
+/// Image and args of the first container running a prometheus-operator image, in any namespace.
+async fn operator_container(client: &kube::Client) -> Result<Option<(String, Vec<String>)>> {
     let deployments = Api::<Deployment>::all(client.clone())
         .list(&ListParams::default())
         .await
@@ -436,7 +656,10 @@ async fn operator_args(client: &kube::Client) -> Result<Option<Vec<String>>> {
                 .as_deref()
                 .is_some_and(|i| i.contains("prometheus-operator/prometheus-operator"))
         })?;
-        Some(c.args.clone().unwrap_or_default())
+        Some((
+            c.image.clone().unwrap_or_default(),
+            c.args.clone().unwrap_or_default(),
+        ))
     }))
 }
 

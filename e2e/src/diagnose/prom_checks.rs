@@ -121,7 +121,20 @@ fn relevant_jobs<'a>(snap: &'a Snapshot, expect: &Expectation) -> Vec<&'a Job> {
                 .iter()
                 .any(|p| j.name.starts_with(p.as_str()))
         };
-        return snap.jobs.iter().filter(expected).collect();
+        let of_selected: Vec<&Job> = snap.jobs.iter().filter(expected).collect();
+        // A ServiceMonitor with other endpoints too (kube-prometheus's kubelet one scrapes
+        // /metrics and /metrics/probes as well): only its cadvisor endpoints' jobs explain
+        // missing container series.
+        let cadvisor: Vec<&Job> = of_selected
+            .iter()
+            .copied()
+            .filter(|j| j.metrics_path == CADVISOR_PATH)
+            .collect();
+        return if cadvisor.is_empty() {
+            of_selected
+        } else {
+            cadvisor
+        };
     }
     let cadvisor: Vec<&Job> = snap
         .jobs

@@ -847,3 +847,114 @@ fn prometheus_unreachable_names_the_api_servers_refusal() {
         "Prometheus at t does not answer"
     );
 }
+
+// ---------- several Prometheus servers; the operator version modelled ----------
+
+#[test]
+fn findings_resting_on_v0_48_1_name_the_version_they_model_for_another_operator() {
+    let f = |kind| Finding::new(kind, "x".into(), vec![]);
+    let mut findings = vec![
+        f(&k::NO_SCRAPE_JOB),
+        f(&k::TARGET_UNAUTHORIZED),
+        f(&k::TARGETS_ALL_DROPPED),
+    ];
+    note_operator_version(
+        &mut findings,
+        "quay.io/prometheus-operator/prometheus-operator:v0.60.1",
+        Some("v0.60.1"),
+    );
+    assert_eq!(findings[0].evidence.len(), 1);
+    assert!(
+        findings[0].evidence[0].contains("models prometheus-operator v0.48.1")
+            && findings[0].evidence[0].contains("this cluster's operator is v0.60.1 (quay.io/"),
+        "{:?}",
+        findings[0].evidence
+    );
+    assert!(
+        findings[1].evidence.is_empty(),
+        "a 401 is a 401 in any version"
+    );
+    assert_eq!(findings[2].evidence.len(), 1);
+    // The version modelled: nothing added.
+    let mut same = vec![f(&k::NO_SCRAPE_JOB)];
+    note_operator_version(&mut same, "quay.io/x:v0.48.1", Some("v0.48.1"));
+    assert!(same[0].evidence.is_empty());
+    let mut unknown = vec![f(&k::NO_SCRAPE_JOB)];
+    note_operator_version(&mut unknown, "mirror/prometheus-operator", None);
+    assert!(unknown[0].evidence[0].contains("of unknown version (mirror/prometheus-operator)"));
+}
+
+#[test]
+fn several_diagnoses_keep_each_prometheus_and_the_worst_verdict() {
+    let diagnoses = vec![
+        Diagnosis {
+            prometheus: "monitoring/prometheus-k8s-0".into(),
+            findings: vec![],
+        },
+        Diagnosis {
+            prometheus: "monitoring/prometheus-k8s-1".into(),
+            findings: vec![Finding::new(&k::TARGET_UNAUTHORIZED, "401".into(), vec![])],
+        },
+    ];
+    let json = to_json_per_prometheus(&diagnoses);
+    assert_eq!(json["verdict"], "broken");
+    assert_eq!(json["findings"][0]["id"], "target-unauthorized");
+    assert_eq!(
+        json["findings"][0]["prometheus"],
+        "monitoring/prometheus-k8s-1"
+    );
+    assert_eq!(json["prometheuses"][0]["verdict"], "healthy");
+    assert_eq!(
+        json["prometheuses"][1]["prometheus"],
+        "monitoring/prometheus-k8s-1"
+    );
+    let text = render_text_per_prometheus(&diagnoses);
+    assert!(
+        text.starts_with("Prometheus monitoring/prometheus-k8s-0:\nno findings")
+            && text.contains(
+                "\nPrometheus monitoring/prometheus-k8s-1:\nerror[target-unauthorized]: 401"
+            ),
+        "{text}"
+    );
+}
+
+#[test]
+fn only_the_cadvisor_endpoints_of_a_selected_servicemonitor_count() {
+    // kube-prometheus's kubelet ServiceMonitor: /metrics (0), /metrics/cadvisor (1), /metrics/probes
+    // (2); a probes target that is down explains no missing container series.
+    let job = |i: usize, path: &str| Job {
+        name: format!("serviceMonitor/monitoring/kubelet/{i}"),
+        metrics_path: path.into(),
+        scheme: "https".into(),
+        honor_labels: true,
+    };
+    let target = |i: usize, health: &str| ActiveTarget {
+        scrape_pool: format!("serviceMonitor/monitoring/kubelet/{i}"),
+        scrape_url: format!("https://n:10250/{i}"),
+        health: health.into(),
+        last_error: if health == "up" {
+            String::new()
+        } else {
+            "server returned HTTP status 404 Not Found".into()
+        },
+        labels: labels(&[("node", "n")]),
+        ..Default::default()
+    };
+    let snap = Snapshot {
+        jobs: vec![
+            job(0, "/metrics"),
+            job(1, "/metrics/cadvisor"),
+            job(2, "/metrics/probes"),
+        ],
+        targets: Targets {
+            active: vec![target(0, "up"), target(1, "up"), target(2, "down")],
+            dropped: vec![],
+        },
+        ..Default::default()
+    };
+    let expect = Expectation {
+        job_prefixes: vec!["serviceMonitor/monitoring/kubelet/".into()],
+    };
+    let f = analyze(&snap, &[], &expect);
+    assert!(!ids(&f).contains(&"target-down"), "{f:#?}");
+}

@@ -2,14 +2,14 @@
 //! `force`, so re-running against the same cluster (`--reuse`) is idempotent and quick.
 
 use super::manifests::ObjectIdent;
-use super::wait::{poll_until, Transient, Waited};
+use super::wait::{poll_until, remaining, Transient, Waited};
 use kube::api::{Patch, PatchParams};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::{Api, Client};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often discovery is asked again for a kind it does not serve yet.
 const DISCOVERY_POLL: Duration = Duration::from_secs(1);
@@ -129,19 +129,29 @@ fn refusal(e: &kube::Error) -> String {
 pub struct Applier {
     client: Client,
     resolved: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
+    /// The one deadline of every apply and discovery retry of this applier.
+    deadline: Instant,
+    /// What it was when the applier was made, for messages.
     discovery_grace: Duration,
 }
 
 impl Applier {
-    /// `discovery_grace`: how long a kind the API server does not serve yet, or an apply answered
-    /// with a transient error, is retried before it is reported (discovery lists a CRD's group
-    /// only once it is Established, TWIN-FACTS §1). Callers pass what is left of their `--timeout`.
+    /// `discovery_grace`: how long, from now, kinds the API server does not serve yet and applies
+    /// answered with a transient error are retried before they are reported (discovery lists a
+    /// CRD's group only once it is Established, TWIN-FACTS §1). One budget for everything this
+    /// applier applies, not one per object: callers pass what is left of their phase's deadline.
     pub fn new(client: Client, discovery_grace: Duration) -> Self {
         Applier {
             client,
             resolved: HashMap::new(),
+            deadline: Instant::now() + discovery_grace,
             discovery_grace,
         }
+    }
+
+    /// What is left of the budget.
+    fn grace(&self) -> Duration {
+        remaining(self.deadline)
     }
 
     /// [`Applier::apply`] for each object, in the order given; stops at the first error.
@@ -180,7 +190,7 @@ impl Applier {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         // Transient answers (5xx, 429, no connection) are retried until the grace is over, like
         // every wait's: kube's own retry layer is off (`k8s::client`).
-        let waited = poll_until(self.discovery_grace, DISCOVERY_POLL, || async {
+        let waited = poll_until(self.grace(), DISCOVERY_POLL, || async {
             api.patch(&ident.name, &params, &Patch::Apply(obj))
                 .await
                 .map(|_| Ok::<(), ()>(()))
@@ -228,7 +238,7 @@ impl Applier {
         }
         // Every discovery error counts as "not yet" until the grace is over: a 404 for the
         // group is what a CRD not yet Established looks like.
-        let waited = poll_until(self.discovery_grace, DISCOVERY_POLL, || async {
+        let waited = poll_until(self.grace(), DISCOVERY_POLL, || async {
             Ok(kube::discovery::pinned_kind(&self.client, &gvk).await)
         })
         .await;

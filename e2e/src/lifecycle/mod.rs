@@ -1,8 +1,9 @@
 //! `cargo xtask e2e`: what will run ([`plan`], printed by `--dry-run`), running it phase by
 //! phase with teardown and Ctrl-C ([`run`]), and the run's `summary.md` ([`summary`]).
 //!
-//! How progress is shown and how the assert phase runs the cluster tests are the caller's
-//! ([`run::Frontend`]): the library never draws a spinner or spawns `cargo`.
+//! How progress is shown is the caller's ([`run::Frontend`]): the library never draws a spinner.
+//! The assert phase runs [`crate::assert`]'s checks in-process and writes their outputs
+//! ([`verify`]), so nothing is compiled or spawned while a cluster waits.
 
 pub mod applied;
 pub mod plan;
@@ -10,5 +11,6 @@ mod preflight;
 pub mod run;
 pub mod summary;
 mod teardown;
+pub mod verify;
 
 pub use teardown::{teardown_actions, TeardownActions};

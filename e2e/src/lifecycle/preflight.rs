@@ -6,6 +6,24 @@ use crate::kind::{self, Kind, KindPin};
 use anyhow::{bail, Context, Result};
 
 pub(super) async fn preflight(r: &Resolved<'_>, state: &mut State) -> Result<()> {
+    if let Some(src) = &r.stack {
+        // Read once (stdin can be read only once) and checked before anything exists.
+        let stack = crate::stack::Stack::load(src)?;
+        // An existing cluster is asked below; a new kind cluster serves no custom resource; a
+        // reused one is asked in phase 3.
+        if r.opts.kubeconfig.is_none() {
+            stack.check(
+                r.opts.prometheus.as_ref(),
+                &|_, _, _| r.opts.reuse,
+                if r.opts.reuse {
+                    ""
+                } else {
+                    " (a new kind cluster serves no custom resources)"
+                },
+            )?;
+        }
+        state.stack = Some(stack);
+    }
     if let Some(path) = &r.opts.operator_bundle {
         // A local file costs nothing to verify: a wrong one is refused before any cluster exists.
         let src = crate::operator::BundleSource::for_cell(r.cell, Some(path));
@@ -20,6 +38,16 @@ pub(super) async fn preflight(r: &Resolved<'_>, state: &mut State) -> Result<()>
                 kubeconfig.display()
             )
         })?;
+        if let Some(stack) = &state.stack {
+            // The cluster exists: it may serve kinds the stack brings no CRD for.
+            let client = crate::k8s::client::kube_client(kubeconfig).await?;
+            crate::stack::install::check_against_cluster(
+                stack,
+                r.opts.prometheus.as_ref(),
+                &client,
+            )
+            .await?;
+        }
         state.kubeconfig = Some(kubeconfig.clone());
         return Ok(());
     }

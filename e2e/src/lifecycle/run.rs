@@ -7,15 +7,16 @@
 
 use super::preflight::{explain_create_failure, preflight};
 use super::teardown::{teardown, write_summary};
+use crate::assert::{CheckResult, PrometheusRef};
 use crate::kind::{self, Kind, KindPin};
 use crate::lifecycle::plan::{
     self, BundleChoice, DisplayPaths, Keep, Mode, PhaseId, Plan, PlanInput,
 };
 use crate::matrix::Cell;
+use crate::stack::{Stack, StackSource};
 use crate::workdir::{self, RunPaths};
 use anyhow::{bail, Context, Result};
-use futures::future::BoxFuture;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
@@ -45,10 +46,37 @@ pub struct Options {
     pub operator_bundle: Option<PathBuf>,
     /// `--kind-config`: replaces the cell's kind config.
     pub kind_config: Option<PathBuf>,
-    /// Deadline of each wait.
+    /// Deadline of each phase.
     pub timeout: Duration,
     /// `-v`: stream kind's output.
     pub verbose: bool,
+    /// `--stack`: someone's stack instead of the bundle, `manifests/prometheus/` and our
+    /// ServiceMonitor (the cell's `stack` otherwise).
+    pub stack: Option<StackSource>,
+    /// `--prometheus NS/NAME`: assert in this Prometheus of the stack only.
+    pub prometheus: Option<PrometheusRef>,
+    /// `--no-workloads`: apply none of our workloads.
+    pub no_workloads: bool,
+}
+
+impl Options {
+    /// No cluster of its own, defaults everywhere: what tests start from.
+    pub fn new(timeout: Duration) -> Self {
+        Options {
+            name: None,
+            keep: false,
+            keep_on_failure: false,
+            reuse: false,
+            kubeconfig: None,
+            operator_bundle: None,
+            kind_config: None,
+            timeout,
+            verbose: false,
+            stack: None,
+            prometheus: None,
+            no_workloads: false,
+        }
+    }
 }
 
 impl Options {
@@ -81,6 +109,8 @@ pub(super) struct Resolved<'a> {
     pub(super) work_dir: PathBuf,
     pub(super) paths: RunPaths,
     pub(super) kind_config: PathBuf,
+    /// `--stack`, else the cell's `stack`.
+    pub(super) stack: Option<StackSource>,
 }
 
 fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
@@ -92,6 +122,21 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
         .clone()
         .unwrap_or_else(|| cell.default_cluster_name());
     kind::validate_cluster_name(&name)?;
+    let stack = opts.stack.clone().or_else(|| {
+        cell.stack
+            .as_ref()
+            .map(|p| StackSource::Path(crate::workspace_root().join(p)))
+    });
+    if stack.is_some() && opts.operator_bundle.is_some() {
+        bail!("--operator-bundle and --stack exclude each other: the stack brings its own operator (or the cluster runs one); drop --operator-bundle");
+    }
+    if stack.is_none() && opts.prometheus.is_some() {
+        bail!(
+            "--prometheus needs --stack: without a stack the run asserts in its own Prometheus {}/{}",
+            crate::install::PROMETHEUS_NAMESPACE,
+            crate::install::PROMETHEUS_NAME
+        );
+    }
     let work_dir = workdir::work_dir();
     let kind_config = match &opts.kind_config {
         Some(p) => p.clone(),
@@ -105,6 +150,7 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
         name,
         work_dir,
         kind_config,
+        stack,
     })
 }
 
@@ -142,11 +188,25 @@ pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
             kubeconfig: d(&r.paths.kubeconfig),
             artifacts: d(&r.paths.artifacts),
             summary: d(&r.paths.summary),
+            junit: d(&r.paths.junit),
         },
         bundle,
         manifests: crate::k8s::manifests::manifest_digests()?,
         timeout: opts.timeout,
         applied: applied_manifests(cell)?,
+        stack: match &r.stack {
+            Some(src) => {
+                let stack = Stack::load(src)?;
+                stack.check(opts.prometheus.as_ref(), &|_, _, _| true, "")?;
+                Some(plan::StackPlan::of(
+                    &stack,
+                    opts.kubeconfig.is_none(),
+                    &assert_spec(&r, Some(&stack)).prometheuses,
+                ))
+            }
+            None => None,
+        },
+        workloads: !opts.no_workloads,
     };
     Ok(plan::build(&input))
 }
@@ -202,6 +262,8 @@ pub(super) struct State {
     pub(super) kubeconfig: Option<PathBuf>,
     /// `--operator-bundle`, verified and parsed in preflight.
     pub(super) bundle: Option<crate::operator::Bundle>,
+    /// The stack, read and checked in preflight.
+    pub(super) stack: Option<Stack>,
     pub(super) timings: Vec<(PhaseId, Duration, bool)>,
     pub(super) failure: Option<(PhaseId, String)>,
     /// Host preflight: the warnings and notes as printed, and the findings for summary.md.
@@ -218,43 +280,14 @@ pub(super) struct State {
 }
 
 /// What the caller of [`execute`] provides: how progress is shown (a spinner on a terminal,
-/// plain lines in CI) and how the assert phase runs the cluster tests. `cargo xtask e2e` spawns
-/// `cargo nextest` for the latter; tests stand in for both.
+/// plain lines in CI), phase by phase and, in the assert phase, check by check.
 pub trait Frontend: Send + Sync {
     /// A phase starts.
     fn phase_started(&self, id: PhaseId);
     /// A phase ended after `took`, `ok` or not.
     fn phase_done(&self, id: PhaseId, took: Duration, ok: bool);
-    /// Runs the cluster tests against the installed cluster.
-    ///
-    /// # Errors
-    /// The tests failed or could not run; the message says where their output is.
-    fn assert<'a>(&'a self, ctx: &'a AssertContext) -> BoxFuture<'a, Result<()>>;
-}
-
-/// What the assert phase knows: the environment the cluster tests read (`E2E_*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssertContext {
-    /// `E2E_KUBECONFIG`.
-    pub kubeconfig: PathBuf,
-    /// `E2E_CELL`.
-    pub cell: String,
-    /// `E2E_ARTIFACTS_DIR` (created before the tests run).
-    pub artifacts: PathBuf,
-    /// `E2E_METRICS`: the metrics every running container must have, comma-separated.
-    pub metrics: String,
-}
-
-impl AssertContext {
-    /// The `E2E_*` variables, in the order the plan prints them.
-    pub fn env(&self) -> [(&'static str, std::ffi::OsString); 4] {
-        [
-            ("E2E_KUBECONFIG", self.kubeconfig.clone().into()),
-            ("E2E_CELL", self.cell.clone().into()),
-            ("E2E_ARTIFACTS_DIR", self.artifacts.clone().into()),
-            ("E2E_METRICS", self.metrics.clone().into()),
-        ]
-    }
+    /// A check of the assert phase ended (its [`CheckResult::line`] is what to print).
+    fn check_done(&self, result: &CheckResult);
 }
 
 /// Runs one phase between the frontend's lines; returns its duration and result.
@@ -339,9 +372,14 @@ pub async fn execute(cell: &Cell, opts: &Options, frontend: &dyn Frontend) -> Re
 type PhaseResult = std::result::Result<(), (PhaseId, anyhow::Error)>;
 
 async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) -> PhaseResult {
+    // `--timeout` bounds each phase: every step of a phase gets what is left of the phase's own
+    // deadline, never the whole timeout again (issue 19).
     let timeout = r.opts.timeout;
     macro_rules! phase {
-        ($id:expr, $body:expr) => {{
+        ($id:expr, |$left:ident| $body:expr) => {{
+            let deadline = Instant::now() + timeout;
+            #[allow(unused_variables)]
+            let $left = move || crate::k8s::wait::remaining(deadline);
             let (took, res) = run_phase(frontend, $id, $body).await;
             state.timings.push(($id, took, res.is_ok()));
             if let Err(err) = res {
@@ -350,38 +388,71 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
         }};
     }
 
-    phase!(PhaseId::Cluster, cluster_phase(r, state));
+    // `kind create` bounds itself (`--wait`); the phase's deadline covers what we wait for.
+    phase!(PhaseId::Cluster, |left| cluster_phase(r, state));
     let client = state.client.clone().expect("cluster phase sets the client");
-    let preloaded = state.bundle.take();
-    let cache = r.work_dir.join("cache");
-    phase!(PhaseId::Operator, async {
-        let bundle = match preloaded {
-            Some(bundle) => bundle,
-            None => {
-                let src = crate::operator::BundleSource::for_cell(r.cell, None);
-                crate::operator::load_bundle(&src, &cache, timeout).await?
-            }
-        };
-        crate::operator::install(&client, &bundle, timeout).await?;
-        Ok(crate::operator::wait_kubelet_service(&client, timeout).await?)
-    });
-    phase!(
-        PhaseId::Prometheus,
-        crate::install::apply_prometheus(&client, timeout)
-    );
-    phase!(
-        PhaseId::ServiceMonitor,
-        crate::install::apply_servicemonitor(&client, r.cell.servicemonitor, timeout)
-    );
-    phase!(
-        PhaseId::Workloads,
-        crate::install::apply_workloads(&client, timeout)
-    );
-    let kubeconfig = state
-        .kubeconfig
-        .clone()
-        .expect("cluster phase sets the kubeconfig");
-    phase!(PhaseId::Assert, assert_phase(r, &kubeconfig, frontend));
+    match state.stack.clone() {
+        Some(stack) => {
+            let existing = r.opts.kubeconfig.is_some();
+            let spec = assert_spec(r, Some(&stack));
+            phase!(PhaseId::Operator, |left| async {
+                if state.kind_cluster && !state.created {
+                    // A reused kind cluster may serve kinds the stack's CRDs do not bring.
+                    crate::stack::install::check_against_cluster(
+                        &stack,
+                        r.opts.prometheus.as_ref(),
+                        &client,
+                    )
+                    .await?;
+                }
+                crate::stack::install::operator_phase(&client, &stack, !existing, left()).await
+            });
+            phase!(PhaseId::Prometheus, |left| {
+                crate::stack::install::prometheus_phase(&client, &stack, left())
+            });
+            phase!(PhaseId::ServiceMonitor, |left| {
+                crate::stack::install::servicemonitor_phase(&client, &spec.prometheuses, left())
+            });
+        }
+        None => {
+            let preloaded = state.bundle.take();
+            let cache = r.work_dir.join("cache");
+            phase!(PhaseId::Operator, |left| async {
+                let bundle = match preloaded {
+                    Some(bundle) => bundle,
+                    None => {
+                        let src = crate::operator::BundleSource::for_cell(r.cell, None);
+                        crate::operator::load_bundle(&src, &cache, left()).await?
+                    }
+                };
+                crate::operator::install(&client, &bundle, left()).await?;
+                Ok(crate::operator::wait_kubelet_service(&client, left()).await?)
+            });
+            phase!(
+                PhaseId::Prometheus,
+                |left| crate::install::apply_prometheus(&client, left())
+            );
+            phase!(PhaseId::ServiceMonitor, |left| {
+                crate::install::apply_servicemonitor(&client, r.cell.servicemonitor, left())
+            });
+        }
+    }
+    if r.opts.no_workloads {
+        eprintln!("{} skipped (--no-workloads)", PhaseId::Workloads.label());
+    } else {
+        phase!(PhaseId::Workloads, |left| crate::install::apply_workloads(
+            &client,
+            left()
+        ));
+    }
+    let spec = assert_spec(r, state.stack.as_ref());
+    phase!(PhaseId::Assert, |left| assert_phase(
+        r,
+        &client,
+        &spec,
+        left(),
+        frontend
+    ));
     Ok(())
 }
 
@@ -419,20 +490,63 @@ async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
         // Not our cluster: phases 3–8 only (a real cluster may well have a NotReady node).
         return Ok(());
     }
+    // After `kind create`, which waits for the control plane itself (its `--wait`).
     Ok(crate::k8s::wait::wait_nodes_ready(&client, r.opts.timeout).await?)
 }
 
-async fn assert_phase(r: &Resolved<'_>, kubeconfig: &Path, frontend: &dyn Frontend) -> Result<()> {
-    std::fs::create_dir_all(&r.paths.artifacts)
-        .with_context(|| format!("creating {}", r.paths.artifacts.display()))?;
-    let ctx = AssertContext {
-        kubeconfig: kubeconfig.to_path_buf(),
-        cell: r.cell.name.clone(),
-        artifacts: r.paths.artifacts.clone(),
-        // The cell's metrics, or `--metric`'s: the cluster test checks each.
-        metrics: plan::metrics_env(&r.cell.metrics),
+/// What the assert phase checks for our own manifests: Prometheus `monitoring/e2e`, the cell's
+/// ServiceMonitor variant and metrics, and a running pod in each namespace we put one in.
+pub fn our_assert_spec(cell: &Cell) -> crate::assert::Spec {
+    crate::assert::Spec {
+        prometheuses: vec![crate::assert::PrometheusRef::new(
+            crate::install::PROMETHEUS_NAMESPACE,
+            crate::install::PROMETHEUS_NAME,
+        )],
+        metrics: cell.metrics.clone(),
+        ours: Some(cell.servicemonitor),
+        namespaces: [
+            "kube-system",
+            crate::install::PROMETHEUS_NAMESPACE,
+            "pme2e-apps",
+            "pme2e-batch",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
+}
+
+/// What the assert phase checks: our Prometheus, or each of the stack's (or `--prometheus`'s).
+fn assert_spec(r: &Resolved<'_>, stack: Option<&Stack>) -> crate::assert::Spec {
+    let mut spec = match stack {
+        Some(stack) => stack.assert_spec(
+            r.opts.prometheus.as_ref(),
+            &r.cell.metrics,
+            !r.opts.no_workloads,
+        ),
+        None => our_assert_spec(r.cell),
     };
-    frontend.assert(&ctx).await
+    if r.opts.no_workloads {
+        spec.namespaces.retain(|ns| !ns.starts_with("pme2e-"));
+    }
+    spec
+}
+
+async fn assert_phase(
+    r: &Resolved<'_>,
+    client: &kube::Client,
+    spec: &crate::assert::Spec,
+    timeout: Duration,
+    frontend: &dyn Frontend,
+) -> Result<()> {
+    let outputs = super::verify::Outputs {
+        junit: r.paths.junit.clone(),
+        artifacts: r.paths.artifacts.clone(),
+    };
+    super::verify::verify(client, spec, timeout, &outputs, &mut |c| {
+        frontend.check_done(c)
+    })
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -444,15 +558,9 @@ mod tests {
     fn kubeconfig_and_reuse_exclude_each_other() {
         let m = Matrix::load_default().unwrap();
         let opts = Options {
-            name: None,
-            keep: false,
-            keep_on_failure: false,
             reuse: true,
             kubeconfig: Some("/k".into()),
-            operator_bundle: None,
-            kind_config: None,
-            timeout: Duration::from_secs(1),
-            verbose: false,
+            ..Options::new(Duration::from_secs(1))
         };
         let err = resolve(m.default_cell(), &opts)
             .err()

@@ -111,8 +111,13 @@ pub(super) fn write_summary(r: &Resolved<'_>, state: &State, outcome: Outcome) {
         .chain(&state.host_findings)
         .cloned()
         .collect();
+    let mut cell = r.cell.clone();
+    if let Some(src) = &r.stack {
+        // The stack brought its own operator: the cell's pinned one was not used.
+        cell.operator_version = format!("from the stack {}", src.display());
+    }
     let text = super::summary::render(
-        r.cell,
+        &cell,
         &r.name,
         outcome,
         &state.timings,
@@ -140,15 +145,9 @@ mod tests {
         // (keep, keep_on_failure) as the flags give them.
         let t = |outcome, created, keep, keep_on_failure| {
             let opts = Options {
-                name: None,
                 keep,
                 keep_on_failure,
-                reuse: false,
-                kubeconfig: None,
-                operator_bundle: None,
-                kind_config: None,
-                timeout: Duration::from_secs(1),
-                verbose: false,
+                ..Options::new(Duration::from_secs(1))
             };
             teardown_actions(outcome, created, opts.keep())
         };

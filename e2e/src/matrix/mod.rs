@@ -80,6 +80,10 @@ pub struct Cell {
     /// The metrics the assert phase checks per container (`metrics = [...]`; default
     /// [`crate::coverage::DEFAULT_METRICS`]); `cargo xtask e2e --metric` overrides them.
     pub metrics: Vec<MetricName>,
+    /// A stack to run instead of the pinned bundle, `manifests/prometheus/` and the ServiceMonitor
+    /// (`stack = "path"`, relative to the workspace root); `cargo xtask e2e --stack` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<PathBuf>,
 }
 
 /// Which cadvisor ServiceMonitor the cell applies.

@@ -39,6 +39,8 @@ struct RawCell {
     note: Spanned<String>,
     #[serde(default)]
     metrics: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    stack: Option<Spanned<String>>,
 }
 
 /// Turns byte spans into `origin:line:column` errors.
@@ -263,6 +265,27 @@ fn build_cell(loc: &Locator, raw: &RawMatrix, c: &RawCell) -> Result<Cell, Locat
         ));
     }
 
+    let stack = match &c.stack {
+        None => None,
+        Some(spanned) => {
+            let path = Path::new(spanned.get_ref());
+            let relative = !spanned.get_ref().is_empty()
+                && path
+                    .components()
+                    .all(|comp| matches!(comp, Component::Normal(_)));
+            if !relative {
+                return Err(loc.at(
+                    spanned,
+                    format!(
+                        "cell `{name}`: stack `{}` must be a path relative to the workspace root, without `..` (a YAML file or a directory of them)",
+                        spanned.get_ref()
+                    ),
+                ));
+            }
+            Some(PathBuf::from(spanned.get_ref()))
+        }
+    };
+
     let operator_version = c.operator_version.get_ref();
     let op = raw.operator.get(operator_version).ok_or_else(|| {
         loc.at(
@@ -326,6 +349,7 @@ fn build_cell(loc: &Locator, raw: &RawMatrix, c: &RawCell) -> Result<Cell, Locat
         servicemonitor: c.servicemonitor,
         allowed_to_fail: c.allowed_to_fail,
         note: c.note.get_ref().trim().to_string(),
+        stack,
     })
 }
 

@@ -152,6 +152,12 @@ async fn resource(
             return proxy::handle(c, method, ns, name, &sub[1..], q, headers, body).await;
         }
     }
+    if rt.plural == "pods" && sub.first() == Some(&"proxy") {
+        if let Some(name) = name {
+            return super::pod_proxy::handle(c, method, ns, name, &sub[1..], q, headers, body)
+                .await;
+        }
+    }
     if rt.plural == "nodes" && sub.first() == Some(&"proxy") {
         if let Some(name) = name {
             return super::node_proxy::handle(c, method, name, &sub[1..], q).await;

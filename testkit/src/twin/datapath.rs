@@ -569,6 +569,20 @@ fn authorize(c: &Weak<Cluster>, token: Option<&str>) -> AuthDecision {
     }
 }
 
+/// Whether the twin's Prometheus may scrape a target: only loopback addresses (the twin's nodes and
+/// Prometheus pods). The other pods' IPs are in the twin's pod CIDR (10.244.0.0/16, kindnet's), a
+/// private range this machine must never send traffic to, so their targets are not served: a
+/// named simplification (README, what the twin does not model).
+fn scrapable_here(t: &e2e::discovery::Target) -> bool {
+    let host = t
+        .address
+        .rsplit_once(':')
+        .map_or(t.address.as_str(), |(h, _)| h)
+        .trim_matches(|c| c == '[' || c == ']');
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[derive(serde::Deserialize)]
 struct SdQuery {
     #[serde(default)]
@@ -597,6 +611,7 @@ async fn sd(State(c): State<Weak<Cluster>>, Query(q): Query<SdQuery>) -> axum::r
         groups.extend(
             e2e::discovery::endpoints_targets(&ep, service, &pods)
                 .into_iter()
+                .filter(scrapable_here)
                 .map(e2e::discovery::Target::into_group),
         );
     }

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod node_proxy;
 pub mod openapi;
 pub mod patch;
+pub mod pod_proxy;
 pub mod profile;
 pub mod proxy;
 pub mod registry;

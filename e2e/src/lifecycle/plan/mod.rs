@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 mod phases;
-use phases::{applied, assert, cluster, operator, preflight, teardown};
+use phases::{applied, assert, cluster, operator, preflight, stack_phases, teardown, workloads};
 
 /// The phases, in execution order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub enum PhaseId {
     ServiceMonitor,
     /// `fixtures/workloads/`, their pods Running.
     Workloads,
-    /// The cluster tests.
+    /// The checks against each Prometheus replica, in-process.
     Assert,
     /// Artifacts on failure, the cluster deleted unless kept, `summary.md`.
     Teardown,
@@ -156,6 +156,73 @@ pub struct PlanInput<'a> {
     pub applied: Applied,
     /// `--timeout`.
     pub timeout: Duration,
+    /// `--stack` (or the cell's): what replaces the bundle, our Prometheus and ServiceMonitor.
+    pub stack: Option<StackPlan>,
+    /// Our workloads are applied (not `--no-workloads`).
+    pub workloads: bool,
+}
+
+/// A stack's part of the plan, read from its objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackPlan {
+    /// Where it comes from, as displayed.
+    pub source: String,
+    /// sha256 of each file read.
+    pub digests: Vec<(String, String)>,
+    /// What a run does with it.
+    pub derived: crate::stack::Derived,
+    /// Applied (a new or reused cluster), or already running (`--kubeconfig`).
+    pub applies: bool,
+    /// The Prometheus objects the assert phase asks.
+    pub asserted: Vec<crate::assert::PrometheusRef>,
+    /// What each Prometheus and each cadvisor ServiceMonitor says, one block each.
+    pub described: Vec<Vec<String>>,
+}
+
+impl StackPlan {
+    /// The plan's view of `stack`.
+    pub fn of(
+        stack: &crate::stack::Stack,
+        applies: bool,
+        asserted: &[crate::assert::PrometheusRef],
+    ) -> Self {
+        let derived = stack.derived();
+        let cadvisor: Vec<&String> = derived
+            .cadvisor_servicemonitors
+            .iter()
+            .map(|(k, _)| k)
+            .collect();
+        let described = stack
+            .documents
+            .iter()
+            .filter(|d| d.ident.group == crate::stack::MONITORING_GROUP)
+            .filter_map(|d| match d.ident.kind.as_str() {
+                "Prometheus" => Some(describe_prometheus(&d.value)),
+                "ServiceMonitor" => {
+                    let mut v = d.value.clone();
+                    let ns = d
+                        .ident
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into());
+                    v["metadata"]["namespace"] = serde_json::Value::String(ns);
+                    let key = crate::diagnose::kube_checks::object_key(&v);
+                    cadvisor
+                        .contains(&&key)
+                        .then(|| describe_servicemonitor(&v))
+                }
+                _ => None,
+            })
+            .collect();
+        StackPlan {
+            source: stack.source.clone(),
+            digests: stack.digests.clone(),
+            derived,
+            applies,
+            asserted: asserted.to_vec(),
+            described,
+        }
+    }
 }
 
 /// The run's paths, as shown to the user.
@@ -167,6 +234,8 @@ pub struct DisplayPaths {
     pub artifacts: String,
     /// `summary.md`.
     pub summary: String,
+    /// The assert phase's `junit.xml`.
+    pub junit: String,
 }
 
 /// One phase and what it does, one line per step (`$ …` lines are commands run verbatim).
@@ -189,21 +258,7 @@ pub struct Plan {
     pub phases: Vec<Phase>,
 }
 
-/// The command line of the assert phase (phase 7). The cluster tests are `#[ignore]`d so that
-/// plain `cargo test` passes without a cluster; here they are the only ones run.
-pub const NEXTEST_ARGS: [&str; 8] = [
-    "cargo",
-    "nextest",
-    "run",
-    "--workspace",
-    "--profile",
-    "e2e",
-    "--run-ignored",
-    "only",
-];
-
-/// The `E2E_METRICS` value the assert phase passes to the cluster tests: names joined by commas
-/// (what `MetricName::parse_list` reads back).
+/// Metric names joined by commas (what `MetricName::parse_list` reads back).
 pub fn metrics_env(metrics: &[crate::coverage::MetricName]) -> String {
     metrics
         .iter()
@@ -214,8 +269,15 @@ pub fn metrics_env(metrics: &[crate::coverage::MetricName]) -> String {
 
 /// Builds the plan: one function per phase, each a pure function of the input.
 pub fn build(input: &PlanInput) -> Plan {
-    let mut phases = vec![preflight(input), cluster(input), operator(input)];
-    phases.extend(applied(input));
+    let mut phases = vec![preflight(input), cluster(input)];
+    match &input.stack {
+        Some(stack) => phases.extend(stack_phases(input, stack)),
+        None => {
+            phases.push(operator(input));
+            phases.extend(applied(input));
+        }
+    }
+    phases.push(workloads(input));
     phases.push(assert(input));
     phases.push(teardown(input));
     Plan {
@@ -243,26 +305,45 @@ fn header(input: &PlanInput) -> Vec<(String, String)> {
     let name = &input.cluster_name;
     let secs = input.timeout.as_secs();
     let kubeconfig = kubeconfig(input);
+    let allowed = if cell.allowed_to_fail {
+        " (cell allowed to fail)"
+    } else {
+        ""
+    };
+    let versions = match &input.stack {
+        None => format!(
+            "kind {}, Kubernetes {}, prometheus-operator {}, ServiceMonitor variant `{}`{allowed}",
+            cell.kind_version,
+            cell.kubernetes_version(),
+            cell.operator_version,
+            cell.servicemonitor.as_str(),
+        ),
+        Some(stack) => {
+            let operators: Vec<String> = stack
+                .derived
+                .operators
+                .iter()
+                .map(|o| o.image.clone())
+                .collect();
+            format!(
+                "kind {}, Kubernetes {}, the stack {} (its operator: {}){allowed}",
+                cell.kind_version,
+                cell.kubernetes_version(),
+                stack.source,
+                if operators.is_empty() {
+                    "none in the stack; the cluster must run one".to_string()
+                } else {
+                    operators.join(", ")
+                }
+            )
+        }
+    };
     let mut header = vec![
         (
             "cell".to_string(),
             format!("{} — {}", cell.name, cell.note.trim()),
         ),
-        (
-            "versions".to_string(),
-            format!(
-                "kind {}, Kubernetes {}, prometheus-operator {}, ServiceMonitor variant `{}`{}",
-                cell.kind_version,
-                cell.kubernetes_version(),
-                cell.operator_version,
-                cell.servicemonitor.as_str(),
-                if cell.allowed_to_fail {
-                    " (cell allowed to fail)"
-                } else {
-                    ""
-                }
-            ),
-        ),
+        ("versions".to_string(), versions),
     ];
     let cluster_line = match (&input.mode, input.keep) {
         (Mode::Existing { kubeconfig }, _) => {
@@ -294,7 +375,7 @@ fn header(input: &PlanInput) -> Vec<(String, String)> {
     header.push(("summary".to_string(), input.paths.summary.clone()));
     header.push((
         "timeout".to_string(),
-        format!("{secs}s for each wait (--timeout)"),
+        format!("{secs}s for each phase, shared by every wait in it (--timeout)"),
     ));
 
     header

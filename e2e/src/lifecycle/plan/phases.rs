@@ -159,44 +159,217 @@ pub(super) fn applied(input: &PlanInput) -> Vec<Phase> {
         steps,
     });
 
-    let mut steps = digests(&|p| p.starts_with("fixtures/workloads/"));
-    steps.push(format!(
-        "wait until their pods are Running (timeout {secs}s)"
-    ));
-    phases.push(Phase {
-        id: PhaseId::Workloads,
-        title: "fixtures/workloads/".into(),
-        steps,
-    });
-
     phases
 }
 
-/// 7. The cluster tests.
+/// 6. Our workloads (pods with several containers, a Job, a DaemonSet), unless `--no-workloads`.
+pub(super) fn workloads(input: &PlanInput) -> Phase {
+    let secs = input.timeout.as_secs();
+    let steps = if input.workloads {
+        let mut steps: Vec<String> = input
+            .manifests
+            .iter()
+            .filter(|(p, _)| p.starts_with("fixtures/workloads/"))
+            .map(|(p, sha)| format!("apply {p}  sha256 {sha}"))
+            .collect();
+        steps.push(format!(
+            "wait until their pods are Running (timeout {secs}s)"
+        ));
+        steps
+    } else {
+        vec!["skipped (--no-workloads): the assert phase checks the pods that run already".into()]
+    };
+    Phase {
+        id: PhaseId::Workloads,
+        title: "fixtures/workloads/".into(),
+        steps,
+    }
+}
+
+/// 3–5 with a stack: apply it (or not, on a cluster that runs it), then what it asks to wait for.
+pub(super) fn stack_phases(input: &PlanInput, stack: &StackPlan) -> Vec<Phase> {
+    let secs = input.timeout.as_secs();
+    let d = &stack.derived;
+    let mut steps = Vec::new();
+    for (file, sha) in &stack.digests {
+        steps.push(format!("read {file}  sha256 {sha}"));
+    }
+    if stack.applies {
+        steps.push(format!(
+            "server-side apply (field manager {}), in this order:",
+            crate::k8s::apply::FIELD_MANAGER
+        ));
+        for ident in &d.first {
+            steps.push(format!("    {ident}"));
+        }
+        if !d.crds.is_empty() {
+            steps.push(format!(
+                "  wait until each of the {} CustomResourceDefinitions is Established",
+                d.crds.len()
+            ));
+        }
+        for ident in &d.rest {
+            steps.push(format!("    {ident}"));
+        }
+    } else {
+        steps.push(format!(
+            "nothing applied: the cluster runs the stack already ({} objects, --kubeconfig)",
+            d.first.len() + d.rest.len()
+        ));
+    }
+    if d.operators.is_empty() {
+        steps.push(
+            "no prometheus-operator Deployment in the stack: the cluster must run one".into(),
+        );
+    }
+    for op in &d.operators {
+        steps.push(format!(
+            "wait for Deployment {}/{} ({}) to be Available (timeout {secs}s)",
+            op.namespace, op.name, op.image
+        ));
+        match &op.kubelet_service {
+            Some((ns, name)) => steps.push(format!(
+                "wait for Service {ns}/{name} (its --kubelet-service): port https-metrics, one endpoint address per node"
+            )),
+            None => steps.push(
+                "its args lack --kubelet-service: no kubelet Service is waited for".into(),
+            ),
+        }
+    }
+    let operator = Phase {
+        id: PhaseId::Operator,
+        title: format!("the stack {}", stack.source),
+        steps,
+    };
+
+    let mut steps: Vec<String> = d
+        .deployments
+        .iter()
+        .map(|(ns, name)| format!("wait for Deployment {ns}/{name} to be Available"))
+        .collect();
+    for p in &d.prometheuses {
+        steps.push(format!(
+            "wait for StatefulSet {}/{} to have {} ready replica(s) (Prometheus {}; timeout {secs}s)",
+            p.prometheus.namespace,
+            p.prometheus.statefulset(),
+            p.replicas,
+            p.prometheus
+        ));
+    }
+    for block in &stack.described {
+        steps.extend(block.iter().cloned());
+    }
+    let prometheus = Phase {
+        id: PhaseId::Prometheus,
+        title: "the stack's Deployments and Prometheus objects".into(),
+        steps,
+    };
+
+    let mut steps: Vec<String> = d
+        .cadvisor_servicemonitors
+        .iter()
+        .map(|(key, eps)| {
+            format!(
+                "ServiceMonitor {key} scrapes /metrics/cadvisor: job {}",
+                eps.iter()
+                    .map(|i| format!("serviceMonitor/{key}/{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    for p in &stack.asserted {
+        steps.push(format!(
+            "Prometheus {p} selects one of them, and each replica has loaded its job (timeout {secs}s)"
+        ));
+    }
+    let servicemonitor = Phase {
+        id: PhaseId::ServiceMonitor,
+        title: "the stack's cadvisor ServiceMonitors".into(),
+        steps,
+    };
+    vec![operator, prometheus, servicemonitor]
+}
+
+/// 7. The checks, in-process, against each replica of our Prometheus.
 pub(super) fn assert(input: &PlanInput) -> Phase {
+    if let Some(stack) = &input.stack {
+        return assert_stack(input, stack);
+    }
     let cell = input.cell;
     let kubeconfig = kubeconfig(input);
+    let ns = crate::install::PROMETHEUS_NAMESPACE;
+    let honor = cell.servicemonitor == crate::matrix::ServiceMonitorVariant::HonorLabels;
     let steps = vec![
         format!(
-            "$ E2E_KUBECONFIG={kubeconfig} E2E_CELL={} E2E_ARTIFACTS_DIR={} E2E_METRICS={} {}",
-            cell.name,
-            input.paths.artifacts,
-            metrics_env(&cell.metrics),
-            NEXTEST_ARGS.join(" ")
+            "Prometheus {ns}/{}: each replica, through the API server's pod proxy (/api/v1/namespaces/{ns}/pods/<pod>:9090/proxy):",
+            crate::install::PROMETHEUS_NAME
+        ),
+        format!("  {}", crate::assert::Check::Replicas.title()),
+        format!(
+            "  {}: serviceMonitor/kube-system/cadvisor/0 with /metrics/cadvisor, https, the service account token, insecure_skip_verify, honor_labels {honor}",
+            crate::assert::Check::JobLoaded.title()
         ),
         format!(
-            "every Running pod's containers must have a series of each metric in Prometheus \
-             (queried through the API server's service proxy): {}",
+            "  {}: https://<node>:10250/metrics/cadvisor",
+            crate::assert::Check::TargetsPerNode.title()
+        ),
+        format!(
+            "  {} ({} label): {}",
+            crate::assert::Check::Coverage.title(),
+            if honor { "namespace" } else { "exported_namespace" },
             metrics_env(&cell.metrics).replace(',', ", ")
         ),
         format!(
-            "writes {}/coverage.json; JUnit XML in target/nextest/e2e/junit.xml",
-            input.paths.artifacts
+            "writes {} and {}/coverage.json (diagnose.json when a check fails)",
+            input.paths.junit, input.paths.artifacts
+        ),
+        format!(
+            "rerun them alone: cargo xtask assert --kubeconfig {kubeconfig} --cell {}",
+            cell.name
         ),
     ];
     Phase {
         id: PhaseId::Assert,
-        title: "cluster tests (nextest profile e2e)".into(),
+        title: "checks against each Prometheus replica (in-process)".into(),
+        steps,
+    }
+}
+
+/// 7 with a stack: each Prometheus of the stack (or `--prometheus`), each replica.
+fn assert_stack(input: &PlanInput, stack: &StackPlan) -> Phase {
+    let cell = input.cell;
+    let kubeconfig = kubeconfig(input);
+    let mut steps = Vec::new();
+    for p in &stack.asserted {
+        steps.push(format!(
+            "Prometheus {p}: each replica, through the API server's pod proxy (/api/v1/namespaces/{}/pods/<pod>:9090/proxy):",
+            p.namespace
+        ));
+        for check in [
+            crate::assert::Check::Replicas,
+            crate::assert::Check::JobLoaded,
+            crate::assert::Check::TargetsPerNode,
+        ] {
+            steps.push(format!("  {}", check.title()));
+        }
+        steps.push(format!(
+            "  {} (the stack's and ours): {}",
+            crate::assert::Check::Coverage.title(),
+            metrics_env(&cell.metrics).replace(',', ", ")
+        ));
+    }
+    steps.push(format!(
+        "writes {} and {}/coverage.json (diagnose.json when a check fails)",
+        input.paths.junit, input.paths.artifacts
+    ));
+    steps.push(format!(
+        "rerun them alone: cargo xtask assert --kubeconfig {kubeconfig} --stack {}",
+        stack.source.trim_end_matches(" (stdin)")
+    ));
+    Phase {
+        id: PhaseId::Assert,
+        title: "checks against each Prometheus replica of the stack (in-process)".into(),
         steps,
     }
 }

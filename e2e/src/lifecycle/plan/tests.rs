@@ -20,6 +20,7 @@ fn input<'a>(cell: &'a Cell, mode: Mode, keep: Keep) -> PlanInput<'a> {
             kubeconfig: format!("target/e2e/{name}/kubeconfig"),
             artifacts: format!("target/e2e/{name}/artifacts"),
             summary: format!("target/e2e/{name}/summary.md"),
+            junit: format!("target/e2e/{name}/junit.xml"),
         },
         cluster_name: name,
         bundle: BundleChoice::Pinned {
@@ -33,6 +34,8 @@ fn input<'a>(cell: &'a Cell, mode: Mode, keep: Keep) -> PlanInput<'a> {
         ],
         timeout: Duration::from_secs(300),
         applied: Applied::default(),
+        stack: None,
+        workloads: true,
     }
 }
 
@@ -65,8 +68,8 @@ fn create_plan_names_every_pin() {
         "sha256 aa",
         "sha256 bb",
         "sha256 cc",
-        "E2E_KUBECONFIG=target/e2e/",
-        "cargo nextest run --workspace --profile e2e --run-ignored only",
+        "cargo xtask assert --kubeconfig target/e2e/",
+        "pods/<pod>:9090/proxy",
     ] {
         assert!(text.contains(needle), "plan lacks {needle:?}:\n{text}");
     }
@@ -95,7 +98,10 @@ fn existing_cluster_plan_never_creates_or_deletes() {
             && !text.contains("docker info"),
         "{text}"
     );
-    assert!(text.contains("E2E_KUBECONFIG=/k "), "{text}");
+    assert!(
+        text.contains("cargo xtask assert --kubeconfig /k "),
+        "{text}"
+    );
 }
 
 #[test]
@@ -199,4 +205,65 @@ fn the_plan_shows_the_applied_settings_in_their_phases() {
     };
     assert!(steps(PhaseId::Prometheus).contains(&"PROM-LINE".to_string()));
     assert!(steps(PhaseId::ServiceMonitor).contains(&"SM-LINE".to_string()));
+}
+
+#[test]
+fn a_stack_plan_lists_its_objects_in_apply_order_and_what_it_waits_for() {
+    let m = matrix();
+    let stack =
+        crate::stack::Stack::from_text("stack.yaml", crate::stack::tests::MINI_STACK).unwrap();
+    let asserted = vec![crate::assert::PrometheusRef::new("monitoring", "k8s")];
+    let mut i = input(m.default_cell(), Mode::Create, Keep::Never);
+    i.stack = Some(StackPlan::of(&stack, true, &asserted));
+    i.workloads = false;
+    let text = build(&i).render();
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("plan lacks {needle:?}:\n{text}"))
+    };
+    // Namespaces and CRDs, wait, then the rest with identities and RBAC first.
+    assert!(
+        at("    Namespace monitoring")
+            < at("    CustomResourceDefinition prometheuses.monitoring.coreos.com")
+    );
+    assert!(
+        at("CustomResourceDefinition servicemonitors")
+            < at("wait until each of the 2 CustomResourceDefinitions is Established")
+    );
+    assert!(at("Established") < at("    ServiceAccount monitoring/prometheus-operator"));
+    assert!(
+        at("    ClusterRoleBinding prometheus-operator")
+            < at("    Deployment monitoring/prometheus-operator")
+    );
+    assert!(
+        at("    Deployment monitoring/prometheus-operator") < at("    Prometheus monitoring/k8s")
+    );
+    for needle in [
+        "[3/8] operator: the stack stack.yaml",
+        "read stack.yaml  sha256 ",
+        "wait for Deployment monitoring/prometheus-operator (quay.io/prometheus-operator/prometheus-operator:v0.48.1) to be Available",
+        "wait for Service kube-system/kubelet (its --kubelet-service)",
+        "wait for StatefulSet monitoring/prometheus-k8s to have 2 ready replica(s) (Prometheus monitoring/k8s",
+        "ServiceMonitor monitoring/kubelet scrapes /metrics/cadvisor: job serviceMonitor/monitoring/kubelet/1",
+        "Prometheus monitoring/k8s selects one of them, and each replica has loaded its job",
+        "skipped (--no-workloads)",
+        "Prometheus monitoring/k8s: each replica, through the API server's pod proxy",
+        "cargo xtask assert --kubeconfig target/e2e/",
+        "the stack stack.yaml (its operator: quay.io/prometheus-operator/prometheus-operator:v0.48.1)",
+    ] {
+        at(needle);
+    }
+    assert!(
+        !text.contains("bundle.yaml") && !text.contains("manifests/prometheus"),
+        "{text}"
+    );
+
+    // On a cluster that runs the stack already, nothing of it is applied.
+    i.stack = Some(StackPlan::of(&stack, false, &asserted));
+    let text = build(&i).render();
+    assert!(
+        text.contains("nothing applied: the cluster runs the stack already"),
+        "{text}"
+    );
+    assert!(!text.contains("    Namespace monitoring"), "{text}");
 }

@@ -10,6 +10,9 @@
 //! `omitempty`), every later read has the conditions. The few milliseconds upstream leaves in
 //! between, in which `kubectl wait --for=condition=Established` fails with ".status.conditions
 //! accessor error" (stackrox/stackrox#22739, pingcap/tidb-operator#1511), are not modelled.
+//! A CRD whose kind or plural another CRD of its group has already been accepted with gets
+//! NamesAccepted False and is never Established (naming_controller.go calculateNamesAndConditions,
+//! equalToAcceptedOrFresh).
 
 use super::super::store::now_rfc3339;
 use super::super::Cluster;
@@ -29,10 +32,38 @@ fn has(crd: &Value, ty: &str) -> bool {
         .any(|c| c["type"] == ty && c["status"] == "True")
 }
 
-/// The naming controller's one status update: acceptedNames + [NamesAccepted True,
+/// The naming controller: NamesAccepted False on a name conflict, else its one status update:
+/// acceptedNames + [NamesAccepted True,
 /// Established False Installing]; the API serves the custom resources from then on.
 pub fn accept_names(c: &Cluster, crd: &Value) {
     let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+    if let Some((reason, message)) = name_conflict(c, crd) {
+        let mut status = crd["status"].clone();
+        let stale = status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["reason"] == reason);
+        if !stale {
+            status["conditions"] = json!([
+                cond("NamesAccepted", "False", reason, &message),
+                cond(
+                    "Established",
+                    "False",
+                    "NotAccepted",
+                    "not all names are accepted"
+                ),
+            ]);
+            c.put_status(
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                "",
+                name,
+                status,
+            );
+        }
+        return;
+    }
     let mut status = crd["status"].clone();
     status["acceptedNames"] = crd["spec"]["names"].clone();
     status["conditions"] = json!([
@@ -90,4 +121,48 @@ pub fn reconcile(c: &Arc<Cluster>, st: &mut State) {
             c.registry.set_crd_state(&name, true, true);
         }
     }
+}
+
+/// A name of `crd` another CRD of its group has already been accepted with, as the naming
+/// controller words it (`"X" is already in use`), with its reason.
+fn name_conflict(c: &Cluster, crd: &Value) -> Option<(&'static str, String)> {
+    let group = &crd["spec"]["group"];
+    let others: Vec<Value> = c
+        .objects("apiextensions.k8s.io", "CustomResourceDefinition")
+        .into_iter()
+        .filter(|o| {
+            &o["spec"]["group"] == group && o["metadata"]["name"] != crd["metadata"]["name"]
+        })
+        .collect();
+    let used = |field: &[&str]| -> Vec<String> {
+        others
+            .iter()
+            .flat_map(|o| {
+                field
+                    .iter()
+                    .map(move |f| o["status"]["acceptedNames"][*f].clone())
+            })
+            .filter_map(|v| v.as_str().map(String::from))
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let resources = used(&["plural", "singular"]);
+    let kinds = used(&["kind", "listKind"]);
+    let names = &crd["spec"]["names"];
+    // Each conflicting name overwrites the reason: the last one checked wins, as upstream.
+    let mut last = None;
+    for (field, reason, pool) in [
+        ("plural", "PluralConflict", &resources),
+        ("singular", "SingularConflict", &resources),
+        ("kind", "KindConflict", &kinds),
+        ("listKind", "ListKindConflict", &kinds),
+    ] {
+        if let Some(n) = names[field]
+            .as_str()
+            .filter(|n| pool.iter().any(|u| u == n))
+        {
+            last = Some((reason, format!("\"{n}\" is already in use")));
+        }
+    }
+    last
 }
