@@ -1,26 +1,33 @@
-//! Evidence for a failed run, written to a directory CI uploads: operator and Prometheus logs,
-//! what Prometheus scrapes (`/api/v1/targets`) and was configured with (`/api/v1/status/config`),
-//! the ServiceMonitor, Prometheus CR and kubelet Service/Endpoints as YAML, the pod list, and the
-//! cluster's Kubernetes events in every namespace (`events.txt` oldest first, `events.yaml`).
+//! Evidence for a failed run, written to a directory CI uploads: the logs of every
+//! prometheus-operator pod and of every pod in a namespace that holds a Prometheus object (or in
+//! `monitoring`, ours), what each ready Prometheus replica scrapes (`/api/v1/targets`) and was
+//! configured with (`/api/v1/status/config`), every Prometheus object and ServiceMonitor and the
+//! operator's kubelet Service/Endpoints as YAML, the pod list, and the cluster's Kubernetes events
+//! in every namespace (`events.txt` oldest first, `events.yaml`). It works the same for our
+//! manifests and for a user's `--stack` (any namespace, any name, several Prometheus objects).
 //!
 //! Collection is best effort (a broken cluster is why we are here): each item that cannot be
 //! fetched is listed in `errors.txt` and the rest is still written. Everything passes through
 //! [`crate::redact::redact`] before it touches the disk.
 
-use crate::install::{PROMETHEUS_NAME, PROMETHEUS_NAMESPACE};
-use crate::kubeproxy::KubeProxyTransport;
-use crate::operator::{KUBELET_SERVICE_NAME, KUBELET_SERVICE_NAMESPACE};
-use crate::prometheus::Transport;
+use crate::install::PROMETHEUS_NAMESPACE;
+use crate::operator::kubelet_service_of;
+use crate::prometheuses::{
+    current_replicas, list_prometheuses, monitoring_resource, PrometheusRef,
+};
 use crate::redact::redact;
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::{Endpoints, Event, Pod, Service};
 use kube::api::{ListParams, LogParams};
-use kube::core::{DynamicObject, GroupVersionKind};
+use kube::core::DynamicObject;
 use kube::{Api, Client};
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
-/// The ServiceMonitor every variant installs.
-pub const SERVICEMONITOR: (&str, &str) = ("kube-system", "cadvisor");
+/// How long one Prometheus replica's answer is retried (the whole collection is bounded by the
+/// caller's timeout too).
+const PROMETHEUS_RETRY: Duration = Duration::from_secs(10);
 
 /// Writes every artifact it can into `dir` (created if needed). Fails only when `dir` cannot be
 /// written.
@@ -35,6 +42,33 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
         errors: Vec::new(),
     };
 
+    // The Prometheus objects decide which namespaces matter.
+    let prometheuses = match list_prometheuses(client).await {
+        Ok(list) => list,
+        Err(e) => {
+            out.fail("prometheuses", crate::errors::error_chain(e.as_ref()));
+            Vec::new()
+        }
+    };
+    let refs: Vec<PrometheusRef> = prometheuses
+        .iter()
+        .filter_map(|p| {
+            Some(PrometheusRef::new(
+                p.pointer("/metadata/namespace")?.as_str()?,
+                p.pointer("/metadata/name")?.as_str()?,
+            ))
+        })
+        .collect();
+    for (prom, obj) in refs.iter().zip(&prometheuses) {
+        out.write_yaml(
+            &format!("prometheuses/{}_{}.yaml", prom.namespace, prom.name),
+            obj,
+        );
+    }
+    let mut namespaces: BTreeSet<&str> = refs.iter().map(|p| p.namespace.as_str()).collect();
+    namespaces.insert(PROMETHEUS_NAMESPACE);
+
+    let mut operator_args = None;
     let pods: Api<Pod> = Api::all(client.clone());
     match pods.list(&ListParams::default()).await {
         Ok(list) => {
@@ -45,7 +79,10 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
                 &serde_json::to_value(&list.items).unwrap_or_default(),
             );
             for pod in &list.items {
-                if is_collected_pod(pod) {
+                if let Some(args) = operator_container_args(pod) {
+                    operator_args.get_or_insert(args);
+                }
+                if is_collected_pod(pod, &namespaces) {
                     collect_logs(client, pod, &mut out).await;
                 }
             }
@@ -53,50 +90,68 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
         Err(e) => out.fail("pods", e),
     }
 
-    let transport = KubeProxyTransport::new(client.clone());
-    for (file, path) in [
-        ("prometheus-targets.json", "/api/v1/targets"),
-        ("prometheus-config.yaml", "/api/v1/status/config"),
-    ] {
-        match transport.get(path).await {
-            Ok(resp) => out.write(file, &readable_body(&resp.body)),
-            Err(e) => out.fail(file, e),
+    // Each replica answers for itself (pod proxy): the shared Service would pick one at random.
+    for prom in &refs {
+        let replicas = match current_replicas(client, prom).await {
+            Ok(Ok(r)) => r.ready,
+            Ok(Err(why)) => {
+                out.fail(&format!("Prometheus {prom}"), why);
+                continue;
+            }
+            Err(e) => {
+                out.fail(
+                    &format!("Prometheus {prom}"),
+                    crate::errors::error_chain(e.as_ref()),
+                );
+                continue;
+            }
+        };
+        if replicas.is_empty() {
+            out.fail(&format!("Prometheus {prom}"), "no ready replica to ask");
+        }
+        for replica in replicas {
+            let prom_client = replica.client(client.clone(), PROMETHEUS_RETRY);
+            let at = format!("{}_{}", prom.namespace, replica.pod);
+            for (file, path) in [
+                ("targets.json", "/api/v1/targets"),
+                ("config.yaml", "/api/v1/status/config"),
+            ] {
+                let file = format!("prometheus/{at}/{file}");
+                match prom_client.get_raw(path).await {
+                    Ok(resp) => out.write(&file, &readable_body(&resp.body)),
+                    Err(e) => out.fail(&file, e),
+                }
+            }
         }
     }
 
-    let sm_gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
-    let prom_gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "Prometheus");
-    for (file, gvk, ns, name) in [
-        (
-            "servicemonitor.yaml",
-            &sm_gvk,
-            SERVICEMONITOR.0,
-            SERVICEMONITOR.1,
-        ),
-        (
-            "prometheus-cr.yaml",
-            &prom_gvk,
-            PROMETHEUS_NAMESPACE,
-            PROMETHEUS_NAME,
-        ),
-    ] {
-        match get_dynamic(client, gvk, ns, name).await {
-            Ok(obj) => out.write_yaml(file, &obj),
-            Err(e) => out.fail(file, crate::errors::error_chain(e.as_ref())),
+    let sms = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &monitoring_resource("ServiceMonitor", "servicemonitors"),
+    );
+    match sms.list(&ListParams::default()).await {
+        Ok(list) => {
+            for sm in &list.items {
+                let ns = sm.metadata.namespace.as_deref().unwrap_or_default();
+                let name = sm.metadata.name.as_deref().unwrap_or_default();
+                out.write_yaml(&format!("servicemonitors/{ns}_{name}.yaml"), sm);
+            }
         }
+        Err(e) => out.fail("servicemonitors", e),
     }
 
-    let services: Api<Service> = Api::namespaced(client.clone(), KUBELET_SERVICE_NAMESPACE);
-    match services.get(KUBELET_SERVICE_NAME).await {
+    // The Service this cluster's operator keeps (its --kubelet-service), else the bundle's.
+    let (svc_ns, svc_name) = kubelet_service_of(operator_args.as_deref());
+    let services: Api<Service> = Api::namespaced(client.clone(), &svc_ns);
+    match services.get(&svc_name).await {
         Ok(svc) => out.write_yaml("kubelet-service.yaml", &svc),
         Err(e) => out.fail("kubelet-service.yaml", e),
     }
-    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), KUBELET_SERVICE_NAMESPACE);
-    match endpoints.get(KUBELET_SERVICE_NAME).await {
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), &svc_ns);
+    match endpoints.get(&svc_name).await {
         Ok(eps) => out.write_yaml("kubelet-endpoints.yaml", &eps),
         Err(e) => out.fail("kubelet-endpoints.yaml", e),
     }
-
     // What the cluster itself said (scheduling, image pulls, probes, back-offs): `kubectl get
     // events -A` for a cluster that is gone once CI deletes it.
     let events: Api<Event> = Api::all(client.clone());
@@ -131,11 +186,21 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Operator pods (default namespace) and everything in the Prometheus namespace.
-fn is_collected_pod(pod: &Pod) -> bool {
+/// The args of a prometheus-operator container of `pod` (any namespace), if it runs one.
+fn operator_container_args(pod: &Pod) -> Option<Vec<String>> {
+    pod.spec.as_ref()?.containers.iter().find_map(|c| {
+        c.image
+            .as_deref()
+            .filter(|i| i.contains("prometheus-operator/prometheus-operator"))?;
+        Some(c.args.clone().unwrap_or_default())
+    })
+}
+
+/// prometheus-operator pods (wherever they run) and every pod of `namespaces` (those holding a
+/// Prometheus object, and ours).
+fn is_collected_pod(pod: &Pod, namespaces: &BTreeSet<&str>) -> bool {
     let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
-    ns == PROMETHEUS_NAMESPACE || (ns == "default" && name.starts_with("prometheus-operator"))
+    namespaces.contains(ns) || operator_container_args(pod).is_some()
 }
 
 async fn collect_logs(client: &Client, pod: &Pod, out: &mut Writer<'_>) {
@@ -159,21 +224,6 @@ async fn collect_logs(client: &Client, pod: &Pod, out: &mut Writer<'_>) {
             Err(e) => out.fail(&file, e),
         }
     }
-}
-
-async fn get_dynamic(
-    client: &Client,
-    gvk: &GroupVersionKind,
-    ns: &str,
-    name: &str,
-) -> Result<DynamicObject> {
-    let (ar, _) = kube::discovery::pinned_kind(client, gvk)
-        .await
-        .with_context(|| format!("{} is not served (CRDs not installed?)", gvk.kind))?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    api.get(name)
-        .await
-        .with_context(|| format!("cannot get {} {ns}/{name}", gvk.kind))
 }
 
 /// Prometheus's loaded config arrives as YAML inside JSON (`data.yaml`): unwrap it so the
@@ -288,7 +338,7 @@ mod tests {
             &serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "managedFields": [{"manager": "x"}]}, "data": {"token": "c2VjcmV0"}}),
         );
         out.fail(
-            "prometheus-targets.json",
+            "prometheus/monitoring_prometheus-e2e-0/targets.json",
             "proxy said 503 with token: abc123",
         );
         let log = std::fs::read_to_string(dir.path().join("logs/a.log")).unwrap();
@@ -303,7 +353,7 @@ mod tests {
         );
         assert_eq!(
             out.errors,
-            ["prometheus-targets.json: proxy said 503 with token: <redacted>"]
+            ["prometheus/monitoring_prometheus-e2e-0/targets.json: proxy said 503 with token: <redacted>"]
         );
     }
 
@@ -355,21 +405,42 @@ mod tests {
     }
 
     #[test]
-    fn collects_operator_and_monitoring_pods_only() {
-        let pod = |ns: &str, name: &str| -> Pod {
-            serde_json::from_value(serde_json::json!({"metadata": {"namespace": ns, "name": name}}))
-                .unwrap()
+    fn collects_operator_pods_anywhere_and_every_pod_of_a_prometheus_namespace() {
+        let pod = |ns: &str, name: &str, image: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"namespace": ns, "name": name},
+                "spec": {"containers": [{"name": "c", "image": image, "args": ["--kubelet-service=kube-system/kubelet"]}]}
+            }))
+            .unwrap()
         };
-        assert!(is_collected_pod(&pod(
-            "default",
-            "prometheus-operator-7d9f-abcde"
-        )));
-        assert!(is_collected_pod(&pod("monitoring", "prometheus-e2e-0")));
-        assert!(!is_collected_pod(&pod("default", "other")));
-        assert!(!is_collected_pod(&pod(
-            "kube-system",
-            "prometheus-operator-x"
-        )));
+        let operator = "quay.io/prometheus-operator/prometheus-operator:v0.48.1";
+        let namespaces: BTreeSet<&str> = ["monitoring", "observability"].into();
+        // The bundle's operator in default, kube-prometheus's in monitoring, any other namespace.
+        for ns in ["default", "monitoring", "ops"] {
+            let p = pod(ns, "prometheus-operator-7d9f-abcde", operator);
+            assert!(is_collected_pod(&p, &namespaces), "{ns}");
+            assert_eq!(
+                operator_container_args(&p).unwrap(),
+                ["--kubelet-service=kube-system/kubelet"]
+            );
+        }
+        assert!(is_collected_pod(
+            &pod(
+                "observability",
+                "prometheus-k8s-1",
+                "quay.io/prometheus/prometheus:v2.26.0"
+            ),
+            &namespaces
+        ));
+        assert!(!is_collected_pod(
+            &pod("default", "other", "busybox"),
+            &namespaces
+        ));
+        // A name alone does not make an operator.
+        assert!(!is_collected_pod(
+            &pod("kube-system", "prometheus-operator-x", "busybox"),
+            &namespaces
+        ));
     }
 
     #[tokio::test]
@@ -386,9 +457,9 @@ mod tests {
         collect(&client, &artifacts).await.unwrap();
         let errors = std::fs::read_to_string(artifacts.join("errors.txt")).unwrap();
         for item in [
+            "prometheuses",
             "pods",
-            "prometheus-targets.json",
-            "servicemonitor.yaml",
+            "servicemonitors",
             "kubelet-service.yaml",
             "events",
         ] {

@@ -38,6 +38,25 @@ pub const KUBELET_LABELS: [(&str, &str); 3] = [
     ("app.kubernetes.io/managed-by", "prometheus-operator"),
 ];
 
+/// The Service the operator keeps for the kubelets: its `--kubelet-service=<ns>/<name>`
+/// (prometheus-operator cmd/operator/main.go@v0.48.1 takes any namespace and name), else the
+/// bundle's `kube-system/kubelet` (also when no operator was found, or the flag is malformed).
+pub fn kubelet_service_of(operator_args: Option<&[String]>) -> (String, String) {
+    operator_args
+        .into_iter()
+        .flatten()
+        .find_map(|a| a.strip_prefix("--kubelet-service="))
+        .and_then(|v| v.split_once('/'))
+        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+        .map(|(ns, name)| (ns.to_string(), name.to_string()))
+        .unwrap_or_else(|| {
+            (
+                KUBELET_SERVICE_NAMESPACE.to_string(),
+                KUBELET_SERVICE_NAME.to_string(),
+            )
+        })
+}
+
 /// The tag of an image reference (`quay.io/x/y:v0.48.1@sha256:…` → `v0.48.1`).
 pub fn image_tag(image: &str) -> Option<String> {
     let without_digest = image.split('@').next().unwrap_or(image);

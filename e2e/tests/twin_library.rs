@@ -278,8 +278,11 @@ async fn prometheus_through_the_proxy_and_artifacts_with_nothing_secret() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         e2e::artifacts::collect(&client, dir.path()).await.unwrap();
-        let targets =
-            std::fs::read_to_string(dir.path().join("prometheus-targets.json")).unwrap_or_default();
+        let targets = std::fs::read_to_string(
+            dir.path()
+                .join("prometheus/monitoring_prometheus-e2e-0/targets.json"),
+        )
+        .unwrap_or_default();
         if targets.contains("serviceMonitor/kube-system/cadvisor/0")
             || std::time::Instant::now() > deadline
         {
@@ -295,14 +298,17 @@ async fn prometheus_through_the_proxy_and_artifacts_with_nothing_secret() {
         .path()
         .join("logs/monitoring_prometheus-e2e-0_config-reloader.log")
         .exists());
-    assert!(read("prometheus-targets.json").contains("serviceMonitor/kube-system/cadvisor/0"));
-    let config = read("prometheus-config.yaml");
+    // Each replica's own answer, through its pod proxy.
+    assert!(read("prometheus/monitoring_prometheus-e2e-0/targets.json")
+        .contains("serviceMonitor/kube-system/cadvisor/0"));
+    let config = read("prometheus/monitoring_prometheus-e2e-0/config.yaml");
     assert!(
         // Prometheus 2.42 shows bearer_token_file as authorization.credentials_file.
         config.contains("_file: /var/run/secrets/kubernetes.io/serviceaccount/token"),
         "{config}"
     );
-    let sm = read("servicemonitor.yaml");
+    assert!(read("prometheuses/monitoring_e2e.yaml").contains("serviceMonitorSelector"));
+    let sm = read("servicemonitors/kube-system_cadvisor.yaml");
     assert!(
         sm.contains("bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token")
             && !sm.contains("managedFields"),
@@ -310,9 +316,11 @@ async fn prometheus_through_the_proxy_and_artifacts_with_nothing_secret() {
     );
     assert!(read("kubelet-service.yaml").contains("https-metrics"));
     assert!(read("pods.txt").contains("monitoring/prometheus-e2e-0"));
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
+    let mut files = vec![dir.path().to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
             assert!(
                 !std::fs::read_to_string(&path)
                     .unwrap()

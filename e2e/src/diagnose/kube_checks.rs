@@ -11,21 +11,23 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The operator's kubelet Service: one definition, in [`crate::operator`].
 pub use crate::operator::{
-    KUBELET_PORT_NAME, KUBELET_SERVICE_NAME as KUBELET_SERVICE,
+    kubelet_service_of, KUBELET_PORT_NAME, KUBELET_SERVICE_NAME as KUBELET_SERVICE,
     KUBELET_SERVICE_NAMESPACE as KUBELET_NAMESPACE,
 };
 /// The kubelet path a cadvisor ServiceMonitor scrapes.
 pub const CADVISOR_PATH: &str = "/metrics/cadvisor";
 
-/// Link 1: the operator's kubelet Service exists and its Endpoints hold an `https-metrics`
-/// address for every node. `operator_args` are the args of the prometheus-operator container,
-/// when a Deployment running it was found (evidence only).
+/// Link 1: the operator's kubelet Service ([`kubelet_service_of`] its args) exists and its
+/// Endpoints hold an `https-metrics` address for every node. `operator_args` are the args of the
+/// prometheus-operator container, when a Deployment running it was found; `service` and
+/// `endpoints` are the objects of that name.
 pub fn kubelet_service(
     service: Option<&Service>,
     endpoints: Option<&Endpoints>,
     nodes: &[Node],
     operator_args: Option<&[String]>,
 ) -> Vec<Finding> {
+    let (svc_ns, svc_name) = kubelet_service_of(operator_args);
     let operator_evidence = match operator_args {
         None => "no Deployment running a prometheus-operator image was found".to_string(),
         Some(args) if args.iter().any(|a| a.starts_with("--kubelet-service=")) => {
@@ -39,7 +41,7 @@ pub fn kubelet_service(
     if service.is_none() {
         return vec![Finding::new(
             &k::KUBELET_SERVICE_MISSING,
-            format!("Service {KUBELET_NAMESPACE}/{KUBELET_SERVICE} not found"),
+            format!("Service {svc_ns}/{svc_name} not found"),
             vec![operator_evidence],
         )];
     }
@@ -96,10 +98,7 @@ pub fn kubelet_service(
         })
         .collect();
     if endpoints.is_none() {
-        evidence.insert(
-            0,
-            format!("Endpoints {KUBELET_NAMESPACE}/{KUBELET_SERVICE} not found"),
-        );
+        evidence.insert(0, format!("Endpoints {svc_ns}/{svc_name} not found"));
     } else if !port_seen {
         evidence.insert(
             0,
@@ -110,7 +109,7 @@ pub fn kubelet_service(
     vec![Finding::new(
         &k::KUBELET_ENDPOINTS_MISSING_NODES,
         format!(
-            "Endpoints {KUBELET_NAMESPACE}/{KUBELET_SERVICE} lack {} of {} nodes: {}",
+            "Endpoints {svc_ns}/{svc_name} lack {} of {} nodes: {}",
             missing.len(),
             nodes.len(),
             missing

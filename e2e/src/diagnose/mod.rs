@@ -530,21 +530,22 @@ async fn chain_links(
     pods: &[RunningPod],
     metrics: &[MetricName],
 ) -> Result<Vec<Finding>> {
-    use kube_checks::{KUBELET_NAMESPACE, KUBELET_SERVICE};
     let lp = ListParams::default();
     let nodes = Api::<Node>::all(client.clone())
         .list(&lp)
         .await
         .context("listing nodes")?
         .items;
-    let kubelet_svc = Api::<Service>::namespaced(client.clone(), KUBELET_NAMESPACE)
-        .get_opt(KUBELET_SERVICE)
+    // The Service this cluster's operator keeps, not necessarily the bundle's kube-system/kubelet.
+    let (svc_ns, svc_name) = kube_checks::kubelet_service_of(operator_args.map(Vec::as_slice));
+    let kubelet_svc = Api::<Service>::namespaced(client.clone(), &svc_ns)
+        .get_opt(&svc_name)
         .await
-        .context("reading Service kube-system/kubelet")?;
-    let kubelet_eps = Api::<Endpoints>::namespaced(client.clone(), KUBELET_NAMESPACE)
-        .get_opt(KUBELET_SERVICE)
+        .with_context(|| format!("reading Service {svc_ns}/{svc_name}"))?;
+    let kubelet_eps = Api::<Endpoints>::namespaced(client.clone(), &svc_ns)
+        .get_opt(&svc_name)
         .await
-        .context("reading Endpoints kube-system/kubelet")?;
+        .with_context(|| format!("reading Endpoints {svc_ns}/{svc_name}"))?;
     let findings = kube_checks::kubelet_service(
         kubelet_svc.as_ref(),
         kubelet_eps.as_ref(),

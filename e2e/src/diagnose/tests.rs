@@ -98,6 +98,42 @@ fn kubelet_endpoints_missing_a_node_names_it() {
     assert!(f[0].cause.contains("3 minutes"));
 }
 
+/// An operator told `--kubelet-service=monitoring/kubelet-svc` keeps that Service: the findings
+/// name it, not the bundle's kube-system/kubelet (a missing or malformed flag falls back to it).
+#[test]
+fn the_kubelet_service_is_the_one_the_operators_flag_names() {
+    let custom = args(&["--kubelet-service=monitoring/kubelet-svc"]);
+    assert_eq!(
+        super::kube_checks::kubelet_service_of(Some(&custom)),
+        ("monitoring".to_string(), "kubelet-svc".to_string())
+    );
+    for fallback in [
+        None,
+        Some(args(&["--kubelet-service=nonamespace"])),
+        Some(args(&["--prometheus-config-reloader=x"])),
+    ] {
+        assert_eq!(
+            super::kube_checks::kubelet_service_of(fallback.as_deref()),
+            ("kube-system".to_string(), "kubelet".to_string())
+        );
+    }
+    let f = kubelet_service(None, None, &[node("cp")], Some(&custom));
+    assert_eq!(ids(&f), ["kubelet-service-missing"]);
+    assert_eq!(f[0].observed, "Service monitoring/kubelet-svc not found");
+    let f = kubelet_service(
+        Some(&kubelet_service_obj()),
+        None,
+        &[node("cp")],
+        Some(&custom),
+    );
+    assert!(
+        f[0].observed
+            .starts_with("Endpoints monitoring/kubelet-svc lack 1 of 1 nodes"),
+        "{}",
+        f[0].observed
+    );
+}
+
 #[test]
 fn kubelet_endpoints_without_https_metrics_port_cover_no_node() {
     let f = kubelet_service(

@@ -369,6 +369,16 @@ impl PrometheusClient {
         .await
     }
 
+    /// Any GET path's HTTP answer as it came (`/api/v1/targets` for an artifact), with the same
+    /// retries as every request.
+    ///
+    /// # Errors
+    /// [`PromError::Unreachable`] when nothing answers before the retry deadline; the API
+    /// server's own refusal ([`PromError::ApiServer`]).
+    pub async fn get_raw(&self, path_and_query: &str) -> Result<HttpResponse, PromError> {
+        self.get(path_and_query).await
+    }
+
     /// `/api/v1/targets`: active and dropped targets with their health and last error.
     ///
     /// # Errors
