@@ -87,7 +87,7 @@ impl Report {
             (self.passed.len(), self.out_of_scope.len()),
             (passing, out),
             "{suite}: (passing, out of scope) changed: a case was added or dropped; update the \
-             counts here and in the README's table"
+             counts here and in docs/upstream.md's table"
         );
     }
 }
