@@ -27,7 +27,7 @@ pub struct Args {
     /// Print the findings as JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Print the table of every finding the diagnosis knows (the README section's table) and exit.
+    /// Print the table of every finding the diagnosis knows (the table of docs/findings.md) and exit.
     #[arg(long, conflicts_with_all = ["kubeconfig", "json"])]
     list: bool,
 }

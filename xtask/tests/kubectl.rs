@@ -281,7 +281,7 @@ fn kubectl_drives_the_main_job_on_1_27_with_its_defaults_and_xtask_check_runs_th
     } else {
         // An older kubectl sends no fieldValidation: the server's default, Warn, drops the field
         // and says so. (Against a real 1.27 it would first validate on the client with the full
-        // OpenAPI v2 schema, which the twin does not serve: README.)
+        // OpenAPI v2 schema, which the twin does not serve: docs/twin.md.)
         let (ok, _, stderr) = k.run(&["create", "-f", &misspelt_create]);
         assert!(ok && stderr.contains(r#"unknown field "dta""#), "{stderr}");
     }
@@ -391,7 +391,7 @@ fn kubectl_on_1_21_creates_with_its_defaults_and_applies_with_validate_false() {
     .unwrap();
     assert_eq!(cm["data"]["a"], "b");
     // 1.21 has no server-side field validation, so kubectl validates on the client with the full
-    // OpenAPI v2 schema, which the twin does not serve: the README names --validate=false.
+    // OpenAPI v2 schema, which the twin does not serve: docs/twin.md names --validate=false.
     // (kubectl 1.2x says "failed to download openapi … turn validation off with --validate=false";
     // 1.20 only "the server could not find the requested resource": the 404 of /openapi/v2.)
     let err = k.fails(&["apply", "--server-side", "-f", &bundle()]);

@@ -100,7 +100,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// What to do when a dependency is built twice.
 pub const FIX: &str = "fix: run `cargo hakari generate && cargo hakari manage-deps` \
-    (cargo install cargo-hakari --locked) and commit workspace-hack/Cargo.toml; README, \
+    (cargo install cargo-hakari --locked) and commit workspace-hack/Cargo.toml; docs/architecture.md, \
     \"One build of each dependency\"";
 
 // -------------------------------------------------------------------------------------------
