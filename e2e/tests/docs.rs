@@ -140,8 +140,7 @@ static LINK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\]\(([^)\s]+)\)").u
 static RUST_PATH: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z_][\w{},*]*(::[\w{},*]+)+").unwrap());
 /// `file.rs::name`: a function (a test, mostly) of that file.
-static FILE_FN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^([\w./-]+\.rs)::(\w+)$").unwrap());
+static FILE_FN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([\w./-]+\.rs)::(\w+)$").unwrap());
 static ITEM: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:fn|mod|struct|enum|const|static|type|trait|macro_rules!)\s+([A-Za-z_]\w*)")
         .unwrap()
@@ -168,9 +167,10 @@ impl Tree {
             }
         }
         let mut file_names = BTreeSet::new();
-        let mut rust_names: BTreeSet<String> = ["e2e", "testkit", "xtask", "workspace_hack", "crate"]
-            .map(String::from)
-            .into();
+        let mut rust_names: BTreeSet<String> =
+            ["e2e", "testkit", "xtask", "workspace_hack", "crate"]
+                .map(String::from)
+                .into();
         walk(root, &mut |p| {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
             file_names.insert(name.clone());
@@ -278,7 +278,10 @@ fn stale_references(tree: &Tree, root: &Path, doc: &str, text: &str) -> Vec<Stri
                 normalise(&dir.join(path))
             };
             let Ok(meta) = std::fs::metadata(root.join(&file)) else {
-                stale.push(format!("{at}: link ({target}): {} does not exist", file.display()));
+                stale.push(format!(
+                    "{at}: link ({target}): {} does not exist",
+                    file.display()
+                ));
                 continue;
             };
             if !anchor.is_empty() && meta.is_file() && path_is_md(&file) {
@@ -419,7 +422,10 @@ stale: [gone](missing.md), [anchor](../README.md#no-such-heading), `no_such_file
 
 #[test]
 fn slugs_are_githubs() {
-    assert_eq!(slug(" Your own stack (`--stack`)"), "your-own-stack---stack");
+    assert_eq!(
+        slug(" Your own stack (`--stack`)"),
+        "your-own-stack---stack"
+    );
     assert_eq!(
         slug("Why are my pod metrics missing?"),
         "why-are-my-pod-metrics-missing"
