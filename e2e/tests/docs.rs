@@ -304,8 +304,36 @@ fn stale_references(tree: &Tree, root: &Path, doc: &str, text: &str) -> Vec<Stri
                 }
             }
         }
+        // A table's "where in the code" column names items bare (`kubelet_service_of`,
+        // `Rule::apply`): each must still be declared somewhere.
+        if let Some(cell) = code_cell(doc, line) {
+            for span in SPAN.captures_iter(cell) {
+                let word = &span[1];
+                if !BARE_ITEM.is_match(word) {
+                    continue;
+                }
+                if let Some(seg) = word.split("::").find(|s| !tree.knows(s)) {
+                    stale.push(format!(
+                        "{at}: `{word}`: no module, file or item named `{seg}` in the workspace"
+                    ));
+                }
+            }
+        }
     }
     stale
+}
+
+/// `name` or `Type::name`, as the code column of a table writes an item.
+static BARE_ITEM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z_]\w*(::[A-Za-z_]\w*)?$").unwrap());
+
+/// The "where in the code" cell of a row of docs/upstream.md's tables (the second column).
+fn code_cell<'a>(doc: &str, line: &'a str) -> Option<&'a str> {
+    if !doc.ends_with("upstream.md") || !line.starts_with("| ") || line.starts_with("| behaviour") {
+        return None;
+    }
+    let cells: Vec<&str> = line.split(" | ").collect();
+    (cells.len() >= 4).then(|| cells[1])
 }
 
 fn path_is_md(p: &Path) -> bool {
@@ -406,6 +434,13 @@ stale: `e2e/tests/docs.rs::no_such_test` `e2e::diagnose::no_such_module`
 stale: [gone](missing.md), [anchor](../README.md#no-such-heading), `no_such_file_here.rs`
 ";
     let found = stale_references(&tree, &root, "docs/example.md", text);
+    // In upstream.md's tables the code column's bare items are checked too, and only there.
+    let row = "| a rule | `e2e/src/lib.rs` (`workspace_root`, `Rule::apply`, `no_such_item`) | `x/y a.go@v1` (`noSuchGoName`) | `e2e/tests/docs.rs::slugs_are_githubs` |";
+    assert_eq!(
+        stale_references(&tree, &root, "docs/upstream.md", row),
+        ["docs/upstream.md:1: `no_such_item`: no module, file or item named `no_such_item` in the workspace"]
+    );
+    assert!(stale_references(&tree, &root, "docs/other.md", row).is_empty());
     assert_eq!(
         found,
         [
