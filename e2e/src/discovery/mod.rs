@@ -4,13 +4,13 @@
 //! Debian's Prometheus 2.42 is built without `kubernetes_sd_configs`, so the component tier,
 //! `replay` and the cluster twin hand Prometheus these targets through `file_sd`/`http_sd`
 //! instead: the operator's relabel rules then see exactly the labels a real cluster's discovery
-//! would give (TWIN-FACTS §8). Everything here follows prometheus@v2.26.0
+//! would give. Everything here follows prometheus@v2.26.0
 //! `discovery/kubernetes/{endpoints,pod,service}.go`, the Prometheus the cluster tier runs, and
 //! is judged by its `endpoints_test.go` (`e2e/tests/upstream`). 2.42.0 adds
 //! `__meta_kubernetes_pod_container_image` to Pod targets and `attach_metadata`'s node labels,
 //! which prometheus-operator v0.48.1 never asks for.
 
-use crate::scrape_config::sanitize_label_name;
+use crate::relabel::{sanitize_label_name, Labels};
 use serde_json::{json, Map, Value};
 
 /// One discovered target: its `__address__` and its `__meta_kubernetes_*` labels.
@@ -26,6 +26,16 @@ impl Target {
     /// A label's value, if set.
     pub fn label(&self, name: &str) -> Option<&str> {
         self.labels.get(name).and_then(Value::as_str)
+    }
+
+    /// What Prometheus's relabeling starts from: the `__meta_kubernetes_*` labels and
+    /// `__address__` ([`crate::relabel::ScrapeJob::target`] takes it).
+    pub fn discovered_labels(&self) -> Labels {
+        self.labels
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .chain([("__address__".to_string(), self.address.clone())])
+            .collect()
     }
 
     /// The port of [`Target::address`].

@@ -1,7 +1,7 @@
-//! `e2e::scrape_config` against prometheus-operator v0.48.1 `pkg/prometheus/promcfg_test.go`.
+//! `e2e::operator::scrape_config` against prometheus-operator v0.48.1 `pkg/prometheus/promcfg_test.go`.
 
 use super::{cases, load, name, same_yaml, Report};
-use e2e::scrape_config::{
+use e2e::operator::scrape_config::{
     scrape_job, specs_from_servicemonitor, Discovery, ServiceMonitorError, Shard,
 };
 use e2e::yaml::{Mapping, Value};

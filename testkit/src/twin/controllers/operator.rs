@@ -13,10 +13,10 @@ use super::nodes::internal_ip;
 use super::workloads::owner_ref;
 use super::State;
 use base64::Engine;
-use e2e::operator::{KUBELET_LABELS, KUBELET_PORTS};
-use e2e::scrape_config::{
+use e2e::operator::scrape_config::{
     scrape_job, specs_from_servicemonitor, Discovery, ServiceMonitorSpec, Shard,
 };
+use e2e::operator::{KUBELET_LABELS, KUBELET_PORTS};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 use super::super::{scrape_job, Discovery, Shard};
 use super::*;
 
-const MISSION: &str = include_str!("../../../../manifests/servicemonitor-cadvisor.yaml");
-const HONOR: &str = include_str!("../../../../manifests/servicemonitor-cadvisor-honorlabels.yaml");
+const MISSION: &str = include_str!("../../../../../manifests/servicemonitor-cadvisor.yaml");
+const HONOR: &str =
+    include_str!("../../../../../manifests/servicemonitor-cadvisor-honorlabels.yaml");
 
 fn parse(text: &str) -> Result<Vec<ServiceMonitorSpec>> {
     specs_from_servicemonitor(&crate::yaml::from_str(text).unwrap())
@@ -220,7 +221,7 @@ fn a_relabeling_prometheus_would_refuse_is_refused_with_its_path() {
         ),
     ] {
         let e = err(&sm(&format!("    metricRelabelings:\n{rule}"), ""));
-        let text = e.to_string();
+        let text = crate::errors::error_chain(&e);
         assert!(
             matches!(&e, ServiceMonitorError::Relabel { path, .. } if path == "spec.endpoints[0].metricRelabelings[0]"),
             "{text}"
