@@ -14,7 +14,9 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// How often a CRD's conditions are read: establishing takes well under a second on one
-/// apiserver (TWIN-FACTS §3), so a short poll keeps the install phase quick.
+/// apiserver (kubernetes/kubernetes
+/// staging/src/k8s.io/apiextensions-apiserver/pkg/controller/establish/establishing_controller.go@v1.21.1),
+/// so a short poll keeps the install phase quick.
 const CRD_POLL: Duration = Duration::from_millis(250);
 
 /// Server-side applies the bundle: CRDs, wait until each is `Established`, then everything else,
@@ -106,7 +108,8 @@ pub async fn wait_crd_established(
 }
 
 /// A CRD's `Established` condition is `True`: its resources are served and discovery lists them
-/// (TWIN-FACTS §1, §3).
+/// (kubernetes/kubernetes
+/// staging/src/k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1/types.go@v1.21.1 `Established`).
 pub fn crd_established(crd: &CustomResourceDefinition) -> bool {
     crd.status
         .as_ref()

@@ -17,7 +17,7 @@ pub const KUBELET_SERVICE_NAME: &str = "kubelet";
 /// The kubelet port that works on modern kubelets (HTTPS, authenticated).
 pub const KUBELET_PORT_NAME: &str = "https-metrics";
 /// The ports v0.48.1 gives the kubelet Service and Endpoints, in its order
-/// (`pkg/prometheus/operator.go` syncNodeEndpoints; TWIN-FACTS §7).
+/// (prometheus-operator/prometheus-operator pkg/prometheus/operator.go@v0.48.1 `syncNodeEndpoints`).
 pub const KUBELET_PORTS: [(&str, i32); 3] = [
     (KUBELET_PORT_NAME, 10250),
     ("http-metrics", 10255),

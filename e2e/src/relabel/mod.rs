@@ -5,7 +5,7 @@
 //! ([`exposition`]).
 //!
 //! It knows nothing of prometheus-operator: the operator's model
-//! ([`crate::operator::scrape_config::compiled_job`]) hands it the job it generates, so what it
+//! (`operator::scrape_config::compiled_job`) hands it the job it generates, so what it
 //! says about a ServiceMonitor is what the real Prometheus does with the operator's job.
 //!
 //! Floors, bottom up: [`labels`], [`rule`], then [`scrape`] and [`exposition`]. This file only

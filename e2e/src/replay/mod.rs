@@ -162,7 +162,7 @@ pub struct ReplayInputs {
     /// The ServiceMonitor (YAML or JSON) whose cadvisor endpoint the scrape job is generated from.
     pub servicemonitor: Option<PathBuf>,
     /// The operator's kubelet Endpoints and Service as captured; when absent, the ones the
-    /// operator would write for the given nodes (TWIN-FACTS §7).
+    /// operator would write for the given nodes ([`crate::operator::kubelet_endpoints`]).
     pub kubelet_endpoints: Option<PathBuf>,
     /// See `kubelet_endpoints`.
     pub kubelet_service: Option<PathBuf>,

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The target groups kubernetes_sd (role endpoints) yields for `endpoints` (and its Service),
-/// one group per subset address × port (prometheus@v2.42.0 `discovery/kubernetes/endpoints.go`
-/// `buildEndpoints`; TWIN-FACTS §8), with one change: the address of a Node target on the
+/// one group per subset address × port (prometheus/prometheus discovery/kubernetes/endpoints.go@v2.42.0
+/// `buildEndpoints`), with one change: the address of a Node target on the
 /// kubelet port (10250) is that node's replay kubelet; other addresses are `closed` ports, as
 /// nothing serves them here. Endpoints outside the job's namespaces yield nothing (the operator
 /// restricts `kubernetes_sd_configs` to `namespaces.names`, promcfg.go).

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::yaml::Value;
 use std::collections::BTreeMap;
