@@ -98,7 +98,10 @@ pub struct TlsConfig {
     pub key_file: String,
 }
 
-/// A Kubernetes label selector (`spec.selector`).
+/// A Kubernetes label selector (`spec.selector`) as written, for generating relabel rules, not for
+/// matching (that is [`kube::core::Selector`], in [`crate::operator::selection`]): the operator
+/// writes `matchExpressions` in their order and `In` values joined in theirs, which kube's
+/// `Selector` (a sorted set of values) would not keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelSelector {
     /// `matchLabels`.
