@@ -1,8 +1,9 @@
 //! prometheus-operator v0.48.1, one home for everything the project models of it: the pinned
 //! `bundle.yaml` ([`bundle`]), its installation ([`install`]), the kubelet Service it keeps
 //! ([`kubelet_service`]), the scrape job it generates for a ServiceMonitor ([`scrape_config`]),
-//! which ServiceMonitors a Prometheus selects ([`selection`]) and the release an image names
-//! ([`image`]). The library, `replay`, `diagnose` and the twin all use these.
+//! which ServiceMonitors a Prometheus selects ([`selection`]), the StatefulSet it runs a
+//! Prometheus in ([`statefulset`]) and the release an image names ([`image`]). The library,
+//! `replay`, `diagnose` and the twin all use these.
 //!
 //! This file only names the parts; none of them imports it back.
 
@@ -12,6 +13,7 @@ pub mod install;
 pub mod kubelet_service;
 pub mod scrape_config;
 pub mod selection;
+pub mod statefulset;
 
 pub use bundle::{load_bundle, Bundle, BundleSource};
 pub use image::image_tag;
