@@ -12,7 +12,6 @@ use super::spec::{
 };
 use crate::yaml::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 mod error;
 mod fields;
@@ -20,28 +19,6 @@ mod fields;
 use error::Result;
 pub use error::ServiceMonitorError;
 use fields::*;
-
-impl ServiceMonitorSpec {
-    /// Reads a ServiceMonitor from a YAML or JSON file (one object) and returns one spec per
-    /// endpoint.
-    ///
-    /// # Errors
-    ///
-    /// [`ServiceMonitorError::Read`]/[`ServiceMonitorError::Parse`] naming the file, and every
-    /// error of [`specs_from_servicemonitor`].
-    pub fn from_servicemonitor_file(path: &Path) -> Result<Vec<ServiceMonitorSpec>> {
-        let text = std::fs::read_to_string(path).map_err(|source| ServiceMonitorError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let obj: Value =
-            crate::yaml::from_str(&text).map_err(|source| ServiceMonitorError::Parse {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        specs_from_servicemonitor(&obj)
-    }
-}
 
 /// One [`ServiceMonitorSpec`] per `spec.endpoints[]` of a ServiceMonitor object (a YAML or JSON
 /// value as `kubectl get servicemonitor -o yaml` or a manifest gives it).

@@ -1,8 +1,6 @@
 //! Why a ServiceMonitor cannot be turned into scrape jobs. A variant with a `source` does not
 //! repeat it in its message: `errors::error_chain` prints it once.
 
-use std::path::PathBuf;
-
 /// Why a ServiceMonitor cannot be turned into scrape jobs.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceMonitorError {
@@ -58,22 +56,6 @@ pub enum ServiceMonitorError {
         path: String,
         /// What Prometheus would say.
         source: crate::relabel::RelabelError,
-    },
-    /// The file could not be read.
-    #[error("cannot read the ServiceMonitor file {}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not YAML (or JSON).
-    #[error("{} is not a YAML/JSON ServiceMonitor", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's error.
-        source: crate::yaml::Error,
     },
 }
 

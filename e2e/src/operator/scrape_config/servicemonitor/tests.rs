@@ -420,22 +420,3 @@ fn wrong_kind_or_missing_metadata_is_refused() {
     let e = err(&sm("", "").replace("  endpoints:\n  - port: web\n", ""));
     assert!(matches!(e, ServiceMonitorError::Missing { path, .. } if path == "spec.endpoints"));
 }
-
-#[test]
-fn from_file_names_the_file_on_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("sm.yaml");
-    std::fs::write(&good, MISSION).unwrap();
-    assert_eq!(
-        ServiceMonitorSpec::from_servicemonitor_file(&good).unwrap(),
-        vec![ServiceMonitorSpec::cadvisor()]
-    );
-    let absent = dir.path().join("absent.yaml");
-    let e = ServiceMonitorSpec::from_servicemonitor_file(&absent).unwrap_err();
-    assert!(e.to_string().contains("absent.yaml"), "{e}");
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "spec: [unclosed").unwrap();
-    let e = ServiceMonitorSpec::from_servicemonitor_file(&bad).unwrap_err();
-    assert!(matches!(e, ServiceMonitorError::Parse { .. }));
-    assert!(e.to_string().contains("bad.yaml"), "{e}");
-}
