@@ -432,7 +432,7 @@ impl Replay {
             let series = crate::relabel::exposition_series(k.body(), metric);
             let found =
                 diagnose::relabel_drop::metric_relabel_drops(&self.spec, &labels, missing, series)
-                    .map_err(|e| ReplayError::Diagnose(e.to_string()))?;
+                    .map_err(|e| ReplayError::Diagnose(crate::errors::error_chain(&e)))?;
             if found.is_some() {
                 return Ok(found);
             }

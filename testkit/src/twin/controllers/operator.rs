@@ -123,7 +123,7 @@ pub fn selected_service_monitors(c: &Cluster, prom: &Value) -> Vec<Value> {
 pub fn endpoint_specs(sm: &Value) -> Vec<ServiceMonitorSpec> {
     let parsed = serde_json::to_value(sm)
         .map_err(|e| e.to_string())
-        .and_then(|v| specs_from_servicemonitor(&v).map_err(|e| e.to_string()));
+        .and_then(|v| specs_from_servicemonitor(&v).map_err(|e| e2e::errors::error_chain(&e)));
     parsed.unwrap_or_else(|e| {
         eprintln!(
             "twin: operator skipping servicemonitor {}/{}: {e}",
