@@ -1,5 +1,5 @@
 //! prometheus-operator v0.48.1, one home for everything the project models of it: the pinned
-//! `bundle.yaml` ([`bundle`]), its installation ([`install`]), the kubelet Service it keeps
+//! `bundle.yaml` ([`bundle`]), its installation ([`mod@install`]), the kubelet Service it keeps
 //! ([`kubelet_service`]), the scrape job it generates for a ServiceMonitor ([`scrape_config`]),
 //! which ServiceMonitors a Prometheus selects ([`selection`]), the StatefulSet it runs a
 //! Prometheus in ([`statefulset`]) and the release an image names ([`image`]). The library,
