@@ -24,7 +24,7 @@
 //!   [`stack`] (someone's own stack instead: read, checked, applied, waited for).
 //! - **Assert:** [`assert`](mod@assert) (the checks against each Prometheus replica, in-process, and their
 //!   JUnit report), [`prometheuses`] (a cluster's Prometheus objects and their replicas), [`pods`] (what must be covered), [`prometheus`] and [`kubeproxy`] (the HTTP API,
-//!   directly or through the API server), [`coverage`] (the check), [`scrape_config`] and
+//!   directly or through the API server), [`coverage`] (the check), [`operator::scrape_config`] and
 //!   [`relabel`] (the job the operator generates and what Prometheus does with it), [`discovery`]
 //!   (the labels Kubernetes discovery gives each target).
 //! - **Report:** [`artifacts`], [`diagnose`] (why pods are missing), [`redact`], [`errors`] (an
@@ -57,7 +57,6 @@ pub mod prometheuses;
 pub mod redact;
 pub mod relabel;
 pub mod replay;
-pub mod scrape_config;
 pub mod stack;
 pub mod workdir;
 pub mod yaml;

@@ -31,10 +31,9 @@ impl PrometheusRef {
         }
     }
 
-    /// The StatefulSet prometheus-operator keeps for it (shard 0; v0.48.1
-    /// `pkg/prometheus/statefulset.go` prometheusNameByShard).
+    /// The StatefulSet prometheus-operator keeps for it (shard 0).
     pub fn statefulset(&self) -> String {
-        format!("prometheus-{}", self.name)
+        crate::operator::statefulset::statefulset_name(&self.name)
     }
 }
 
@@ -247,7 +246,8 @@ pub fn ready_replicas(prom: &PrometheusRef, obj: &Value, pods: &[Pod]) -> Result
     })
 }
 
-/// The `web` container port of the `prometheus` container (v0.48.1 statefulset.go: 9090).
+/// The `web` container port of the `prometheus` container (the operator's
+/// [`WEB_PORT`](crate::operator::statefulset::WEB_PORT) unless the pod says otherwise).
 fn web_port(pod: &Pod) -> u16 {
     pod.spec
         .as_ref()
@@ -257,5 +257,5 @@ fn web_port(pod: &Pod) -> u16 {
         .flat_map(|c| c.ports.iter().flatten())
         .find(|p| p.name.as_deref() == Some("web"))
         .and_then(|p| u16::try_from(p.container_port).ok())
-        .unwrap_or(9090)
+        .unwrap_or(crate::operator::statefulset::WEB_PORT)
 }

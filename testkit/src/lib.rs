@@ -8,7 +8,7 @@
 //!   ([`Mode::RawCadvisor`], with [`e2e::relabel::strip_timestamps`] to drop its timestamps and [`exposition`] to remove rows). Pods can change at runtime.
 //! - [`prometheus`]: [`PrometheusSetup`] → [`RunningPrometheus`], a real Prometheus in Docker
 //!   (testcontainers, host network) running the scrape job prometheus-operator v0.48.1 generates
-//!   for the cadvisor ServiceMonitor (`e2e::scrape_config`), with file_sd targets pointing at
+//!   for the cadvisor ServiceMonitor (`e2e::operator::scrape_config`), with file_sd targets pointing at
 //!   fixture kubelets. The container is removed when the handle drops, also when a test panics.
 //! - [`served`]: [`served::ServedPod`], a twin pod that really answers behind a Service, for the
 //!   service proxy's tests without Docker.
@@ -21,6 +21,7 @@
 //! ```
 
 pub mod exposition;
+pub mod file_sd;
 pub mod kubelet;
 pub mod prometheus;
 pub mod served;

@@ -1,9 +1,10 @@
 //! A real Prometheus in Docker: see the crate docs.
 
+use crate::file_sd::{kubelet_file_sd, KubeletNode};
 use crate::*;
 use anyhow::{bail, Context, Result};
+use e2e::operator::scrape_config::{self, ServiceMonitorSpec};
 use e2e::prometheus::PrometheusClient;
-use e2e::scrape_config::{self, KubeletNode, ServiceMonitorSpec};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,8 +149,7 @@ impl PrometheusSetup {
         // The upstream image runs as `nobody`: the mounted files must be world-readable.
         set_mode(&conf, 0o755)?;
         let sd_path = format!("{CONF_IN_CONTAINER}/kubelet.json");
-        let yml =
-            scrape_config::component_prometheus_yml(&self.spec, &sd_path, self.scrape_interval);
+        let yml = scrape_config::file_sd_prometheus_yml(&self.spec, &sd_path, self.scrape_interval);
         write_file(&conf.join("prometheus.yml"), &yml)?;
         write_targets(&conf, &self.nodes)?;
         let token_file = dir.path().join("token");
@@ -218,7 +218,7 @@ fn write_targets(conf: &Path, nodes: &[KubeletNode]) -> Result<()> {
     let tmp = conf.join(".kubelet.json.tmp");
     write_file(
         &tmp,
-        &serde_json::to_string_pretty(&scrape_config::kubelet_file_sd(nodes))?,
+        &serde_json::to_string_pretty(&kubelet_file_sd(nodes))?,
     )?;
     std::fs::rename(&tmp, conf.join("kubelet.json")).context("replacing kubelet.json")
 }

@@ -2,6 +2,8 @@
 //! operator bundle always (else it stops), the optional upstream files of [`OPTIONAL_INPUTS`] when
 //! present (else their tests are excluded and named as skipped; an error with `CI=true`).
 
+mod bundle;
+
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,7 +48,7 @@ pub const OPTIONAL_INPUTS: &[OptionalInput] = &[
     },
     OptionalInput {
         var: "E2E_FACTS_MD",
-        filter: "binary_id(e2e) & test(=scrape_config::tests::cadvisor_job_matches_facts_md_field_for_field_and_in_order)",
+        filter: "binary_id(e2e) & test(=operator::scrape_config::tests::cadvisor_job_matches_facts_md_field_for_field_and_in_order)",
         what: "the shared facts about upstream, ../shared/upstream/FACTS.md",
         on_path: None,
     },
@@ -254,7 +256,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let cell = matrix.default_cell();
     let cache = e2e::workdir::work_dir().join("cache");
     let runtime = tokio::runtime::Runtime::new()?;
-    let (bundle, origin) = runtime.block_on(e2e::operator::bundle_for_tests(
+    let (bundle, origin) = runtime.block_on(bundle::bundle_for_tests(
         cell,
         given.as_deref(),
         &cache,
@@ -264,9 +266,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "operator bundle: {} ({})",
         e2e::workdir::display_path(&bundle),
         match origin {
-            e2e::operator::BundleOrigin::Given => "given, sha256 verified",
-            e2e::operator::BundleOrigin::Cache => "verified cache",
-            e2e::operator::BundleOrigin::Downloaded => "downloaded and verified",
+            bundle::BundleOrigin::Given => "given, sha256 verified",
+            bundle::BundleOrigin::Cache => "verified cache",
+            bundle::BundleOrigin::Downloaded => "downloaded and verified",
         }
     );
 

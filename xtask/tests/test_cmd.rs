@@ -21,7 +21,7 @@ case "$1 $2" in
     m='{"filter-match":{"status":"matches"}}'
     case "$*" in
       *captures::*) echo "{\"rust-suites\":{\"e2e::component\":{\"testcases\":{\"captures::kind_1_27_containerd_capture\":$m,\"captures::gke_1_9_docker_legacy_labels_capture\":$m}}}}" ;;
-      *facts_md*) echo "{\"rust-suites\":{\"e2e\":{\"testcases\":{\"scrape_config::tests::cadvisor_job_matches_facts_md_field_for_field_and_in_order\":$m}}}}" ;;
+      *facts_md*) echo "{\"rust-suites\":{\"e2e\":{\"testcases\":{\"operator::scrape_config::tests::cadvisor_job_matches_facts_md_field_for_field_and_in_order\":$m}}}}" ;;
       *kubectl_*) echo "{\"rust-suites\":{\"xtask::kubectl\":{\"testcases\":{\"kubectl_on_1_21_creates_with_its_defaults_and_applies_with_validate_false\":$m}}}}" ;;
       *) echo '{"rust-suites":{}}' ;;
     esac
@@ -132,7 +132,7 @@ fn missing_inputs_exclude_their_tests_and_are_named_last() {
     assert!(out.status.success(), "{err}");
     let lines: Vec<&str> = err.lines().collect();
     let expected = [
-        "skipped (missing input): e2e scrape_config::tests::cadvisor_job_matches_facts_md_field_for_field_and_in_order — needs E2E_FACTS_MD (the shared facts about upstream, ../shared/upstream/FACTS.md)",
+        "skipped (missing input): e2e operator::scrape_config::tests::cadvisor_job_matches_facts_md_field_for_field_and_in_order — needs E2E_FACTS_MD (the shared facts about upstream, ../shared/upstream/FACTS.md)",
         "skipped (missing input): e2e::component captures::gke_1_9_docker_legacy_labels_capture — needs E2E_CAPTURES_DIR (real kubelet captures with their pod lists, ../shared/upstream/captures)",
         "skipped (missing input): e2e::component captures::kind_1_27_containerd_capture — needs E2E_CAPTURES_DIR (real kubelet captures with their pod lists, ../shared/upstream/captures)",
     ];

@@ -5,10 +5,13 @@
 
 use super::catalogue as k;
 use super::Finding;
+use crate::operator::selection::{why_not_selected, NamespaceLabels};
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+/// LabelSelector matching: one helper, in the operator's model.
+pub use crate::operator::selection::label_selector_matches as selector_matches;
 /// The operator's kubelet Service: one definition, in [`crate::operator`].
 pub use crate::operator::{
     kubelet_service_of, KUBELET_PORT_NAME, KUBELET_SERVICE_NAME as KUBELET_SERVICE,
@@ -163,8 +166,9 @@ pub fn servicemonitor_missing(total: usize, crd_missing: bool) -> Finding {
     )
 }
 
-/// Link 2: whether any Prometheus selects `sm`. Returns `Ok(keys of selecting Prometheuses)` or
-/// the finding explaining, per Prometheus, why it does not.
+/// Link 2: whether any Prometheus selects `sm` (the operator's rule:
+/// [`crate::operator::selection::why_not_selected`]). Returns `Ok(keys of selecting
+/// Prometheuses)` or the finding explaining, per Prometheus, why it does not.
 ///
 /// # Errors
 /// The finding saying why no Prometheus selects the ServiceMonitor.
@@ -174,59 +178,24 @@ pub fn selection(
     namespaces: &[Namespace],
 ) -> Result<Vec<String>, Finding> {
     let sm_key = object_key(sm);
-    let sm_ns = sm
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let sm_labels = labels_of(sm.pointer("/metadata/labels"));
-    let ns_labels = namespaces
+    let namespaces: NamespaceLabels = namespaces
         .iter()
-        .find(|n| n.metadata.name.as_deref() == Some(sm_ns))
         .map(|n| {
-            n.metadata
-                .labels
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect()
+            (
+                n.metadata.name.clone().unwrap_or_default(),
+                n.metadata.labels.clone().unwrap_or_default(),
+            )
         })
-        .unwrap_or_default();
-
+        .collect();
     let mut selecting = Vec::new();
     let mut reasons = Vec::new();
     for prom in prometheuses {
         let key = object_key(prom);
-        let prom_ns = prom
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let mut why = Vec::new();
-        match prom
-            .pointer("/spec/serviceMonitorSelector")
-            .filter(|v| !v.is_null())
-        {
-            None => why.push(
-                "serviceMonitorSelector is not set, which selects no ServiceMonitor".to_string(),
-            ),
-            Some(sel) if !selector_matches(sel, &sm_labels) => why.push(format!(
-                "serviceMonitorSelector {sel} does not match the ServiceMonitor's labels {}",
-                serde_json::to_string(&sm_labels).unwrap_or_default()
-            )),
-            Some(_) => {}
-        }
-        match prom.pointer("/spec/serviceMonitorNamespaceSelector").filter(|v| !v.is_null()) {
-            None if prom_ns != sm_ns => why.push(format!(
-                "serviceMonitorNamespaceSelector is not set, so only the Prometheus's own namespace {prom_ns} is searched, not {sm_ns}"
-            )),
-            Some(sel) if !selector_matches(sel, &ns_labels) => why.push(format!(
-                "serviceMonitorNamespaceSelector {sel} does not match namespace {sm_ns}'s labels {}",
-                serde_json::to_string(&ns_labels).unwrap_or_default()
-            )),
-            _ => {}
-        }
+        let why = why_not_selected(prom, sm, &namespaces);
         if why.is_empty() {
             selecting.push(key);
         } else {
+            let why: Vec<String> = why.iter().map(ToString::to_string).collect();
             reasons.push(format!("Prometheus {key}: {}", why.join("; ")));
         }
     }
@@ -252,44 +221,4 @@ pub fn selection(
         observed,
         evidence,
     ))
-}
-
-fn labels_of(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A Kubernetes LabelSelector (`matchLabels` + `matchExpressions`) against a label set. `{}`
-/// matches everything; an unknown operator matches nothing (as the API server would reject it).
-pub fn selector_matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
-    let match_labels = labels_of(selector.get("matchLabels"));
-    if match_labels.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-        return false;
-    }
-    let exprs = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    exprs.iter().all(|e| {
-        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-        let values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let actual = labels.get(key).map(String::as_str);
-        match e.get("operator").and_then(Value::as_str) {
-            Some("In") => actual.is_some_and(|a| values.contains(&a)),
-            Some("NotIn") => actual.is_none_or(|a| !values.contains(&a)),
-            Some("Exists") => actual.is_some(),
-            Some("DoesNotExist") => actual.is_none(),
-            _ => false,
-        }
-    })
 }

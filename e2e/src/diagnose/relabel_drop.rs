@@ -1,13 +1,13 @@
 //! Whether a ServiceMonitor's `metricRelabelings` remove the series of the containers the
 //! coverage check misses: their series as the kubelet exposes them (a captured
 //! `/metrics/cadvisor` body, [`crate::relabel::exposition_series`]) go through the job the
-//! operator generates ([`ScrapeJob::from_spec`]); a rule that drops every series of a missing
+//! operator generates ([`crate::operator::scrape_config::compiled_job`]); a rule that drops every series of a missing
 //! container, or strips the labels the check reads, is the cause, quoted.
 
 use super::{catalogue, Finding};
 use crate::coverage::MissingPod;
+use crate::operator::scrape_config::{compiled_job, ServiceMonitorSpec};
 use crate::relabel::{Labels, Outcome, RelabelError, ScrapeJob};
-use crate::scrape_config::ServiceMonitorSpec;
 use std::collections::BTreeMap;
 
 /// At most this many containers are listed per rule.
@@ -41,7 +41,7 @@ enum How {
 /// # Errors
 ///
 /// A relabeling of `spec` Prometheus would refuse to load (a spec parsed by
-/// [`crate::scrape_config::specs_from_servicemonitor`] never has one).
+/// [`crate::operator::scrape_config::specs_from_servicemonitor`] never has one).
 pub fn metric_relabel_drops<I>(
     spec: &ServiceMonitorSpec,
     target: &Labels,
@@ -51,7 +51,7 @@ pub fn metric_relabel_drops<I>(
 where
     I: IntoIterator<Item = Labels>,
 {
-    let job = ScrapeJob::from_spec(spec)?;
+    let job = compiled_job(spec)?;
     let mut fates: BTreeMap<(String, String, String), Fate> = BTreeMap::new();
     let mut how_by_rule: BTreeMap<usize, How> = BTreeMap::new();
     let mut metric = None;

@@ -4,13 +4,13 @@
 //! Debian's Prometheus 2.42 is built without `kubernetes_sd_configs`, so the component tier,
 //! `replay` and the cluster twin hand Prometheus these targets through `file_sd`/`http_sd`
 //! instead: the operator's relabel rules then see exactly the labels a real cluster's discovery
-//! would give (TWIN-FACTS §8). Everything here follows prometheus@v2.26.0
-//! `discovery/kubernetes/{endpoints,pod,service}.go`, the Prometheus the cluster tier runs, and
+//! would give. Everything here follows prometheus/prometheus
+//! discovery/kubernetes/{endpoints,pod,service}.go@v2.26.0, the Prometheus the cluster tier runs, and
 //! is judged by its `endpoints_test.go` (`e2e/tests/upstream`). 2.42.0 adds
 //! `__meta_kubernetes_pod_container_image` to Pod targets and `attach_metadata`'s node labels,
 //! which prometheus-operator v0.48.1 never asks for.
 
-use crate::scrape_config::sanitize_label_name;
+use crate::relabel::{sanitize_label_name, Labels};
 use serde_json::{json, Map, Value};
 
 /// One discovered target: its `__address__` and its `__meta_kubernetes_*` labels.
@@ -28,13 +28,23 @@ impl Target {
         self.labels.get(name).and_then(Value::as_str)
     }
 
+    /// What Prometheus's relabeling starts from: the `__meta_kubernetes_*` labels and
+    /// `__address__` ([`crate::relabel::ScrapeJob::target`] takes it).
+    pub fn discovered_labels(&self) -> Labels {
+        self.labels
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .chain([("__address__".to_string(), self.address.clone())])
+            .collect()
+    }
+
     /// The port of [`Target::address`].
     pub fn port(&self) -> Option<u16> {
         self.address.rsplit_once(':')?.1.parse().ok()
     }
 
     /// One `http_sd`/`file_sd` group holding only this target: labels apply to a whole group,
-    /// so one group per target keeps each target's own labels (TWIN-FACTS §8).
+    /// so one group per target keeps each target's own labels.
     pub fn into_group(self) -> Value {
         json!({"targets": [self.address], "labels": self.labels})
     }
@@ -167,7 +177,7 @@ pub fn endpoints_targets(
 
 /// endpoints.go resolvePodRef: only a `Pod` reference the pod store holds, looked up by the
 /// reference's own namespace (the store keys pods `<namespace>/<name>`, so a reference without
-/// one finds none; prometheus@v2.26.0 discovery/kubernetes/endpoints.go).
+/// one finds none; prometheus/prometheus discovery/kubernetes/endpoints.go@v2.26.0).
 fn resolve_pod<'a>(target_ref: &Value, pods: &'a [Value]) -> Option<&'a Value> {
     if target_ref["kind"] != "Pod" {
         return None;
@@ -253,7 +263,8 @@ fn str_of(v: &Value) -> &str {
 }
 
 /// A port's protocol as the API server stores it: an omitted one is defaulted to `TCP`
-/// (TWIN-FACTS §4 and §7), so hand-written inputs read like fetched ones.
+/// (kubernetes/kubernetes pkg/apis/core/v1/defaults.go@v1.21.1 `SetDefaults_Service`,
+/// `SetDefaults_EndpointPort`), so hand-written inputs read like fetched ones.
 fn protocol(port: &Value) -> &str {
     port["protocol"].as_str().unwrap_or("TCP")
 }

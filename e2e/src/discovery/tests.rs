@@ -1,5 +1,5 @@
 use super::*;
-use crate::replay::operator_kubelet_endpoints;
+use crate::operator::kubelet_endpoints as operator_kubelet_endpoints;
 use std::collections::BTreeMap;
 
 fn labels_of(t: &Target) -> BTreeMap<&str, &str> {

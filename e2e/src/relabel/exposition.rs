@@ -6,7 +6,7 @@
 //! Judged by upstream's `promparse_test.go` (`e2e/tests/upstream`). Where a line-at-a-time reader
 //! differs from Prometheus's whole-body lexer, it says so below.
 
-use super::{set, Labels};
+use super::labels::{set, Labels};
 
 /// A sample line split into its parts: `name{labels} value [timestamp]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,10 +2,8 @@
 //! populateLabels) and with each scraped series (the label merge, then
 //! `metric_relabel_configs`, scrape/scrape.go mutateSampleLabels).
 
-use super::{
-    process, rules_from_yaml, scalar, set, Labels, Outcome, RelabelError, Rule, SeriesOutcome,
-};
-use crate::scrape_config::{scrape_job, Discovery, ServiceMonitorSpec, Shard};
+use super::labels::{set, Labels};
+use super::rule::{process, rules_from_yaml, scalar, Outcome, RelabelError, Rule, SeriesOutcome};
 use crate::yaml::Value;
 use std::collections::BTreeMap;
 
@@ -50,15 +48,6 @@ pub struct ScrapeJob {
 }
 
 impl ScrapeJob {
-    /// The job the operator generates for `spec` (kubernetes_sd, shard 0 as the reloader substitutes).
-    ///
-    /// # Errors
-    ///
-    /// A rule of the job Prometheus would refuse (only possible with hand-made relabelings).
-    pub fn from_spec(spec: &ServiceMonitorSpec) -> Result<Self, RelabelError> {
-        Self::from_job_yaml(&scrape_job(spec, &Discovery::Kubernetes, Shard::Number(0)))
-    }
-
     /// A job from Prometheus configuration YAML (one `scrape_configs` entry, e.g. from
     /// `/api/v1/status/config`), with Prometheus's defaults for what it omits.
     ///
@@ -192,19 +181,4 @@ fn splits_host_port(addr: &str) -> bool {
 /// target.go `addPort`: only an address without a port that becomes valid with one.
 fn needs_port(addr: &str) -> bool {
     !splits_host_port(addr) && splits_host_port(&format!("{addr}:1234"))
-}
-
-/// One series through the job `spec` generates: `target` are the target's labels (as
-/// [`ScrapeJob::target`] returns them, or `/api/v1/targets` shows them), `series` the labels
-/// of a sample line as the kubelet exposes it (with `__name__`).
-///
-/// # Errors
-///
-/// A relabeling in `spec` Prometheus would refuse to load.
-pub fn scrape_series(
-    spec: &ServiceMonitorSpec,
-    target: &Labels,
-    series: &Labels,
-) -> Result<SeriesOutcome, RelabelError> {
-    Ok(ScrapeJob::from_spec(spec)?.series(target, series))
 }

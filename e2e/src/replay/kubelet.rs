@@ -21,7 +21,7 @@ pub enum KubeletError {
     #[error("generating the replay kubelet's self-signed certificate: {0}")]
     /// rcgen refused to make the certificate.
     Certificate(String),
-    #[error("binding the replay kubelet for node {node} to 127.0.0.1: {source}")]
+    #[error("binding the replay kubelet for node {node} to 127.0.0.1")]
     /// The listener could not bind.
     Bind {
         /// The node it serves.

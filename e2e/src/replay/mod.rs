@@ -16,8 +16,11 @@ mod scrape;
 use crate::capture::{CaptureManifest, MANIFEST_FILE};
 use crate::coverage::{self, MetricName, MetricsReport, WaitOptions};
 use crate::diagnose::{self, Finding};
+use crate::operator::kubelet_endpoints;
+use crate::operator::scrape_config::{
+    specs_from_servicemonitor, ServiceMonitorError, ServiceMonitorSpec,
+};
 use crate::pods::RunningPod;
-use crate::scrape_config::{ServiceMonitorError, ServiceMonitorSpec};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 
 pub use kubelet::ReplayKubelet;
 pub use prometheus::{PrometheusRunError, ReplayPrometheus};
-pub use scrape::{cadvisor_specs, operator_kubelet_endpoints, prometheus_duration, replay_targets};
+pub use scrape::{prometheus_duration, replay_targets};
 
 /// Why a replay could not run (its inputs, Docker, Prometheus). A replay that runs and finds
 /// pods missing is not an error: that is its answer.
@@ -52,7 +55,7 @@ pub enum ReplayError {
     },
     /// The ServiceMonitor cannot be turned into the operator's job: a field v0.48.1 has that is
     /// not modelled, a field it does not have, a bad value (named by path).
-    #[error("ServiceMonitor {}: {source}", path.display())]
+    #[error("ServiceMonitor {}", path.display())]
     ServiceMonitor {
         /// The file.
         path: PathBuf,
@@ -87,7 +90,7 @@ pub enum ReplayError {
     #[error(transparent)]
     /// The replay Prometheus could not run.
     Prometheus(#[from] PrometheusRunError),
-    #[error("the coverage check against the replay Prometheus failed: {0}")]
+    #[error("the coverage check against the replay Prometheus failed")]
     /// The coverage check could not ask Prometheus.
     Check(#[from] crate::prometheus::PromError),
     #[error("the Prometheus-side diagnosis failed: {0}")]
@@ -102,6 +105,53 @@ fn input(path: &Path, problem: impl Into<String>) -> ReplayError {
     }
 }
 
+/// The cadvisor endpoints of a ServiceMonitor as [`ServiceMonitorSpec`]s, parsed by the
+/// project's one parser ([`specs_from_servicemonitor`]), which refuses by path every field it
+/// does not model.
+///
+/// # Errors
+/// [`ReplayError::ServiceMonitor`] (with the parser's reason and the file),
+/// [`ReplayError::NoCadvisorEndpoint`].
+pub fn cadvisor_specs(
+    doc: &crate::yaml::Value,
+    path: &Path,
+) -> Result<Vec<ServiceMonitorSpec>, ReplayError> {
+    let specs = specs_from_servicemonitor(doc).map_err(|source| ReplayError::ServiceMonitor {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let paths: Vec<String> = specs.iter().map(|s| s.path.clone()).collect();
+    let cadvisor: Vec<ServiceMonitorSpec> = specs
+        .into_iter()
+        .filter(|s| s.path == "/metrics/cadvisor")
+        .collect();
+    for spec in &cadvisor {
+        let Some(tls) = &spec.tls_config else {
+            continue;
+        };
+        for (field, value) in [
+            ("caFile", &tls.ca_file),
+            ("certFile", &tls.cert_file),
+            ("keyFile", &tls.key_file),
+        ] {
+            if !value.is_empty() {
+                return Err(ReplayError::NotReplayable {
+                    path: path.to_path_buf(),
+                    field: format!("spec.endpoints[{}].tlsConfig.{field}", spec.endpoint_index),
+                    why: "a file inside the Prometheus pod, which the capture does not hold (and the replay kubelets' certificates are self-signed)",
+                });
+            }
+        }
+    }
+    if cadvisor.is_empty() {
+        return Err(ReplayError::NoCadvisorEndpoint {
+            path: path.to_path_buf(),
+            paths,
+        });
+    }
+    Ok(cadvisor)
+}
+
 /// The files a replay reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayInputs {
@@ -112,7 +162,7 @@ pub struct ReplayInputs {
     /// The ServiceMonitor (YAML or JSON) whose cadvisor endpoint the scrape job is generated from.
     pub servicemonitor: Option<PathBuf>,
     /// The operator's kubelet Endpoints and Service as captured; when absent, the ones the
-    /// operator would write for the given nodes (TWIN-FACTS §7).
+    /// operator would write for the given nodes ([`crate::operator::kubelet_endpoints`]).
     pub kubelet_endpoints: Option<PathBuf>,
     /// See `kubelet_endpoints`.
     pub kubelet_service: Option<PathBuf>,
@@ -264,7 +314,7 @@ impl Replay {
             }
             (None, _) => {
                 let nodes: Vec<String> = inputs.cadvisor.iter().map(|(n, _)| n.clone()).collect();
-                let (ep, svc) = operator_kubelet_endpoints(&nodes);
+                let (ep, svc) = kubelet_endpoints(&nodes);
                 (ep, Some(svc))
             }
         };
@@ -356,8 +406,8 @@ impl Replay {
         missing: &[coverage::MissingPod],
         metric: &str,
     ) -> Result<Option<Finding>, ReplayError> {
-        let job = crate::relabel::ScrapeJob::from_spec(&self.spec)
-            .map_err(|e| ReplayError::Diagnose(e.to_string()))?;
+        let job = crate::operator::scrape_config::compiled_job(&self.spec)
+            .map_err(|e| ReplayError::Diagnose(crate::errors::error_chain(&e)))?;
         for k in &self.kubelets {
             let address = k.addr().to_string();
             let Some(group) = self
@@ -382,7 +432,7 @@ impl Replay {
             let series = crate::relabel::exposition_series(k.body(), metric);
             let found =
                 diagnose::relabel_drop::metric_relabel_drops(&self.spec, &labels, missing, series)
-                    .map_err(|e| ReplayError::Diagnose(e.to_string()))?;
+                    .map_err(|e| ReplayError::Diagnose(crate::errors::error_chain(&e)))?;
             if found.is_some() {
                 return Ok(found);
             }

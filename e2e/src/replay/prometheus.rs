@@ -5,8 +5,8 @@
 //!
 //! Also the one image rule the component tier uses too (`testkit` calls [`prometheus_image`]).
 
+use crate::operator::scrape_config::{self, ServiceMonitorSpec};
 use crate::prometheus::PrometheusClient;
-use crate::scrape_config::{self, ServiceMonitorSpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ const CONF_IN_CONTAINER: &str = "/etc/prometheus/conf";
 #[derive(Debug, thiserror::Error)]
 pub enum PrometheusRunError {
     /// Docker does not answer (the message says which way and the fix).
-    #[error("{0}; replay and the component tier run a real Prometheus in Docker")]
+    #[error("replay and the component tier run a real Prometheus in Docker")]
     DockerUnavailable(#[from] crate::docker::DockerError),
     #[error("Prometheus image {image} is not present locally (this machine may not pull it): run `cargo xtask image prometheus` and export the E2E_PROMETHEUS_IMAGE=… line it prints (or `docker pull {image}` where a registry is reachable)")]
     /// The image is not present locally.
@@ -32,7 +32,7 @@ pub enum PrometheusRunError {
         /// The image.
         image: String,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     /// A file for the container could not be written.
     Io {
         /// What was being written.
@@ -161,7 +161,7 @@ impl ReplayPrometheus {
                 .map_err(io("chmod the config dir"))?;
         }
         let sd_path = format!("{CONF_IN_CONTAINER}/kubelet.json");
-        let yml = scrape_config::component_prometheus_yml(&cfg.spec, &sd_path, cfg.scrape_interval);
+        let yml = scrape_config::file_sd_prometheus_yml(&cfg.spec, &sd_path, cfg.scrape_interval);
         write_readable(&conf.join("prometheus.yml"), &yml)?;
         let targets = serde_json::to_string_pretty(&cfg.targets).expect("JSON values serialise");
         write_readable(&conf.join("kubelet.json"), &targets)?;

@@ -1,93 +1,14 @@
-//! What the replayed Prometheus scrapes: the cadvisor endpoints of the captured ServiceMonitor,
-//! the kubelet Endpoints the operator writes, the targets Kubernetes discovery makes of them
-//! (pointed at the replay kubelets), and the job's interval.
+//! What the replayed Prometheus scrapes: the targets Kubernetes discovery makes of the kubelet
+//! Endpoints the operator writes (pointed at the replay kubelets), and the job's interval.
 
-use super::ReplayError;
-use crate::scrape_config::{specs_from_servicemonitor, ServiceMonitorSpec};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-/// The cadvisor endpoints of a ServiceMonitor as [`ServiceMonitorSpec`]s, parsed by the
-/// project's one parser ([`specs_from_servicemonitor`]), which refuses by path every field it
-/// does not model.
-///
-/// # Errors
-/// [`ReplayError::ServiceMonitor`] (with the parser's reason and the file),
-/// [`ReplayError::NoCadvisorEndpoint`].
-pub fn cadvisor_specs(
-    doc: &crate::yaml::Value,
-    path: &Path,
-) -> Result<Vec<ServiceMonitorSpec>, ReplayError> {
-    let specs = specs_from_servicemonitor(doc).map_err(|source| ReplayError::ServiceMonitor {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let paths: Vec<String> = specs.iter().map(|s| s.path.clone()).collect();
-    let cadvisor: Vec<ServiceMonitorSpec> = specs
-        .into_iter()
-        .filter(|s| s.path == "/metrics/cadvisor")
-        .collect();
-    for spec in &cadvisor {
-        let Some(tls) = &spec.tls_config else {
-            continue;
-        };
-        for (field, value) in [
-            ("caFile", &tls.ca_file),
-            ("certFile", &tls.cert_file),
-            ("keyFile", &tls.key_file),
-        ] {
-            if !value.is_empty() {
-                return Err(ReplayError::NotReplayable {
-                    path: path.to_path_buf(),
-                    field: format!("spec.endpoints[{}].tlsConfig.{field}", spec.endpoint_index),
-                    why: "a file inside the Prometheus pod, which the capture does not hold (and the replay kubelets' certificates are self-signed)",
-                });
-            }
-        }
-    }
-    if cadvisor.is_empty() {
-        return Err(ReplayError::NoCadvisorEndpoint {
-            path: path.to_path_buf(),
-            paths,
-        });
-    }
-    Ok(cadvisor)
-}
-
-/// The kubelet Endpoints prometheus-operator v0.48.1 writes for `nodes` (TWIN-FACTS §7:
-/// `pkg/prometheus/operator.go` syncNodeEndpoints; ports https-metrics 10250, http-metrics
-/// 10255, cadvisor 4194; targetRef Node; the API server defaults protocol TCP).
-pub fn operator_kubelet_endpoints(nodes: &[String]) -> (Value, Value) {
-    use crate::operator::{KUBELET_LABELS, KUBELET_PORTS};
-    let labels: serde_json::Map<String, Value> = KUBELET_LABELS
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    let ports: Vec<Value> = KUBELET_PORTS
-        .iter()
-        .map(|(name, port)| json!({"name": name, "port": port, "protocol": "TCP"}))
-        .collect();
-    let addresses: Vec<Value> = nodes
-        .iter()
-        .map(|n| json!({"ip": "0.0.0.0", "targetRef": {"kind": "Node", "name": n}}))
-        .collect();
-    let meta = json!({
-        "name": crate::operator::KUBELET_SERVICE_NAME,
-        "namespace": crate::operator::KUBELET_SERVICE_NAMESPACE,
-        "labels": labels,
-    });
-    (
-        json!({"kind": "Endpoints", "metadata": meta, "subsets": [{"addresses": addresses, "ports": ports}]}),
-        json!({"kind": "Service", "metadata": meta}),
-    )
-}
-
 /// The target groups kubernetes_sd (role endpoints) yields for `endpoints` (and its Service),
-/// one group per subset address × port (prometheus@v2.42.0 `discovery/kubernetes/endpoints.go`
-/// `buildEndpoints`; TWIN-FACTS §8), with one change: the address of a Node target on the
+/// one group per subset address × port (prometheus/prometheus discovery/kubernetes/endpoints.go@v2.42.0
+/// `buildEndpoints`), with one change: the address of a Node target on the
 /// kubelet port (10250) is that node's replay kubelet; other addresses are `closed` ports, as
 /// nothing serves them here. Endpoints outside the job's namespaces yield nothing (the operator
 /// restricts `kubernetes_sd_configs` to `namespaces.names`, promcfg.go).

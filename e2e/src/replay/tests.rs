@@ -20,7 +20,7 @@ fn an_unmodelled_field_is_refused_by_name() {
     let mut sm = mission_sm();
     sm["spec"]["endpoints"][0]["proxyUrl"] = "http://proxy:3128".into();
     let err = cadvisor_specs(&sm, Path::new("sm.yaml")).unwrap_err();
-    let msg = err.to_string();
+    let msg = crate::errors::error_chain(&err);
     assert!(matches!(err, ReplayError::ServiceMonitor { .. }), "{msg}");
     assert!(msg.contains("spec.endpoints[0].proxyUrl"), "{msg}");
     assert!(msg.contains("sm.yaml"), "{msg}");
@@ -48,7 +48,7 @@ fn a_servicemonitor_without_a_cadvisor_endpoint_is_refused() {
 
 #[test]
 fn targets_carry_kubernetes_sd_labels_and_point_at_the_replay_kubelets() {
-    let (ep, svc) = operator_kubelet_endpoints(&["n1".to_string(), "n2".to_string()]);
+    let (ep, svc) = crate::operator::kubelet_endpoints(&["n1".to_string(), "n2".to_string()]);
     let kubelets = BTreeMap::from([("n1".to_string(), "127.0.0.1:4001".parse().unwrap())]);
     let mut n = 0;
     let mut closed = || {

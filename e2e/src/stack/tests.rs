@@ -338,7 +338,7 @@ fn the_fixture_stacks_load_pass_the_checks_and_their_servicemonitors_parse() {
             .iter()
             .filter(|d| d.ident.kind == "ServiceMonitor")
         {
-            crate::scrape_config::specs_from_servicemonitor(&doc.value)
+            crate::operator::scrape_config::specs_from_servicemonitor(&doc.value)
                 .unwrap_or_else(|e| panic!("{}: {e}", doc.origin()));
         }
     }

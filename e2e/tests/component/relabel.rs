@@ -5,8 +5,8 @@
 
 use super::{check, finish, pods, start};
 use e2e::diagnose::relabel_drop::metric_relabel_drops;
-use e2e::relabel::{exposition_series, Labels, Outcome, ScrapeJob, TargetOutcome};
-use e2e::scrape_config::RelabelConfig;
+use e2e::operator::scrape_config::{compiled_job, RelabelConfig};
+use e2e::relabel::{exposition_series, Labels, Outcome, TargetOutcome};
 use std::collections::BTreeSet;
 use testkit::{KubeletOptions, PrometheusSetup};
 
@@ -58,7 +58,7 @@ async fn prometheus_stores_what_the_simulator_predicts_and_the_drop_is_diagnosed
     // The target: populateLabels as simulated equals what Prometheus shows.
     let targets = prom.client().targets().await.unwrap();
     let active = &targets.active[0];
-    let job = ScrapeJob::from_spec(&spec).unwrap();
+    let job = compiled_job(&spec).unwrap();
     match job.target(&active.discovered_labels) {
         TargetOutcome::Kept { labels, .. } => assert_eq!(labels, active.labels),
         other => panic!("{other:?}"),
@@ -114,7 +114,7 @@ async fn prometheus_stores_what_the_simulator_predicts_and_the_drop_is_diagnosed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_with_every_modelled_field_loads_scrapes_and_matches_the_simulated_target() {
-    use e2e::scrape_config::specs_from_servicemonitor;
+    use e2e::operator::scrape_config::specs_from_servicemonitor;
     // The mission's ServiceMonitor grown by every field the generator models (what the
     // fixture kubelet can serve: its Service labels, https with insecureSkipVerify).
     let sm = r#"
@@ -173,7 +173,7 @@ spec:
     let targets = prom.client().targets().await.unwrap();
     let active = &targets.active[0];
     assert_eq!(active.health, "up", "{active:?}");
-    let job = ScrapeJob::from_spec(&spec).unwrap();
+    let job = compiled_job(&spec).unwrap();
     let TargetOutcome::Kept { labels, .. } = job.target(&active.discovered_labels) else {
         panic!("kept")
     };

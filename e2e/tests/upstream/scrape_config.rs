@@ -1,7 +1,7 @@
-//! `e2e::scrape_config` against prometheus-operator v0.48.1 `pkg/prometheus/promcfg_test.go`.
+//! `e2e::operator::scrape_config` against prometheus-operator v0.48.1 `pkg/prometheus/promcfg_test.go`.
 
 use super::{cases, load, name, same_yaml, Report};
-use e2e::scrape_config::{
+use e2e::operator::scrape_config::{
     scrape_job, specs_from_servicemonitor, Discovery, ServiceMonitorError, Shard,
 };
 use e2e::yaml::{Mapping, Value};
@@ -107,7 +107,7 @@ fn run(case: &Value) -> Result<Scope, String> {
             }
         };
         let (variant, path) = variant(&err);
-        if variant != refused["error"] || path != refused["path"].as_str() {
+        if variant != refused["error"] || Some(path) != refused["path"].as_str() {
             return Err(format!(
                 "refused as {variant} at {path:?} ({err}); expected {} at {}",
                 refused["error"], refused["path"]
@@ -227,13 +227,12 @@ fn version_gates(case: &Value) -> Result<(), String> {
 }
 
 /// The error's variant and the field path it names.
-fn variant(e: &ServiceMonitorError) -> (&'static str, Option<&str>) {
+fn variant(e: &ServiceMonitorError) -> (&'static str, &str) {
     match e {
-        ServiceMonitorError::Unsupported { path, .. } => ("Unsupported", Some(path)),
-        ServiceMonitorError::Unknown { path, .. } => ("Unknown", Some(path)),
-        ServiceMonitorError::Invalid { path, .. } => ("Invalid", Some(path)),
-        ServiceMonitorError::Missing { path, .. } => ("Missing", Some(path)),
-        ServiceMonitorError::Relabel { path, .. } => ("Relabel", Some(path)),
-        _ => ("other", None),
+        ServiceMonitorError::Unsupported { path, .. } => ("Unsupported", path),
+        ServiceMonitorError::Unknown { path, .. } => ("Unknown", path),
+        ServiceMonitorError::Invalid { path, .. } => ("Invalid", path),
+        ServiceMonitorError::Missing { path, .. } => ("Missing", path),
+        ServiceMonitorError::Relabel { path, .. } => ("Relabel", path),
     }
 }

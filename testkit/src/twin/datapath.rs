@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use e2e::scrape_config::{Discovery, Shard, SERVICE_ACCOUNT_TOKEN};
+use e2e::operator::scrape_config::{Discovery, Shard, SERVICE_ACCOUNT_TOKEN};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 use super::*;
+use crate::operator::scrape_config::specs_from_servicemonitor;
 use crate::relabel::{exposition_series, TargetOutcome};
-use crate::scrape_config::{kubelet_file_sd, specs_from_servicemonitor, KubeletNode};
 
 const CPU: &str = "container_cpu_usage_seconds_total";
 
@@ -28,18 +28,15 @@ fn spec(extra: &str) -> ServiceMonitorSpec {
 }
 
 fn target(spec: &ServiceMonitorSpec) -> Labels {
-    let groups = kubelet_file_sd(&[KubeletNode {
-        node: "kind-worker".into(),
-        ports: vec![("https-metrics".into(), "172.18.0.3:10250".into())],
-    }]);
-    let mut discovered: Labels = groups[0]["labels"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect();
-    discovered.insert("__address__".into(), "172.18.0.3:10250".into());
-    match ScrapeJob::from_spec(spec).unwrap().target(&discovered) {
+    // The operator's kubelet Endpoints for one node, through Prometheus's discovery.
+    let (endpoints, service) = crate::operator::kubelet_endpoints(&["kind-worker".to_string()]);
+    let mut t = crate::discovery::endpoints_targets(&endpoints, Some(&service), &[])
+        .into_iter()
+        .find(|t| t.label("__meta_kubernetes_endpoint_port_name") == Some("https-metrics"))
+        .expect("an https-metrics target");
+    t.address = "172.18.0.3:10250".into();
+    let discovered = t.discovered_labels();
+    match compiled_job(spec).unwrap().target(&discovered) {
         TargetOutcome::Kept { labels, .. } => labels,
         other => panic!("{other:?}"),
     }

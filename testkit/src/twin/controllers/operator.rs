@@ -13,10 +13,10 @@ use super::nodes::internal_ip;
 use super::workloads::owner_ref;
 use super::State;
 use base64::Engine;
-use e2e::operator::{KUBELET_LABELS, KUBELET_PORTS};
-use e2e::scrape_config::{
+use e2e::operator::scrape_config::{
     scrape_job, specs_from_servicemonitor, Discovery, ServiceMonitorSpec, Shard,
 };
+use e2e::operator::{KUBELET_LABELS, KUBELET_PORTS};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::Arc;
@@ -123,7 +123,7 @@ pub fn selected_service_monitors(c: &Cluster, prom: &Value) -> Vec<Value> {
 pub fn endpoint_specs(sm: &Value) -> Vec<ServiceMonitorSpec> {
     let parsed = serde_json::to_value(sm)
         .map_err(|e| e.to_string())
-        .and_then(|v| specs_from_servicemonitor(&v).map_err(|e| e.to_string()));
+        .and_then(|v| specs_from_servicemonitor(&v).map_err(|e| e2e::errors::error_chain(&e)));
     parsed.unwrap_or_else(|e| {
         eprintln!(
             "twin: operator skipping servicemonitor {}/{}: {e}",

@@ -1,8 +1,9 @@
 use super::super::{scrape_job, Discovery, Shard};
 use super::*;
 
-const MISSION: &str = include_str!("../../../../manifests/servicemonitor-cadvisor.yaml");
-const HONOR: &str = include_str!("../../../../manifests/servicemonitor-cadvisor-honorlabels.yaml");
+const MISSION: &str = include_str!("../../../../../manifests/servicemonitor-cadvisor.yaml");
+const HONOR: &str =
+    include_str!("../../../../../manifests/servicemonitor-cadvisor-honorlabels.yaml");
 
 fn parse(text: &str) -> Result<Vec<ServiceMonitorSpec>> {
     specs_from_servicemonitor(&crate::yaml::from_str(text).unwrap())
@@ -220,7 +221,7 @@ fn a_relabeling_prometheus_would_refuse_is_refused_with_its_path() {
         ),
     ] {
         let e = err(&sm(&format!("    metricRelabelings:\n{rule}"), ""));
-        let text = e.to_string();
+        let text = crate::errors::error_chain(&e);
         assert!(
             matches!(&e, ServiceMonitorError::Relabel { path, .. } if path == "spec.endpoints[0].metricRelabelings[0]"),
             "{text}"
@@ -418,23 +419,4 @@ fn wrong_kind_or_missing_metadata_is_refused() {
     assert!(text.contains("add it"), "{text}");
     let e = err(&sm("", "").replace("  endpoints:\n  - port: web\n", ""));
     assert!(matches!(e, ServiceMonitorError::Missing { path, .. } if path == "spec.endpoints"));
-}
-
-#[test]
-fn from_file_names_the_file_on_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("sm.yaml");
-    std::fs::write(&good, MISSION).unwrap();
-    assert_eq!(
-        ServiceMonitorSpec::from_servicemonitor_file(&good).unwrap(),
-        vec![ServiceMonitorSpec::cadvisor()]
-    );
-    let absent = dir.path().join("absent.yaml");
-    let e = ServiceMonitorSpec::from_servicemonitor_file(&absent).unwrap_err();
-    assert!(e.to_string().contains("absent.yaml"), "{e}");
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "spec: [unclosed").unwrap();
-    let e = ServiceMonitorSpec::from_servicemonitor_file(&bad).unwrap_err();
-    assert!(matches!(e, ServiceMonitorError::Parse { .. }));
-    assert!(e.to_string().contains("bad.yaml"), "{e}");
 }

@@ -2,7 +2,10 @@
 //! endpoint (pkg/prometheus/promcfg.go `generateServiceMonitorConfig`), field for field and in
 //! its order.
 
-use super::{Discovery, RelabelConfig, SelectorOperator, ServiceMonitorSpec, Shard, TargetPort};
+use super::spec::{
+    Discovery, RelabelConfig, SelectorOperator, ServiceMonitorSpec, Shard, TargetPort,
+};
+use crate::relabel::{sanitize_label_name, Labels, RelabelError, ScrapeJob, SeriesOutcome};
 use crate::yaml::{Mapping, Value};
 
 /// The scrape job, field for field and relabel rule for rule as operator v0.48.1 generates it
@@ -300,7 +303,7 @@ fn relabel_configs(spec: &ServiceMonitorSpec, shard: Shard) -> Value {
 }
 
 /// A mapping in the order given (the operator's output is ordered; `crate::yaml` keeps it).
-pub(super) fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+pub(crate) fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
@@ -317,16 +320,25 @@ pub fn meta_service_label(label: &str) -> String {
     )
 }
 
-/// A Kubernetes label name as Prometheus's kubernetes_sd puts it in a label name: every
-/// character outside `[a-zA-Z0-9_]` becomes `_` (Prometheus `strutil.SanitizeLabelName`).
-pub fn sanitize_label_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// The job the operator generates for `spec` (kubernetes_sd, shard 0 as the reloader
+/// substitutes it), loaded by the Prometheus model as Prometheus loads it.
+///
+/// # Errors
+/// A rule of the job Prometheus would refuse (only possible with hand-made relabelings).
+pub fn compiled_job(spec: &ServiceMonitorSpec) -> Result<ScrapeJob, RelabelError> {
+    ScrapeJob::from_job_yaml(&scrape_job(spec, &Discovery::Kubernetes, Shard::Number(0)))
+}
+
+/// One series through the job `spec` generates: `target` are the target's labels (as
+/// [`ScrapeJob::target`] returns them, or `/api/v1/targets` shows them), `series` the labels
+/// of a sample line as the kubelet exposes it (with `__name__`).
+///
+/// # Errors
+/// A relabeling in `spec` Prometheus would refuse to load.
+pub fn scrape_series(
+    spec: &ServiceMonitorSpec,
+    target: &Labels,
+    series: &Labels,
+) -> Result<SeriesOutcome, RelabelError> {
+    Ok(compiled_job(spec)?.series(target, series))
 }

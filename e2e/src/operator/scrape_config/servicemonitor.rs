@@ -5,114 +5,20 @@
 //! modelled or refused by name ([`ServiceMonitorError::Unsupported`]); a field v0.48.1 does not
 //! have is refused as [`ServiceMonitorError::Unknown`]. Nothing is silently ignored.
 
-use super::{
-    relabel_rule, LabelSelector, RelabelConfig, SelectorOperator, SelectorRequirement,
-    ServiceMonitorSpec, TargetPort, TlsConfig,
+use super::job::relabel_rule;
+use super::spec::{
+    LabelSelector, RelabelConfig, SelectorOperator, SelectorRequirement, ServiceMonitorSpec,
+    TargetPort, TlsConfig,
 };
 use crate::yaml::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
+mod error;
 mod fields;
+
+use error::Result;
+pub use error::ServiceMonitorError;
 use fields::*;
-
-/// Why a ServiceMonitor cannot be turned into scrape jobs.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceMonitorError {
-    /// A field v0.48.1 has whose effect is not modelled here.
-    #[error(
-        "{path}: prometheus-operator v0.48.1 has this field, but this generator does not model it \
-         ({why}); remove it from the ServiceMonitor to replay it, or the replayed job would differ \
-         from what the operator generates"
-    )]
-    Unsupported {
-        /// The field, e.g. `spec.endpoints[0].basicAuth`.
-        path: String,
-        /// What it does and why it is not modelled.
-        why: &'static str,
-    },
-    /// A field v0.48.1's ServiceMonitor does not have.
-    #[error(
-        "{path}: prometheus-operator v0.48.1's ServiceMonitor has no such field (known here: \
-         {known}); the API server prunes unknown fields of its CRD (or refuses them under strict \
-         field validation), so the operator never sees it. Remove it or fix its spelling"
-    )]
-    Unknown {
-        /// The field.
-        path: String,
-        /// The fields v0.48.1 has at that place.
-        known: String,
-    },
-    /// A value of the wrong type or outside what the field accepts.
-    #[error("{path}: expected {expected}, found {found}; fix the value in the ServiceMonitor")]
-    Invalid {
-        /// The field.
-        path: String,
-        /// What v0.48.1 accepts there.
-        expected: String,
-        /// What the ServiceMonitor has.
-        found: String,
-    },
-    /// A required field is absent.
-    #[error("{path} is missing: {why}")]
-    Missing {
-        /// The field.
-        path: String,
-        /// Why it is needed.
-        why: &'static str,
-    },
-    /// A relabeling Prometheus would refuse when loading the generated configuration.
-    #[error(
-        "{path}: Prometheus would refuse the generated configuration (and keep running the old \
-         one): {source}; fix the rule in the ServiceMonitor"
-    )]
-    Relabel {
-        /// The rule, e.g. `spec.endpoints[0].metricRelabelings[1]`.
-        path: String,
-        /// What Prometheus would say.
-        source: crate::relabel::RelabelError,
-    },
-    /// The file could not be read.
-    #[error("cannot read the ServiceMonitor file {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not YAML (or JSON).
-    #[error("{} is not a YAML/JSON ServiceMonitor: {source}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's error.
-        source: crate::yaml::Error,
-    },
-}
-
-type Result<T> = std::result::Result<T, ServiceMonitorError>;
-
-impl ServiceMonitorSpec {
-    /// Reads a ServiceMonitor from a YAML or JSON file (one object) and returns one spec per
-    /// endpoint.
-    ///
-    /// # Errors
-    ///
-    /// [`ServiceMonitorError::Read`]/[`ServiceMonitorError::Parse`] naming the file, and every
-    /// error of [`specs_from_servicemonitor`].
-    pub fn from_servicemonitor_file(path: &Path) -> Result<Vec<ServiceMonitorSpec>> {
-        let text = std::fs::read_to_string(path).map_err(|source| ServiceMonitorError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let obj: Value =
-            crate::yaml::from_str(&text).map_err(|source| ServiceMonitorError::Parse {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        specs_from_servicemonitor(&obj)
-    }
-}
 
 /// One [`ServiceMonitorSpec`] per `spec.endpoints[]` of a ServiceMonitor object (a YAML or JSON
 /// value as `kubectl get servicemonitor -o yaml` or a manifest gives it).

@@ -1,6 +1,6 @@
 //! Small typed readers for a ServiceMonitor's fields; each error names the field's path.
 
-use super::{Result, ServiceMonitorError};
+use super::error::{Result, ServiceMonitorError};
 use crate::yaml::{Mapping, Value};
 
 pub(super) fn mapping<'a>(v: &'a Value, at: &str) -> Result<&'a Mapping> {
