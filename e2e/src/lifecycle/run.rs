@@ -191,7 +191,7 @@ pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
             junit: d(&r.paths.junit),
         },
         bundle,
-        manifests: crate::k8s::manifests::manifest_digests()?,
+        manifests: crate::install::manifest_digests()?,
         timeout: opts.timeout,
         applied: applied_manifests(cell)?,
         stack: match &r.stack {
