@@ -6,6 +6,9 @@
 //! ([`verify`]), so nothing is compiled or spawned while a cluster waits.
 
 pub mod applied;
+mod cluster;
+mod options;
+mod outcome;
 pub mod plan;
 mod preflight;
 pub mod run;
