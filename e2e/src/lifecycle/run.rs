@@ -6,9 +6,9 @@
 //! one reached through `--kubeconfig`), and nothing is created before preflight passes.
 //!
 //! Each phase is a function that takes what it needs and returns what it made (preflight →
-//! [`Prepared`](super::preflight::Prepared), the cluster phase → a client, …), so the compiler
-//! orders them. What teardown must know whatever point the run stopped at is kept apart, in a
-//! record that only grows ([`Footprint`]), and what `summary.md` reports in a [`Journal`].
+//! `Prepared`, the cluster phase → a client, …), so the compiler orders them. What teardown must
+//! know whatever point the run stopped at is kept apart, in a record that only grows
+//! (`Footprint`), and what `summary.md` reports in a `Journal`.
 
 use super::cluster::{cluster_phase, ClusterError};
 use super::options::{resolve, Resolved};
