@@ -1,5 +1,5 @@
 //! The run's `summary.md` (for `$GITHUB_STEP_SUMMARY`): outcome, phase timings, findings and
-//! coverage per metric. [`render`] is pure; the run keeps a [`Journal`] as it goes and writes
+//! coverage per metric. [`render`] is pure; the run keeps a `Journal` as it goes and writes
 //! the summary from it at the end, whatever the outcome.
 
 use super::options::Resolved;
