@@ -87,7 +87,7 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
                 }
             }
         }
-        Err(e) => out.fail("pods", e),
+        Err(e) => out.fail("pods", crate::errors::error_chain(&e)),
     }
 
     // Each replica answers for itself (pod proxy): the shared Service would pick one at random.
@@ -119,7 +119,7 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
                 let file = format!("prometheus/{at}/{file}");
                 match prom_client.get_raw(path).await {
                     Ok(resp) => out.write(&file, &readable_body(&resp.body)),
-                    Err(e) => out.fail(&file, e),
+                    Err(e) => out.fail(&file, crate::errors::error_chain(&e)),
                 }
             }
         }
@@ -137,7 +137,7 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
                 out.write_yaml(&format!("servicemonitors/{ns}_{name}.yaml"), sm);
             }
         }
-        Err(e) => out.fail("servicemonitors", e),
+        Err(e) => out.fail("servicemonitors", crate::errors::error_chain(&e)),
     }
 
     // The Service this cluster's operator keeps (its --kubelet-service), else the bundle's.
@@ -145,12 +145,12 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
     let services: Api<Service> = Api::namespaced(client.clone(), &svc_ns);
     match services.get(&svc_name).await {
         Ok(svc) => out.write_yaml("kubelet-service.yaml", &svc),
-        Err(e) => out.fail("kubelet-service.yaml", e),
+        Err(e) => out.fail("kubelet-service.yaml", crate::errors::error_chain(&e)),
     }
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), &svc_ns);
     match endpoints.get(&svc_name).await {
         Ok(eps) => out.write_yaml("kubelet-endpoints.yaml", &eps),
-        Err(e) => out.fail("kubelet-endpoints.yaml", e),
+        Err(e) => out.fail("kubelet-endpoints.yaml", crate::errors::error_chain(&e)),
     }
     // What the cluster itself said (scheduling, image pulls, probes, back-offs): `kubectl get
     // events -A` for a cluster that is gone once CI deletes it.
@@ -176,7 +176,7 @@ pub async fn collect(client: &Client, dir: &Path) -> Result<()> {
                 &crate::yaml::to_string(&serde_json::Value::Array(values)),
             );
         }
-        Err(e) => out.fail("events", e),
+        Err(e) => out.fail("events", crate::errors::error_chain(&e)),
     }
 
     if !out.errors.is_empty() {
@@ -221,7 +221,7 @@ async fn collect_logs(client: &Client, pod: &Pod, out: &mut Writer<'_>) {
         let file = format!("logs/{ns}_{name}_{container}.log");
         match api.logs(name, &params).await {
             Ok(text) => out.write(&file, &text),
-            Err(e) => out.fail(&file, e),
+            Err(e) => out.fail(&file, crate::errors::error_chain(&e)),
         }
     }
 }

@@ -62,7 +62,7 @@ pub enum CaptureError {
         problem: String,
     },
     /// The API server refused or did not answer a read.
-    #[error("reading {what} from the cluster: {source}")]
+    #[error("reading {what} from the cluster")]
     Api {
         /// What was being read.
         what: String,
@@ -79,7 +79,7 @@ pub enum CaptureError {
         problem: String,
     },
     /// A file could not be written (the directory is removed again).
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Write {
         /// The file.
         path: PathBuf,
@@ -259,7 +259,7 @@ pub async fn capture(
                 });
             }
             Err(e) => {
-                let error = crate::redact::redact(&e.to_string());
+                let error = crate::redact::redact(&crate::errors::error_chain(&e));
                 progress(&format!(
                     "node {}/{}: {name}: FAILED: {error}",
                     i + 1,

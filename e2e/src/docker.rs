@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub enum DockerError {
     /// No `docker` executable could be started.
     #[error(
-        "Docker is not installed: running `docker` failed ({0}); install Docker \
+        "Docker is not installed: running `docker` failed; install Docker \
          (https://docs.docker.com/engine/install/) and start the engine"
     )]
     NotInstalled(#[source] std::io::Error),

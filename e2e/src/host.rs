@@ -1,8 +1,7 @@
 //! Host preflight: what kind needs from this machine, read before anything is created.
 //!
-//! Facts come from `/proc` (through an injectable root, `$E2E_PROC_ROOT`, so tests use a fake
-//! tree), `docker info --format '{{json .}}'` and `df` on Docker's data directory. [`assess`] is
-//! pure: it turns the facts, the matrix cell and the kind config into findings of the
+//! Facts come from `/proc` (through a root the caller passes, so tests use a fake tree),
+//! `docker info --format '{{json .}}'` and `df` on Docker's data directory. [`assess`] is pure: it turns the facts, the matrix cell and the kind config into findings of the
 //! [`crate::diagnose::catalogue`]. Warnings never block; only an error (a certain failure) does.
 
 use crate::diagnose::{catalogue, Finding, Severity};
@@ -11,7 +10,7 @@ use crate::errors::error_chain;
 use crate::kind::KindConfigSummary;
 use crate::matrix::{Cell, Matrix};
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -42,14 +41,6 @@ const KIND_CGROUP_V2_FIXED: (u32, u32, u32) = (0, 12, 0);
 /// Kubernetes supports cgroup v2 from 1.19 (kind known-issues page, "Failure to Create Cluster
 /// with Cgroups v2", until kind commit 846a2cc6).
 const KUBERNETES_CGROUP_V2: (u32, u32) = (1, 19);
-
-/// `$E2E_PROC_ROOT`, or `/proc`.
-pub fn proc_root() -> PathBuf {
-    match std::env::var_os("E2E_PROC_ROOT") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from("/proc"),
-    }
-}
 
 /// `fs.inotify.max_user_watches` and `fs.inotify.max_user_instances`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

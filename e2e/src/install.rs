@@ -24,6 +24,15 @@ pub const PROMETHEUS_DIR: &str = "manifests/prometheus";
 /// `pme2e-batch/cpu-burner`, each pod with two containers (checked by a test below).
 pub const WORKLOADS_DIR: &str = "fixtures/workloads";
 
+/// sha256 of every manifest file the run applies (`manifests/**`, [`WORKLOADS_DIR`]), as (path
+/// relative to the workspace root, hex digest), sorted by path. Shown by `--dry-run`.
+///
+/// # Errors
+/// A manifest file cannot be listed or read.
+pub fn manifest_digests() -> Result<Vec<(String, String)>> {
+    crate::k8s::manifests::digests_under(&crate::workspace_root(), &["manifests", WORKLOADS_DIR])
+}
+
 const POLL: Duration = Duration::from_secs(2);
 
 /// Applies `manifests/prometheus/` and waits until the operator's StatefulSet
@@ -102,7 +111,11 @@ pub async fn apply_servicemonitor(
             Ok(format!("serviceMonitor/{ns}/{}/0", ident.name))
         })
         .collect::<Result<Vec<_>>>()?;
-    let prom = crate::kubeproxy::prometheus_client(client.clone(), remaining(deadline));
+    let prom = crate::kubeproxy::prometheus_client(
+        client.clone(),
+        PROMETHEUS_NAMESPACE,
+        remaining(deadline),
+    );
     for job in jobs {
         wait_scrape_job_loaded(&prom, &job, remaining(deadline)).await?;
     }
@@ -249,5 +262,26 @@ mod tests {
         );
         assert!(scrape_job_names("global: {}\n").is_empty());
         assert!(scrape_job_names(": not yaml [").is_empty());
+    }
+
+    #[test]
+    fn real_manifest_digests_include_prometheus_servicemonitors_and_workloads() {
+        let digests = manifest_digests().unwrap();
+        let paths: Vec<&str> = digests.iter().map(|(p, _)| p.as_str()).collect();
+        for expected in [
+            "manifests/servicemonitor-cadvisor.yaml",
+            "manifests/servicemonitor-cadvisor-honorlabels.yaml",
+        ] {
+            assert!(paths.contains(&expected), "{paths:?}");
+        }
+        assert!(
+            paths.iter().any(|p| p.starts_with("manifests/prometheus/")),
+            "{paths:?}"
+        );
+        assert!(
+            paths.iter().any(|p| p.starts_with("fixtures/workloads/")),
+            "{paths:?}"
+        );
+        assert!(digests.iter().all(|(_, d)| d.len() == 64));
     }
 }

@@ -8,7 +8,6 @@
 //! only the kubeconfig's credentials, so it works the same against kind and a remote cluster.
 
 use crate::errors::error_chain;
-use crate::install::PROMETHEUS_NAMESPACE;
 use crate::prometheus::{HttpResponse, PrometheusClient, Transport, TransportError};
 use futures::future::BoxFuture;
 use kube::client::Body;
@@ -32,14 +31,9 @@ pub struct KubeProxyTransport {
 }
 
 impl KubeProxyTransport {
-    /// `prometheus-operated:web` in our Prometheus namespace.
-    pub fn new(client: Client) -> Self {
-        Self::for_service(
-            client,
-            PROMETHEUS_NAMESPACE,
-            PROMETHEUS_SERVICE,
-            PROMETHEUS_PORT,
-        )
+    /// `prometheus-operated:web` in `namespace`: every Prometheus of that namespace.
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self::for_service(client, namespace, PROMETHEUS_SERVICE, PROMETHEUS_PORT)
     }
 
     /// A transport to `namespace/service:port` through the API server's service proxy.
@@ -110,9 +104,17 @@ pub fn pod_prometheus_client(
     )
 }
 
-/// A [`PrometheusClient`] for our Prometheus through the proxy, retrying for `retry_deadline`.
-pub fn prometheus_client(client: Client, retry_deadline: std::time::Duration) -> PrometheusClient {
-    PrometheusClient::with_transport(Arc::new(KubeProxyTransport::new(client)), retry_deadline)
+/// A [`PrometheusClient`] for `prometheus-operated:web` in `namespace` through the proxy (our
+/// own Prometheus is in [`crate::install::PROMETHEUS_NAMESPACE`]), retrying for `retry_deadline`.
+pub fn prometheus_client(
+    client: Client,
+    namespace: &str,
+    retry_deadline: std::time::Duration,
+) -> PrometheusClient {
+    PrometheusClient::with_transport(
+        Arc::new(KubeProxyTransport::new(client, namespace)),
+        retry_deadline,
+    )
 }
 
 impl Transport for KubeProxyTransport {
@@ -214,7 +216,7 @@ mod tests {
         )
         .unwrap();
         let client = crate::k8s::client::kube_client(&path).await.unwrap();
-        let transport = KubeProxyTransport::new(client);
+        let transport = KubeProxyTransport::new(client, "monitoring");
         let err = transport.get("/-/ready").await.unwrap_err();
         assert!(matches!(err, TransportError::Connect(_)), "{err:?}");
         let described = transport.describe();

@@ -37,7 +37,7 @@ pub enum PinError {
         expected: String,
     },
     /// Writing the verified file failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         /// The file being written.
         path: PathBuf,

@@ -12,7 +12,11 @@ use testkit::twin::{Profile, Twin, TwinOptions};
 
 async fn diagnose(client: &kube::Client) -> Vec<Finding> {
     let pods = e2e::pods::list_running_pods(client).await.unwrap();
-    let prom = e2e::kubeproxy::prometheus_client(client.clone(), Duration::from_secs(2));
+    let prom = e2e::kubeproxy::prometheus_client(
+        client.clone(),
+        e2e::install::PROMETHEUS_NAMESPACE,
+        Duration::from_secs(2),
+    );
     diagnose::cluster(client, &prom, &pods).await.unwrap()
 }
 

@@ -239,7 +239,11 @@ async fn prometheus_through_the_proxy_and_artifacts_with_nothing_secret() {
     install::apply_servicemonitor(&client, ServiceMonitorVariant::Mission, timeout)
         .await
         .unwrap();
-    let prom = e2e::kubeproxy::prometheus_client(client.clone(), Duration::from_secs(30));
+    let prom = e2e::kubeproxy::prometheus_client(
+        client.clone(),
+        e2e::install::PROMETHEUS_NAMESPACE,
+        Duration::from_secs(30),
+    );
     t.cluster().requests.lock().unwrap().clear();
     prom.ready().await.unwrap();
     let answer = prom.query("vector(1)").await.unwrap();

@@ -80,7 +80,11 @@ async fn defect2_plain_404_for_the_unregistered_group_reads_as_servicemonitor_mi
     c.put("", "Endpoints", json!({"metadata": {"name": "kubelet", "namespace": "kube-system"},
         "subsets": [{"addresses": addresses, "ports": [{"name": "https-metrics", "port": 10250, "protocol": "TCP"}]}]}));
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
-    let prom = e2e::kubeproxy::prometheus_client(client.clone(), Duration::from_secs(1));
+    let prom = e2e::kubeproxy::prometheus_client(
+        client.clone(),
+        e2e::install::PROMETHEUS_NAMESPACE,
+        Duration::from_secs(1),
+    );
     let findings = e2e::diagnose::cluster(&client, &prom, &[])
         .await
         .expect("diagnosis runs without the CRD");
@@ -102,7 +106,11 @@ async fn defect3_apply_servicemonitor_returns_only_once_prometheus_loaded_the_jo
         .await
         .unwrap();
     install::apply_prometheus(&client, timeout).await.unwrap();
-    let prom = e2e::kubeproxy::prometheus_client(client.clone(), Duration::from_secs(30));
+    let prom = e2e::kubeproxy::prometheus_client(
+        client.clone(),
+        e2e::install::PROMETHEUS_NAMESPACE,
+        Duration::from_secs(30),
+    );
     assert!(install::scrape_job_names(&prom.config_yaml().await.unwrap()).is_empty());
     let started = Instant::now();
     install::apply_servicemonitor(&client, ServiceMonitorVariant::Mission, timeout)

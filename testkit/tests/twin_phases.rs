@@ -29,7 +29,11 @@ async fn main_job(profile: Profile, variant: ServiceMonitorVariant, cut: Option<
     let pods: Api<Pod> = Api::all(client.clone());
     let running = e2e::pods::running_pods(&pods.list(&Default::default()).await.unwrap().items);
     assert!(running.len() >= 4, "{running:?}");
-    let prom = e2e::kubeproxy::prometheus_client(client.clone(), Duration::from_secs(30));
+    let prom = e2e::kubeproxy::prometheus_client(
+        client.clone(),
+        e2e::install::PROMETHEUS_NAMESPACE,
+        Duration::from_secs(30),
+    );
     let healed = cut.map(|cut| {
         // Its Endpoints still list it: the proxy answers its "error trying to reach service"
         // (500 on 1.20, 503 from 1.21) and the check retries until the pod is back.

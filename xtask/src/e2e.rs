@@ -104,6 +104,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .transpose()?,
         prometheus: args.prometheus,
         no_workloads: args.no_workloads,
+        proc_root: test_seam("E2E_PROC_ROOT").map_or_else(|| "/proc".into(), PathBuf::from),
+        kind_platform: test_seam("E2E_KIND_PLATFORM"),
     };
     if args.dry_run {
         print!("{}", run::plan(cell, &opts)?.render());
@@ -119,6 +121,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let frontend = Terminal::new(args.verbose);
     let outcome = runtime.block_on(run::execute(cell, &opts, &frontend))?;
     Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// An undocumented seam the CLI tests set on the binary (`E2E_PROC_ROOT`: a fake `/proc` for
+/// the host checks; `E2E_KIND_PLATFORM`: the kind platform, so `--dry-run` prints the same on
+/// every machine). Read here, at the edge; the library takes them as [`Options`]. Unset or empty
+/// is `None`.
+fn test_seam(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
 /// How `cargo xtask e2e` shows the run: a spinner per phase on a terminal, plain lines otherwise

@@ -29,7 +29,8 @@ use kube::core::ApiResource;
 use serde::Serialize;
 use std::fmt::Write as _;
 
-pub use prom_checks::{Expectation, Snapshot};
+// Not re-exported: prom_checks uses this module, so its items stay at `diagnose::prom_checks`.
+use prom_checks::{Expectation, Snapshot};
 
 use crate::coverage::MetricName;
 pub use crate::coverage::CPU_METRIC;

@@ -84,19 +84,8 @@ pub fn yaml_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// sha256 of every manifest file we apply (`manifests/**`, `fixtures/workloads/**`), as
-/// (path relative to the workspace root, hex digest), sorted by path. Shown by `--dry-run`.
-///
-/// # Errors
-/// A manifest file cannot be listed or read.
-pub fn manifest_digests() -> Result<Vec<(String, String)>> {
-    digests_under(
-        &crate::workspace_root(),
-        &["manifests", crate::install::WORKLOADS_DIR],
-    )
-}
-
-/// [`manifest_digests`] for any root and set of directories.
+/// sha256 of every YAML file under `dirs` of `root` (recursively), as (path relative to `root`,
+/// hex digest), sorted by path.
 ///
 /// # Errors
 /// A file under `dirs` cannot be listed or read.
@@ -283,26 +272,5 @@ mod tests {
         );
         let err = digests_under(root, &["missing"]).unwrap_err();
         assert!(format!("{err:#}").contains("missing"), "{err:#}");
-    }
-
-    #[test]
-    fn real_manifest_digests_include_prometheus_servicemonitors_and_workloads() {
-        let digests = manifest_digests().unwrap();
-        let paths: Vec<&str> = digests.iter().map(|(p, _)| p.as_str()).collect();
-        for expected in [
-            "manifests/servicemonitor-cadvisor.yaml",
-            "manifests/servicemonitor-cadvisor-honorlabels.yaml",
-        ] {
-            assert!(paths.contains(&expected), "{paths:?}");
-        }
-        assert!(
-            paths.iter().any(|p| p.starts_with("manifests/prometheus/")),
-            "{paths:?}"
-        );
-        assert!(
-            paths.iter().any(|p| p.starts_with("fixtures/workloads/")),
-            "{paths:?}"
-        );
-        assert!(digests.iter().all(|(_, d)| d.len() == 64));
     }
 }

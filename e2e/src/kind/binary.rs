@@ -8,14 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xshell::{cmd, Shell};
 
-/// The kind release platform of this machine (`linux-amd64`, `darwin-amd64`, `darwin-arm64`, …);
-/// `$E2E_KIND_PLATFORM` overrides it (keeps `--dry-run` output identical across machines in tests).
+/// The kind release platform of this machine (`linux-amd64`, `darwin-amd64`, `darwin-arm64`, …).
 pub fn platform() -> String {
-    if let Ok(p) = std::env::var("E2E_KIND_PLATFORM") {
-        if !p.is_empty() {
-            return p;
-        }
-    }
     let os = std::env::consts::OS;
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -216,10 +210,11 @@ pub async fn ensure_kind(
         Err(err) => {
             notes.push(format!("no {}", display_path(&dest)));
             bail!(
-                "kind {} is not available ({}) and downloading {} failed: {err}\n{}",
+                "kind {} is not available ({}) and downloading {} failed: {}\n{}",
                 pin.version,
                 notes.join("; "),
                 pin.url,
+                crate::errors::error_chain(&err),
                 pin.manual_install(&dest)
             );
         }

@@ -4,155 +4,29 @@
 //!
 //! Ownership rule: only a cluster this run created is ever deleted (not a `--reuse`d one, never
 //! one reached through `--kubeconfig`), and nothing is created before preflight passes.
+//!
+//! Each phase is a function that takes what it needs and returns what it made (preflight →
+//! `Prepared`, the cluster phase → a client, …), so the compiler orders them. What teardown must
+//! know whatever point the run stopped at is kept apart, in a record that only grows
+//! (`Footprint`), and what `summary.md` reports in a `Journal`.
 
-use super::preflight::{explain_create_failure, preflight};
-use super::teardown::{teardown, write_summary};
-use crate::assert::{CheckResult, PrometheusRef};
-use crate::kind::{self, Kind, KindPin};
-use crate::lifecycle::plan::{
-    self, BundleChoice, DisplayPaths, Keep, Mode, PhaseId, Plan, PlanInput,
-};
+use super::cluster::{cluster_phase, ClusterError};
+use super::options::{resolve, Resolved};
+use super::preflight::{preflight, Install, Prepared, Target};
+use super::summary::{self, Journal};
+use super::teardown::{teardown, Footprint};
+use crate::assert::CheckResult;
+use crate::diagnose::Finding;
+use crate::kind::KindPin;
+use crate::lifecycle::plan::{self, BundleChoice, DisplayPaths, PhaseId, Plan, PlanInput};
 use crate::matrix::Cell;
-use crate::stack::{Stack, StackSource};
-use crate::workdir::{self, RunPaths};
-use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use crate::stack::Stack;
+use crate::workdir;
+use anyhow::{bail, Result};
 use std::time::{Duration, Instant};
 
-/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-/// `--timeout`'s default. It must outlast the slowest upstream step the run waits for:
-/// prometheus-operator v0.48.1 rewrites the kubelet Endpoints every 3 minutes (a node its
-/// start-up write missed appears then), and a changed config Secret reaches Prometheus within
-/// the kubelet's sync (up to 90 s) plus the config reloader's 1 s (TWIN-FACTS §9). A test runs
-/// the main job on the twin's preset of those delays (`testkit::twin::Timing::upstream`).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The run's options (the flags of `cargo xtask e2e`).
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `--name`; default `pme2e-<cell>`.
-    pub name: Option<String>,
-    /// `--keep`: never delete the cluster.
-    pub keep: bool,
-    /// `--keep-on-failure`: delete it on success only.
-    pub keep_on_failure: bool,
-    /// `--reuse`: use an existing kind cluster of that name.
-    pub reuse: bool,
-    /// `--kubeconfig`: an existing cluster; phases 3–8 only.
-    pub kubeconfig: Option<PathBuf>,
-    /// `--operator-bundle`: a local copy of the pinned bundle.
-    pub operator_bundle: Option<PathBuf>,
-    /// `--kind-config`: replaces the cell's kind config.
-    pub kind_config: Option<PathBuf>,
-    /// Deadline of each phase.
-    pub timeout: Duration,
-    /// `-v`: stream kind's output.
-    pub verbose: bool,
-    /// `--stack`: someone's stack instead of the bundle, `manifests/prometheus/` and our
-    /// ServiceMonitor (the cell's `stack` otherwise).
-    pub stack: Option<StackSource>,
-    /// `--prometheus NS/NAME`: assert in this Prometheus of the stack only.
-    pub prometheus: Option<PrometheusRef>,
-    /// `--no-workloads`: apply none of our workloads.
-    pub no_workloads: bool,
-}
-
-impl Options {
-    /// No cluster of its own, defaults everywhere: what tests start from.
-    pub fn new(timeout: Duration) -> Self {
-        Options {
-            name: None,
-            keep: false,
-            keep_on_failure: false,
-            reuse: false,
-            kubeconfig: None,
-            operator_bundle: None,
-            kind_config: None,
-            timeout,
-            verbose: false,
-            stack: None,
-            prometheus: None,
-            no_workloads: false,
-        }
-    }
-}
-
-impl Options {
-    fn mode(&self) -> Mode {
-        match (&self.kubeconfig, self.reuse) {
-            (Some(k), _) => Mode::Existing {
-                kubeconfig: workdir::display_path(k),
-            },
-            (None, true) => Mode::Reuse,
-            (None, false) => Mode::Create,
-        }
-    }
-
-    pub(super) fn keep(&self) -> Keep {
-        if self.keep {
-            Keep::Always
-        } else if self.keep_on_failure {
-            Keep::OnFailure
-        } else {
-            Keep::Never
-        }
-    }
-}
-
-/// Everything resolved from a cell and the options, before anything is touched.
-pub(super) struct Resolved<'a> {
-    pub(super) cell: &'a Cell,
-    pub(super) opts: &'a Options,
-    pub(super) name: String,
-    pub(super) work_dir: PathBuf,
-    pub(super) paths: RunPaths,
-    pub(super) kind_config: PathBuf,
-    /// `--stack`, else the cell's `stack`.
-    pub(super) stack: Option<StackSource>,
-}
-
-fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
-    if opts.kubeconfig.is_some() && opts.reuse {
-        bail!("--kubeconfig and --reuse exclude each other: --kubeconfig already means \"use this existing cluster\"");
-    }
-    let name = opts
-        .name
-        .clone()
-        .unwrap_or_else(|| cell.default_cluster_name());
-    kind::validate_cluster_name(&name)?;
-    let stack = opts.stack.clone().or_else(|| {
-        cell.stack
-            .as_ref()
-            .map(|p| StackSource::Path(crate::workspace_root().join(p)))
-    });
-    if stack.is_some() && opts.operator_bundle.is_some() {
-        bail!("--operator-bundle and --stack exclude each other: the stack brings its own operator (or the cluster runs one); drop --operator-bundle");
-    }
-    if stack.is_none() && opts.prometheus.is_some() {
-        bail!(
-            "--prometheus needs --stack: without a stack the run asserts in its own Prometheus {}/{}",
-            crate::install::PROMETHEUS_NAMESPACE,
-            crate::install::PROMETHEUS_NAME
-        );
-    }
-    let work_dir = workdir::work_dir();
-    let kind_config = match &opts.kind_config {
-        Some(p) => p.clone(),
-        None if cell.kind_config.is_absolute() => cell.kind_config.clone(),
-        None => crate::workspace_root().join(&cell.kind_config),
-    };
-    Ok(Resolved {
-        paths: RunPaths::new(&work_dir, &name),
-        cell,
-        opts,
-        name,
-        work_dir,
-        kind_config,
-        stack,
-    })
-}
+pub use super::options::{Options, DEFAULT_TIMEOUT};
+pub use super::outcome::{Outcome, EXIT_INTERRUPTED};
 
 /// The plan for `--dry-run`: reads the manifests (for their digests) and nothing else.
 ///
@@ -161,7 +35,7 @@ fn resolve<'a>(cell: &'a Cell, opts: &'a Options) -> Result<Resolved<'a>> {
 pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
     let r = resolve(cell, opts)?;
     let d = workdir::display_path;
-    let platform = kind::platform();
+    let platform = r.platform.clone();
     // A platform without a pinned sha256 still gets a plan: it shows where preflight would stop.
     let pin = KindPin::new(cell, &platform).unwrap_or_else(|err| KindPin {
         version: cell.kind_version.clone(),
@@ -191,7 +65,7 @@ pub fn plan(cell: &Cell, opts: &Options) -> Result<Plan> {
             junit: d(&r.paths.junit),
         },
         bundle,
-        manifests: crate::k8s::manifests::manifest_digests()?,
+        manifests: crate::install::manifest_digests()?,
         timeout: opts.timeout,
         applied: applied_manifests(cell)?,
         stack: match &r.stack {
@@ -228,57 +102,6 @@ fn applied_manifests(cell: &crate::matrix::Cell) -> Result<plan::Applied> {
     plan::describe_applied(&prometheus, sm)
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every phase passed.
-    Passed,
-    /// A phase failed (reported, torn down).
-    Failed,
-    /// Ctrl-C.
-    Interrupted,
-}
-
-impl Outcome {
-    /// 0 passed, 1 failed, 130 interrupted.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Passed => 0,
-            Outcome::Failed => 1,
-            Outcome::Interrupted => EXIT_INTERRUPTED,
-        }
-    }
-}
-
-/// What the run has done so far; teardown decides from it.
-#[derive(Default)]
-pub(super) struct State {
-    pub(super) kind: Option<Kind>,
-    /// This run started `kind create` (so the cluster, even half-made, is ours to delete).
-    pub(super) created: bool,
-    /// A kind cluster of our name exists (created or reused): `kind export logs` works.
-    pub(super) kind_cluster: bool,
-    pub(super) client: Option<kube::Client>,
-    pub(super) kubeconfig: Option<PathBuf>,
-    /// `--operator-bundle`, verified and parsed in preflight.
-    pub(super) bundle: Option<crate::operator::Bundle>,
-    /// The stack, read and checked in preflight.
-    pub(super) stack: Option<Stack>,
-    pub(super) timings: Vec<(PhaseId, Duration, bool)>,
-    pub(super) failure: Option<(PhaseId, String)>,
-    /// Host preflight: the warnings and notes as printed, and the findings for summary.md.
-    pub(super) host_text: String,
-    pub(super) host_findings: Vec<crate::diagnose::Finding>,
-    /// Docker is a snap (a cause `kind create` failures are classified against).
-    pub(super) docker_snap: bool,
-    /// The cell a cgroup-v2 failure's fix names.
-    pub(super) suggested_cell: Option<String>,
-    /// Why `kind create` failed (`cluster-create-failed`).
-    pub(super) create_finding: Option<crate::diagnose::Finding>,
-    /// `kind export logs` already ran (after a failed create): teardown does not repeat it.
-    pub(super) kind_logs_exported: bool,
-}
-
 /// What the caller of [`execute`] provides: how progress is shown (a spinner on a terminal,
 /// plain lines in CI), phase by phase and, in the assert phase, check by check.
 pub trait Frontend: Send + Sync {
@@ -291,11 +114,11 @@ pub trait Frontend: Send + Sync {
 }
 
 /// Runs one phase between the frontend's lines; returns its duration and result.
-async fn run_phase<F: std::future::Future<Output = Result<()>>>(
+async fn run_phase<T, E, F: std::future::Future<Output = Result<T, E>>>(
     frontend: &dyn Frontend,
     id: PhaseId,
     body: F,
-) -> (Duration, Result<()>) {
+) -> (Duration, Result<T, E>) {
     frontend.phase_started(id);
     let started = Instant::now();
     let res = body.await;
@@ -315,9 +138,8 @@ pub async fn execute(cell: &Cell, opts: &Options, frontend: &dyn Frontend) -> Re
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
 
-    let mut state = State::default();
     let preflight = {
-        let fut = run_phase(frontend, PhaseId::Preflight, preflight(&r, &mut state));
+        let fut = run_phase(frontend, PhaseId::Preflight, preflight(&r));
         tokio::pin!(fut);
         tokio::select! {
             res = &mut fut => Some(res),
@@ -325,18 +147,31 @@ pub async fn execute(cell: &Cell, opts: &Options, frontend: &dyn Frontend) -> Re
         }
     };
     // Host warnings print once the preflight line is done (a spinner would tear them apart).
-    eprint!("{}", state.host_text);
-    match preflight {
+    let (took, prepared) = match preflight {
         None => {
             eprintln!("interrupted during preflight; nothing was created");
             return Ok(Outcome::Interrupted);
         }
-        Some((_, Err(err))) => return Err(err.context("preflight failed; nothing was created")),
-        Some((took, Ok(()))) => state.timings.push((PhaseId::Preflight, took, true)),
-    }
+        Some((_, Err(refused))) => {
+            eprint!("{}", refused.host_text);
+            return Err(refused
+                .error
+                .context("preflight failed; nothing was created"));
+        }
+        Some((took, Ok(prepared))) => {
+            eprint!("{}", prepared.host.text);
+            (took, prepared)
+        }
+    };
+    let mut journal = Journal {
+        timings: vec![(PhaseId::Preflight, took, true)],
+        host_findings: prepared.host.findings.clone(),
+        ..Journal::default()
+    };
+    let mut footprint = Footprint::default();
 
     let result = {
-        let fut = phases(&r, &mut state, frontend);
+        let fut = phases(&r, prepared, &mut footprint, &mut journal, frontend);
         tokio::pin!(fut);
         tokio::select! {
             res = &mut fut => Some(res),
@@ -346,32 +181,70 @@ pub async fn execute(cell: &Cell, opts: &Options, frontend: &dyn Frontend) -> Re
     let outcome = match result {
         None => Outcome::Interrupted,
         Some(Ok(())) => Outcome::Passed,
-        Some(Err((phase, err))) => {
-            let msg = crate::errors::error_chain(err.as_ref());
-            eprintln!("{} failed: {msg}", phase.label());
-            if let Some(finding) = &state.create_finding {
+        Some(Err(failed)) => {
+            let msg = crate::errors::error_chain(failed.error.as_ref());
+            eprintln!("{} failed: {msg}", failed.phase.label());
+            if let Some(finding) = &failed.finding {
                 eprint!(
                     "{}",
                     crate::diagnose::render_text(std::slice::from_ref(finding))
                 );
             }
-            state.failure = Some((phase, msg));
+            journal.failure = Some((failed.phase, msg));
+            journal.create_finding = failed.finding;
             Outcome::Failed
         }
     };
     let started = Instant::now();
     frontend.phase_started(PhaseId::Teardown);
-    teardown(&r, &mut state, outcome).await;
+    teardown(&r, &footprint, outcome).await;
     let took = started.elapsed();
     frontend.phase_done(PhaseId::Teardown, took, true);
-    state.timings.push((PhaseId::Teardown, took, true));
-    write_summary(&r, &state, outcome);
+    journal.timings.push((PhaseId::Teardown, took, true));
+    summary::write(&r, &journal, outcome);
     Ok(outcome)
 }
 
-type PhaseResult = std::result::Result<(), (PhaseId, anyhow::Error)>;
+/// A phase that failed: which, why, and what the diagnosis found (a failed `kind create`).
+struct Failed {
+    phase: PhaseId,
+    error: anyhow::Error,
+    finding: Option<Finding>,
+}
 
-async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) -> PhaseResult {
+/// The error of one phase, as [`Failed`].
+trait PhaseError {
+    fn failed(self, phase: PhaseId) -> Failed;
+}
+
+impl PhaseError for anyhow::Error {
+    fn failed(self, phase: PhaseId) -> Failed {
+        Failed {
+            phase,
+            error: self,
+            finding: None,
+        }
+    }
+}
+
+impl PhaseError for ClusterError {
+    fn failed(self, phase: PhaseId) -> Failed {
+        Failed {
+            phase,
+            error: self.error,
+            finding: self.finding,
+        }
+    }
+}
+
+/// Phases 2–7, each fed what the ones before it made.
+async fn phases(
+    r: &Resolved<'_>,
+    prepared: Prepared,
+    footprint: &mut Footprint,
+    journal: &mut Journal,
+    frontend: &dyn Frontend,
+) -> Result<(), Failed> {
     // `--timeout` bounds each phase: every step of a phase gets what is left of the phase's own
     // deadline, never the whole timeout again (issue 19).
     let timeout = r.opts.timeout;
@@ -381,22 +254,30 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
             #[allow(unused_variables)]
             let $left = move || crate::k8s::wait::remaining(deadline);
             let (took, res) = run_phase(frontend, $id, $body).await;
-            state.timings.push(($id, took, res.is_ok()));
-            if let Err(err) = res {
-                return Err(($id, err));
+            journal.timings.push(($id, took, res.is_ok()));
+            match res {
+                Ok(made) => made,
+                Err(err) => return Err(PhaseError::failed(err, $id)),
             }
         }};
     }
 
+    let Prepared {
+        install,
+        target,
+        host,
+    } = prepared;
+    let reused = matches!(target, Target::Kind { exists: true, .. });
     // `kind create` bounds itself (`--wait`); the phase's deadline covers what we wait for.
-    phase!(PhaseId::Cluster, |left| cluster_phase(r, state));
-    let client = state.client.clone().expect("cluster phase sets the client");
-    match state.stack.clone() {
-        Some(stack) => {
+    let client = phase!(PhaseId::Cluster, |left| cluster_phase(
+        r, target, &host, footprint
+    ));
+    let stack = match install {
+        Install::Stack(stack) => {
             let existing = r.opts.kubeconfig.is_some();
             let spec = assert_spec(r, Some(&stack));
             phase!(PhaseId::Operator, |left| async {
-                if state.kind_cluster && !state.created {
+                if reused {
                     // A reused kind cluster may serve kinds the stack's CRDs do not bring.
                     crate::stack::install::check_against_cluster(
                         &stack,
@@ -413,12 +294,12 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
             phase!(PhaseId::ServiceMonitor, |left| {
                 crate::stack::install::servicemonitor_phase(&client, &spec.prometheuses, left())
             });
+            Some(stack)
         }
-        None => {
-            let preloaded = state.bundle.take();
+        Install::Ours { bundle } => {
             let cache = r.work_dir.join("cache");
             phase!(PhaseId::Operator, |left| async {
-                let bundle = match preloaded {
+                let bundle = match bundle {
                     Some(bundle) => bundle,
                     None => {
                         let src = crate::operator::BundleSource::for_cell(r.cell, None);
@@ -426,7 +307,9 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
                     }
                 };
                 crate::operator::install(&client, &bundle, left()).await?;
-                Ok(crate::operator::wait_kubelet_service(&client, left()).await?)
+                Ok::<_, anyhow::Error>(
+                    crate::operator::wait_kubelet_service(&client, left()).await?,
+                )
             });
             phase!(
                 PhaseId::Prometheus,
@@ -435,8 +318,9 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
             phase!(PhaseId::ServiceMonitor, |left| {
                 crate::install::apply_servicemonitor(&client, r.cell.servicemonitor, left())
             });
+            None
         }
-    }
+    };
     if r.opts.no_workloads {
         eprintln!("{} skipped (--no-workloads)", PhaseId::Workloads.label());
     } else {
@@ -445,7 +329,7 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
             left()
         ));
     }
-    let spec = assert_spec(r, state.stack.as_ref());
+    let spec = assert_spec(r, stack.as_ref());
     phase!(PhaseId::Assert, |left| assert_phase(
         r,
         &client,
@@ -454,44 +338,6 @@ async fn phases(r: &Resolved<'_>, state: &mut State, frontend: &dyn Frontend) ->
         frontend
     ));
     Ok(())
-}
-
-async fn cluster_phase(r: &Resolved<'_>, state: &mut State) -> Result<()> {
-    if let Some(kind) = state.kind.clone() {
-        std::fs::create_dir_all(&r.paths.dir)
-            .with_context(|| format!("creating {}", r.paths.dir.display()))?;
-        // Known before kind runs, so an interrupted `--keep` run can still say how to reconnect.
-        state.kubeconfig = Some(r.paths.kubeconfig.clone());
-        if state.kind_cluster {
-            // --reuse of an existing cluster: refresh its kubeconfig into our file.
-            let text = kind.get_kubeconfig(&r.name).await?;
-            std::fs::write(&r.paths.kubeconfig, text)
-                .with_context(|| format!("writing {}", r.paths.kubeconfig.display()))?;
-        } else {
-            // Marked before starting: with --retain a failed or interrupted create leaves nodes behind.
-            state.created = true;
-            state.kind_cluster = true;
-            if let Err(err) = kind
-                .create(&r.name, &r.kind_config, &r.cell.node_image)
-                .await
-            {
-                explain_create_failure(r, state, &kind, &err).await;
-                return Err(err);
-            }
-        }
-    }
-    let kubeconfig = state
-        .kubeconfig
-        .clone()
-        .expect("preflight sets the kubeconfig for --kubeconfig");
-    let client = crate::k8s::client::kube_client(&kubeconfig).await?;
-    state.client = Some(client.clone());
-    if r.opts.kubeconfig.is_some() {
-        // Not our cluster: phases 3–8 only (a real cluster may well have a NotReady node).
-        return Ok(());
-    }
-    // After `kind create`, which waits for the control plane itself (its `--wait`).
-    Ok(crate::k8s::wait::wait_nodes_ready(&client, r.opts.timeout).await?)
 }
 
 /// What the assert phase checks for our own manifests: Prometheus `monitoring/e2e`, the cell's
@@ -547,25 +393,4 @@ async fn assert_phase(
     })
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::matrix::Matrix;
-
-    #[test]
-    fn kubeconfig_and_reuse_exclude_each_other() {
-        let m = Matrix::load_default().unwrap();
-        let opts = Options {
-            reuse: true,
-            kubeconfig: Some("/k".into()),
-            ..Options::new(Duration::from_secs(1))
-        };
-        let err = resolve(m.default_cell(), &opts)
-            .err()
-            .expect("rejected")
-            .to_string();
-        assert!(err.contains("--reuse"), "{err}");
-    }
 }

@@ -1,11 +1,59 @@
 //! The run's `summary.md` (for `$GITHUB_STEP_SUMMARY`): outcome, phase timings, findings and
-//! coverage per metric. Pure: the run writes what this renders.
+//! coverage per metric. [`render`] is pure; the run keeps a `Journal` as it goes and writes
+//! the summary from it at the end, whatever the outcome.
 
+use super::options::Resolved;
+use super::outcome::Outcome;
 use super::plan::PhaseId;
-use super::run::Outcome;
+use crate::diagnose::Finding;
 use crate::matrix::Cell;
 use std::fmt::Write as _;
 use std::time::Duration;
+
+/// What summary.md reports, written as the run goes.
+#[derive(Default)]
+pub(super) struct Journal {
+    /// Each phase that ended: how long it took, whether it passed.
+    pub(super) timings: Vec<(PhaseId, Duration, bool)>,
+    /// The phase that failed and its error, as printed.
+    pub(super) failure: Option<(PhaseId, String)>,
+    /// Why `kind create` failed (`cluster-create-failed`).
+    pub(super) create_finding: Option<Finding>,
+    /// The host checks' warnings.
+    pub(super) host_findings: Vec<Finding>,
+}
+
+/// Writes `summary.md` from the journal (and `coverage.json` when the assert phase wrote one).
+/// Best effort: a file that cannot be written is a warning.
+pub(super) fn write(r: &Resolved<'_>, journal: &Journal, outcome: Outcome) {
+    let coverage = std::fs::read_to_string(r.paths.artifacts.join("coverage.json")).ok();
+    let findings: Vec<_> = journal
+        .create_finding
+        .iter()
+        .chain(&journal.host_findings)
+        .cloned()
+        .collect();
+    let mut cell = r.cell.clone();
+    if let Some(src) = &r.stack {
+        // The stack brought its own operator: the cell's pinned one was not used.
+        cell.operator_version = format!("from the stack {}", src.display());
+    }
+    let text = render(
+        &cell,
+        &r.name,
+        outcome,
+        &journal.timings,
+        journal.failure.as_ref(),
+        &findings,
+        coverage.as_deref(),
+    );
+    let write =
+        std::fs::create_dir_all(&r.paths.dir).and_then(|()| std::fs::write(&r.paths.summary, text));
+    match write {
+        Ok(()) => eprintln!("summary: {}", r.paths.summary.display()),
+        Err(err) => eprintln!("warning: cannot write {}: {err}", r.paths.summary.display()),
+    }
+}
 
 /// The Markdown summary (for `$GITHUB_STEP_SUMMARY`): outcome, phase timings, findings (a failed
 /// `kind create`, host warnings), coverage.

@@ -1,9 +1,33 @@
 //! Phase 8: artifacts on failure, the cluster deleted when this run created it and nothing
-//! keeps it ([`Keep::deletes`]), `summary.md` always.
+//! keeps it ([`Keep::deletes`]), decided from what exists ([`Footprint`]).
 
+use super::options::Resolved;
+use super::outcome::Outcome;
 use super::plan::Keep;
-use super::run::{Outcome, Resolved, State};
 use crate::errors::error_chain;
+use crate::kind::Kind;
+use std::path::PathBuf;
+
+/// What exists that teardown must account for, wherever the run stopped (a failure, Ctrl-C).
+/// Phases only add to it, and before they make the thing, not after.
+#[derive(Default)]
+pub(super) struct Footprint {
+    /// The kind cluster of our name, once it is reused or this run starts creating it.
+    pub(super) kind: Option<KindCluster>,
+    /// The kubeconfig the run reaches its cluster with.
+    pub(super) kubeconfig: Option<PathBuf>,
+    /// A client of that cluster, to collect artifacts with.
+    pub(super) client: Option<kube::Client>,
+}
+
+/// A kind cluster of our name.
+pub(super) struct KindCluster {
+    pub(super) kind: Kind,
+    /// This run started `kind create` (so the cluster, even half-made, is ours to delete).
+    pub(super) created: bool,
+    /// `kind export logs` already ran (after a failed create): teardown does not repeat it.
+    pub(super) logs_exported: bool,
+}
 
 /// What teardown does, decided from how the run ended and what it owns. Pure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,17 +47,17 @@ pub fn teardown_actions(outcome: Outcome, created: bool, keep: Keep) -> Teardown
     }
 }
 
-pub(super) async fn teardown(r: &Resolved<'_>, state: &mut State, outcome: Outcome) {
-    let actions = teardown_actions(outcome, state.created, r.opts.keep());
+pub(super) async fn teardown(r: &Resolved<'_>, footprint: &Footprint, outcome: Outcome) {
+    let created = footprint.kind.as_ref().filter(|c| c.created);
+    let actions = teardown_actions(outcome, created.is_some(), r.opts.keep());
     if outcome == Outcome::Interrupted {
         eprintln!("interrupted (Ctrl-C)");
     }
     if actions.collect {
-        collect_artifacts(r, state).await;
+        collect_artifacts(r, footprint).await;
     }
-    if actions.delete {
-        let kind = state.kind.as_ref().expect("created implies kind");
-        match kind.delete(&r.name).await {
+    if let Some(cluster) = created.filter(|_| actions.delete) {
+        match cluster.kind.delete(&r.name).await {
             Ok(()) => {
                 let _ = std::fs::remove_file(&r.paths.kubeconfig);
                 eprintln!("deleted kind cluster {}", r.name);
@@ -44,8 +68,8 @@ pub(super) async fn teardown(r: &Resolved<'_>, state: &mut State, outcome: Outco
                 error_chain(err.as_ref())
             ),
         }
-    } else if let Some(kubeconfig) = state.kubeconfig.as_ref().filter(|k| k.exists()) {
-        let why = if state.created {
+    } else if let Some(kubeconfig) = footprint.kubeconfig.as_ref().filter(|k| k.exists()) {
+        let why = if created.is_some() {
             "kept"
         } else if r.opts.kubeconfig.is_some() {
             "not ours to delete (--kubeconfig)"
@@ -57,20 +81,20 @@ pub(super) async fn teardown(r: &Resolved<'_>, state: &mut State, outcome: Outco
             r.name,
             kubeconfig.display()
         );
-        if state.created {
+        if created.is_some() {
             eprintln!("  delete it with `cargo xtask down --name {}`", r.name);
         }
     }
 }
 
 /// Best effort: every source is tried, failures are printed, nothing here fails the teardown.
-async fn collect_artifacts(r: &Resolved<'_>, state: &State) {
+async fn collect_artifacts(r: &Resolved<'_>, footprint: &Footprint) {
     let dir = &r.paths.artifacts;
     if let Err(err) = std::fs::create_dir_all(dir) {
         eprintln!("warning: cannot create {}: {err}", dir.display());
         return;
     }
-    if let Some(client) = &state.client {
+    if let Some(client) = &footprint.client {
         // Bounded: the cluster may be the very thing that is broken.
         match tokio::time::timeout(r.opts.timeout, crate::artifacts::collect(client, dir)).await {
             Ok(Ok(())) => {}
@@ -84,58 +108,27 @@ async fn collect_artifacts(r: &Resolved<'_>, state: &State) {
             ),
         }
     }
-    if state.kind_cluster && !state.kind_logs_exported {
-        if let Some(kind) = &state.kind {
-            match kind.export_logs(&dir.join("kind-logs"), &r.name).await {
-                Ok(crate::kind::Export::Complete) => {}
-                Ok(crate::kind::Export::Partial(failed)) => eprintln!(
-                    "warning: kind wrote the node logs to {} but some collectors failed: {}",
-                    dir.join("kind-logs").display(),
-                    error_chain(&failed)
-                ),
-                Err(err) => eprintln!("warning: {}", error_chain(err.as_ref())),
-            }
+    if let Some(cluster) = footprint.kind.as_ref().filter(|c| !c.logs_exported) {
+        match cluster
+            .kind
+            .export_logs(&dir.join("kind-logs"), &r.name)
+            .await
+        {
+            Ok(crate::kind::Export::Complete) => {}
+            Ok(crate::kind::Export::Partial(failed)) => eprintln!(
+                "warning: kind wrote the node logs to {} but some collectors failed: {}",
+                dir.join("kind-logs").display(),
+                error_chain(&failed)
+            ),
+            Err(err) => eprintln!("warning: {}", error_chain(err.as_ref())),
         }
     }
     eprintln!("artifacts: {}", dir.display());
 }
 
-// ---------------------------------------------------------------------------------------------
-// summary.md
-
-pub(super) fn write_summary(r: &Resolved<'_>, state: &State, outcome: Outcome) {
-    let coverage = std::fs::read_to_string(r.paths.artifacts.join("coverage.json")).ok();
-    let findings: Vec<_> = state
-        .create_finding
-        .iter()
-        .chain(&state.host_findings)
-        .cloned()
-        .collect();
-    let mut cell = r.cell.clone();
-    if let Some(src) = &r.stack {
-        // The stack brought its own operator: the cell's pinned one was not used.
-        cell.operator_version = format!("from the stack {}", src.display());
-    }
-    let text = super::summary::render(
-        &cell,
-        &r.name,
-        outcome,
-        &state.timings,
-        state.failure.as_ref(),
-        &findings,
-        coverage.as_deref(),
-    );
-    let write =
-        std::fs::create_dir_all(&r.paths.dir).and_then(|()| std::fs::write(&r.paths.summary, text));
-    match write {
-        Ok(()) => eprintln!("summary: {}", r.paths.summary.display()),
-        Err(err) => eprintln!("warning: cannot write {}: {err}", r.paths.summary.display()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::run::Options;
+    use super::super::options::Options;
     use super::*;
     use std::time::Duration;
 

@@ -246,7 +246,7 @@ pub enum MatrixError {
     #[error(transparent)]
     At(#[from] Located),
     /// The file could not be read.
-    #[error("cannot read the matrix file {}: {source}", path.display())]
+    #[error("cannot read the matrix file {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,

@@ -57,7 +57,7 @@ impl StackSource {
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     /// The file or directory cannot be read.
-    #[error("cannot read the stack {path}: {source}; --stack takes a YAML file, a directory of YAML files, or - for stdin")]
+    #[error("cannot read the stack {path} (--stack takes a YAML file, a directory of YAML files, or - for stdin)")]
     Read {
         /// As given.
         path: String,

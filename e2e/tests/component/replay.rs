@@ -232,7 +232,11 @@ async fn twin_capture_replays_to_the_live_verdict(drop_namespace: Option<&str>) 
     let client = kube_client(&t.kubeconfig_path()).await.unwrap();
     let timeout = Duration::from_secs(120);
     testkit::install_operator_and_prometheus(&client, timeout).await;
-    let prom = e2e::kubeproxy::prometheus_client(client.clone(), Duration::from_secs(10));
+    let prom = e2e::kubeproxy::prometheus_client(
+        client.clone(),
+        e2e::install::PROMETHEUS_NAMESPACE,
+        Duration::from_secs(10),
+    );
     match drop_namespace {
         None => apply_servicemonitor(&client, ServiceMonitorVariant::Mission, timeout)
             .await
