@@ -7,33 +7,24 @@
 //! Debian's Prometheus 2.42 has no `kubernetes_sd_configs` (FACTS.md), so only the discovery
 //! mechanism differs from the cluster: the relabel rules are the operator's.
 
-use super::controllers::nodes::internal_ip;
-use super::controllers::operator::prometheus_config;
-use super::controllers::serviceaccounts::{authenticate, token_of};
-use super::{random_loopback, Cluster};
 use crate::kubelet::{AuthDecision, Authorizer, FixtureKubelet, FixturePod, KubeletOptions};
-use crate::prometheus::{ensure_image_present, prometheus_image};
-use crate::{CONTAINER_LABEL, RUN_LABEL};
+use crate::prometheus::{prometheus_image, PrometheusContainer};
+use crate::twin::cluster::{random_loopback, Cluster};
+use crate::twin::controllers::nodes::internal_ip;
+use crate::twin::controllers::operator::prometheus_config;
+use crate::twin::controllers::pods::{PodRuntime, Runtime};
+use crate::twin::controllers::serviceaccounts::{authenticate, token_of};
 use anyhow::{Context, Result};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use e2e::scrape_config::{Discovery, Shard, SERVICE_ACCOUNT_TOKEN};
+use e2e::scrape_config::{Discovery, Shard};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
-use testcontainers::core::{Mount, WaitFor};
-use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
-
-/// What the kubelet stand-in reports for a pod the data path runs.
-#[derive(Debug, Clone)]
-pub struct PodRuntime {
-    pub ip: String,
-    pub ready: bool,
-}
+use testcontainers::{ContainerAsync, GenericImage};
 
 enum PromState {
     Starting,
@@ -165,7 +156,7 @@ impl DataPath {
 
     /// IP and readiness of a pod the data path runs (None for other pods): starts a real
     /// Prometheus for an operator-made Prometheus pod on first sight.
-    pub async fn pod_runtime(&self, c: &Arc<Cluster>, pod: &Value) -> Option<PodRuntime> {
+    fn start_pod(&self, c: &Arc<Cluster>, pod: &Value) -> Option<PodRuntime> {
         if !Self::is_prometheus_pod(pod) {
             return None;
         }
@@ -236,8 +227,6 @@ impl DataPath {
     }
 
     async fn start_prometheus(&self, ip: &str, config: &str, token: &str) -> Result<RunningProm> {
-        let image = prometheus_image();
-        ensure_image_present(&image)?;
         let dir = tempfile::tempdir()?;
         let conf = dir.path().join("config_out");
         std::fs::create_dir(&conf)?;
@@ -245,37 +234,23 @@ impl DataPath {
         write_world_readable(&conf.join("prometheus.env.yaml"), false, Some(config))?;
         let token_file = dir.path().join("token");
         write_world_readable(&token_file, false, Some(token))?;
-        let (repo, tag) = match image.rsplit_once(':') {
-            Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
-            _ => (image.clone(), "latest".to_string()),
-        };
-        let container = GenericImage::new(repo, tag)
-            .with_wait_for(WaitFor::message_on_stderr(
-                "Server is ready to receive web requests.",
-            ))
-            .with_network("host")
-            .with_label(CONTAINER_LABEL, "twin")
-            .with_label(RUN_LABEL, self.0.run_id.clone())
-            .with_mount(Mount::bind_mount(
-                conf.to_string_lossy(),
-                "/etc/prometheus/config_out",
-            ))
-            .with_mount(Mount::bind_mount(
-                token_file.to_string_lossy(),
-                SERVICE_ACCOUNT_TOKEN,
-            ))
-            .with_mount(Mount::tmpfs_mount("/prometheus"))
-            .with_startup_timeout(std::time::Duration::from_secs(90))
-            .with_cmd([
-                "--config.file=/etc/prometheus/config_out/prometheus.env.yaml".to_string(),
-                "--storage.tsdb.path=/prometheus".to_string(),
+        // As the operator's StatefulSet runs it: the reloader's output file, reloads by POST.
+        let container = PrometheusContainer {
+            image: prometheus_image(),
+            tier: "twin",
+            run_id: self.0.run_id.clone(),
+            listen: format!("{ip}:9090"),
+            config_dir: conf,
+            config_dir_in_container: "/etc/prometheus/config_out",
+            config_file: "prometheus.env.yaml",
+            token_file,
+            extra_args: vec![
                 "--web.enable-lifecycle".to_string(),
                 "--web.route-prefix=/".to_string(),
-                format!("--web.listen-address={ip}:9090"),
-            ])
-            .start()
-            .await
-            .with_context(|| format!("starting Prometheus ({image}) on {ip}:9090"))?;
+            ],
+        }
+        .start()
+        .await?;
         Ok(RunningProm {
             container,
             dir,
@@ -481,8 +456,17 @@ impl DataPath {
     }
 }
 
+impl Runtime for DataPath {
+    /// IP and readiness of a pod the data path runs (None for other pods): starts a real
+    /// Prometheus for an operator-made Prometheus pod on first sight.
+    fn pod_runtime(&self, c: &Arc<Cluster>, pod: &Value) -> Option<PodRuntime> {
+        self.start_pod(c, pod)
+    }
+}
+
 /// Removes a deleted pod's Prometheus container and its config directory (a pod's containers
-/// stop when it is deleted: the kubelet kills them, k/k `pkg/kubelet/kubelet.go` HandlePodRemoves).
+/// stop when it is deleted: the kubelet kills them, HandlePodRemoves in
+/// kubernetes/kubernetes pkg/kubelet/kubelet.go@v1.21.1).
 async fn remove_prometheus(run: RunningProm) {
     let RunningProm { container, dir, .. } = run;
     if let Err(e) = container.rm().await {
@@ -507,13 +491,13 @@ fn write_world_readable(path: &std::path::Path, dir: bool, text: Option<&str>) -
 }
 
 /// The kubelet's webhook authn (TokenReview) and authz (SubjectAccessReview against RBAC):
-/// `get` on `nodes/metrics` for the token's ServiceAccount (k/k `pkg/kubelet/server/auth.go`,
-/// `plugin/pkg/auth/authorizer/rbac/rbac.go`).
+/// `get` on `nodes/metrics` for the token's ServiceAccount (kubernetes/kubernetes pkg/kubelet/server/auth.go@v1.21.1,
+/// kubernetes/kubernetes plugin/pkg/auth/authorizer/rbac/rbac.go@v1.21.1).
 fn authorize(c: &Weak<Cluster>, token: Option<&str>) -> AuthDecision {
     let Some(c) = c.upgrade() else {
         return AuthDecision::Unauthorized;
     };
-    if token.is_some_and(|t| super::node_proxy::is_apiserver_credential(&c, t)) {
+    if token.is_some_and(|t| c.is_apiserver_credential(t)) {
         return AuthDecision::Allow;
     }
     let Some((ns, sa)) = token.and_then(|t| authenticate(&c, t)) else {
@@ -590,7 +574,8 @@ struct SdQuery {
 }
 
 /// http_sd: one target group per (Endpoints subset address × port), labelled as kubernetes_sd
-/// role endpoints labels it (TWIN-FACTS §8; prometheus@v2.42.0 `discovery/kubernetes/endpoints.go`).
+/// role endpoints labels it (TWIN-FACTS §8;
+/// prometheus/prometheus discovery/kubernetes/endpoints.go@v2.42.0).
 async fn sd(State(c): State<Weak<Cluster>>, Query(q): Query<SdQuery>) -> axum::response::Response {
     let Some(c) = c.upgrade() else {
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "twin stopped").into_response();
