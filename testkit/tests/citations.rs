@@ -27,9 +27,8 @@ fn bad_citation(comment: &str) -> Option<String> {
             .trim_end_matches([')', ']', ',', ';', ':', '.']);
         // `prometheus@v2.42.0 discovery/...`: the tag belongs after the path.
         if let Some((repo, tag)) = tok.split_once('@') {
-            let word = |s: &str| {
-                !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            };
+            let word =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
             if word(repo) && !tag.is_empty() {
                 return Some(format!("`{tok}`: the tag goes after the path"));
             }

@@ -6,23 +6,28 @@
 //! applied to the twin and reloaded `Timing::config_reload` after they change (§9).
 //! Debian's Prometheus 2.42 has no `kubernetes_sd_configs` (FACTS.md), so only the discovery
 //! mechanism differs from the cluster: the relabel rules are the operator's.
+//!
+//! It stands above the controllers: it reads what they made (the operator's config, nodes'
+//! IPs, service-account tokens) and answers the pods controller through
+//! [`crate::twin::controllers::pods::Runtime`]. [`auth`] decides what its kubelets allow,
+//! [`sd`] serves the discovered targets; this file runs the containers.
 
-use crate::kubelet::{AuthDecision, Authorizer, FixtureKubelet, FixturePod, KubeletOptions};
+mod auth;
+mod sd;
+
+use crate::kubelet::{Authorizer, FixtureKubelet, FixturePod, KubeletOptions};
 use crate::prometheus::{prometheus_image, PrometheusContainer};
 use crate::twin::cluster::{random_loopback, Cluster};
 use crate::twin::controllers::nodes::internal_ip;
 use crate::twin::controllers::operator::prometheus_config;
 use crate::twin::controllers::pods::{PodRuntime, Runtime};
-use crate::twin::controllers::serviceaccounts::{authenticate, token_of};
-use anyhow::{Context, Result};
-use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use crate::twin::controllers::serviceaccounts::token_of;
+use anyhow::Result;
 use e2e::scrape_config::{Discovery, Shard};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use testcontainers::{ContainerAsync, GenericImage};
 
@@ -65,18 +70,7 @@ impl DataPath {
     /// # Errors
     /// When the http_sd listener cannot bind.
     pub async fn start(c: Arc<Cluster>) -> Result<DataPath> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .context("binding the twin's http_sd endpoint")?;
-        listener.set_nonblocking(true)?;
-        let sd_addr = listener.local_addr()?;
-        let handle = axum_server::Handle::new();
-        let app = axum::Router::new()
-            .route("/sd", axum::routing::get(sd))
-            .with_state(Arc::downgrade(&c));
-        let server = axum_server::from_tcp(listener).handle(handle.clone());
-        tokio::spawn(async move {
-            let _ = server.serve(app.into_make_service()).await;
-        });
+        let (sd_addr, handle) = sd::serve(&c)?;
         Ok(DataPath(Arc::new(Inner {
             run_id: format!(
                 "twin-{}-{:x}",
@@ -389,7 +383,9 @@ impl DataPath {
                 let opts = KubeletOptions {
                     node: name.clone(),
                     bind: Some(SocketAddr::new(ip.parse().unwrap(), 10250)),
-                    authorizer: Some(Authorizer(Arc::new(move |token| authorize(&weak, token)))),
+                    authorizer: Some(Authorizer(Arc::new(move |token| {
+                        auth::authorize(&weak, token)
+                    }))),
                     ..Default::default()
                 };
                 match FixtureKubelet::start(opts, served).await {
@@ -488,121 +484,4 @@ fn write_world_readable(path: &std::path::Path, dir: bool, text: Option<&str>) -
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok(())
-}
-
-/// The kubelet's webhook authn (TokenReview) and authz (SubjectAccessReview against RBAC):
-/// `get` on `nodes/metrics` for the token's ServiceAccount (kubernetes/kubernetes pkg/kubelet/server/auth.go@v1.21.1,
-/// kubernetes/kubernetes plugin/pkg/auth/authorizer/rbac/rbac.go@v1.21.1).
-fn authorize(c: &Weak<Cluster>, token: Option<&str>) -> AuthDecision {
-    let Some(c) = c.upgrade() else {
-        return AuthDecision::Unauthorized;
-    };
-    if token.is_some_and(|t| c.is_apiserver_credential(t)) {
-        return AuthDecision::Allow;
-    }
-    let Some((ns, sa)) = token.and_then(|t| authenticate(&c, t)) else {
-        return AuthDecision::Unauthorized;
-    };
-    let user = format!("system:serviceaccount:{ns}:{sa}");
-    let groups = [
-        "system:serviceaccounts".to_string(),
-        format!("system:serviceaccounts:{ns}"),
-        "system:authenticated".to_string(),
-    ];
-    let roles = c.objects("rbac.authorization.k8s.io", "ClusterRole");
-    let allowed =
-        c.objects("rbac.authorization.k8s.io", "ClusterRoleBinding")
-            .iter()
-            .any(|b| {
-                let subject = b["subjects"].as_array().into_iter().flatten().any(|s| {
-                    match s["kind"].as_str() {
-                        Some("ServiceAccount") => {
-                            s["name"] == sa.as_str() && s["namespace"] == ns.as_str()
-                        }
-                        Some("User") => s["name"] == user.as_str(),
-                        Some("Group") => groups.iter().any(|g| s["name"] == g.as_str()),
-                        _ => false,
-                    }
-                });
-                subject
-                    && b["roleRef"]["kind"] == "ClusterRole"
-                    && roles
-                        .iter()
-                        .filter(|r| r["metadata"]["name"] == b["roleRef"]["name"])
-                        .any(|r| {
-                            r["rules"].as_array().into_iter().flatten().any(|rule| {
-                                let has = |k: &str, want: &[&str]| {
-                                    rule[k]
-                                        .as_array()
-                                        .into_iter()
-                                        .flatten()
-                                        .any(|v| want.iter().any(|w| v == *w))
-                                };
-                                has("apiGroups", &["", "*"])
-                                    && has("resources", &["nodes/metrics", "*", "*/metrics"])
-                                    && has("verbs", &["get", "*"])
-                            })
-                        })
-            });
-    if allowed {
-        AuthDecision::Allow
-    } else {
-        AuthDecision::Forbidden(format!(
-            "Forbidden (user={user}, verb=get, resource=nodes, subresource=metrics)"
-        ))
-    }
-}
-
-/// Whether the twin's Prometheus may scrape a target: only loopback addresses (the twin's nodes and
-/// Prometheus pods). The other pods' IPs are in the twin's pod CIDR (10.244.0.0/16, kindnet's), a
-/// private range this machine must never send traffic to, so their targets are not served: a
-/// named simplification (README, what the twin does not model).
-fn scrapable_here(t: &e2e::discovery::Target) -> bool {
-    let host = t
-        .address
-        .rsplit_once(':')
-        .map_or(t.address.as_str(), |(h, _)| h)
-        .trim_matches(|c| c == '[' || c == ']');
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-}
-
-#[derive(serde::Deserialize)]
-struct SdQuery {
-    #[serde(default)]
-    namespaces: String,
-}
-
-/// http_sd: one target group per (Endpoints subset address × port), labelled as kubernetes_sd
-/// role endpoints labels it (TWIN-FACTS §8;
-/// prometheus/prometheus discovery/kubernetes/endpoints.go@v2.42.0).
-async fn sd(State(c): State<Weak<Cluster>>, Query(q): Query<SdQuery>) -> axum::response::Response {
-    let Some(c) = c.upgrade() else {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "twin stopped").into_response();
-    };
-    let wanted: Vec<&str> = q.namespaces.split(',').filter(|s| !s.is_empty()).collect();
-    let services = c.objects("", "Service");
-    let pods = c.objects("", "Pod");
-    let mut groups = Vec::new();
-    for ep in c.objects("", "Endpoints") {
-        let ns = ep["metadata"]["namespace"].as_str().unwrap_or_default();
-        if !wanted.is_empty() && !wanted.contains(&ns) {
-            continue;
-        }
-        let name = &ep["metadata"]["name"];
-        let service = services
-            .iter()
-            .find(|s| s["metadata"]["namespace"] == ns && &s["metadata"]["name"] == name);
-        groups.extend(
-            e2e::discovery::endpoints_targets(&ep, service, &pods)
-                .into_iter()
-                .filter(scrapable_here)
-                .map(e2e::discovery::Target::into_group),
-        );
-    }
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        Value::Array(groups).to_string(),
-    )
-        .into_response()
 }
