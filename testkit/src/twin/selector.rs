@@ -149,3 +149,56 @@ pub fn map_selector_matches(sel: &Value, labels: &Value) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_label_selector_object_matches_as_the_api_server_does() {
+        let labels = json!({"app": "kubelet", "tier": "node"});
+        let yes = |sel: Value| assert!(label_selector_matches(&sel, &labels), "{sel}");
+        let no = |sel: Value| assert!(!label_selector_matches(&sel, &labels), "{sel}");
+        // `{}` selects everything; nil is the caller's to decide.
+        yes(json!({}));
+        yes(json!({"matchLabels": {"app": "kubelet"}}));
+        no(json!({"matchLabels": {"app": "kubelet", "tier": "pod"}}));
+        yes(
+            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["node", "x"]}]}),
+        );
+        no(json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["node"]}]}));
+        // NotIn and DoesNotExist hold for a missing key.
+        yes(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}));
+        yes(json!({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}));
+        no(json!({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}));
+        // Both parts must hold.
+        no(json!({"matchLabels": {"app": "kubelet"},
+                  "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}));
+        // A selector the API server would refuse selects nothing.
+        no(json!({"matchExpressions": [{"key": "tier", "operator": "Near", "values": ["node"]}]}));
+        no(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn"}]}));
+    }
+
+    #[test]
+    fn the_query_selectors_parse_labels_and_fields() {
+        let q = HashMap::from([
+            (
+                "labelSelector".to_string(),
+                "app=web,tier in (a,b),!legacy".to_string(),
+            ),
+            ("fieldSelector".to_string(), "spec.nodeName=n1".to_string()),
+        ]);
+        let (labels, fields) = from_query(&q);
+        let pod = json!({"metadata": {"labels": {"app": "web", "tier": "b"}},
+                         "spec": {"nodeName": "n1"}});
+        assert!(labels.matches_labels(&pod));
+        assert!(fields.matches_fields(&pod));
+        let other = json!({"metadata": {"labels": {"app": "web", "tier": "b", "legacy": "y"}},
+                           "spec": {"nodeName": "n2"}});
+        assert!(!labels.matches_labels(&other));
+        assert!(!fields.matches_fields(&other));
+        let (all, none) = from_query(&HashMap::new());
+        assert!(all.matches_labels(&other) && none.matches_fields(&other));
+    }
+}
