@@ -3,6 +3,12 @@
 //! kubelet stand-in for pod status, the endpoints controller, the service-account token
 //! controller, garbage collection by ownerReferences, and prometheus-operator v0.48.1.
 //! They reconcile level-triggered every `Timing::tick`; each is minimal.
+//!
+//! They stand on the shared state ([`crate::twin::cluster`]) and storage only. Helpers two
+//! controllers need live in [`objects`] (pure) and their memory in [`state`], so no controller
+//! imports another's file for them. The data path stands above: it reads what the controllers
+//! made, and the pods controller asks it about the pods it runs through [`pods::Runtime`].
+//! The loop that runs [`reconcile_once`] each tick is the wiring's (`twin/mod.rs`).
 
 pub mod crds;
 pub mod endpoints;

@@ -9,8 +9,8 @@
 //!
 //! It stands above the controllers: it reads what they made (the operator's config, nodes'
 //! IPs, service-account tokens) and answers the pods controller through
-//! [`crate::twin::controllers::pods::Runtime`]. [`auth`] decides what its kubelets allow,
-//! [`sd`] serves the discovered targets; this file runs the containers.
+//! [`crate::twin::controllers::pods::Runtime`]. `auth` decides what its kubelets allow,
+//! `sd` serves the discovered targets; this file runs the containers.
 
 mod auth;
 mod sd;
