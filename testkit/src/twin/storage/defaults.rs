@@ -1,6 +1,6 @@
 //! The defaulting every write gets: the fields the API server fills in on create, update and
 //! apply, per kind. Part of storage because every writer (the API and the controllers) goes
-//! through [`super::super::cluster::Cluster::create`], which applies it.
+//! through [`crate::twin::cluster::Cluster::create`], which applies it.
 
 use crate::twin::profile::Profile;
 use serde_json::{json, Value};
