@@ -1,6 +1,6 @@
 //! The fixture kubelet: see the crate docs.
 
-use crate::*;
+use crate::tls::install_crypto_provider;
 use anyhow::{bail, Context, Result};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -15,6 +15,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The token the fixture kubelet accepts unless told otherwise.
+pub const DEFAULT_TOKEN: &str = "fixture-token-0123456789";
 
 /// How the pod's sandbox (pause) container shows up in `/metrics/cadvisor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,8 +139,9 @@ pub struct KubeletOptions {
 }
 
 /// What a kubelet's webhook authentication and authorization decide for a bearer token:
-/// unknown token → 401, known but without `get` on `nodes/metrics` → 403 (k/k
-/// `pkg/kubelet/server/auth.go`, `pkg/kubelet/server/server.go` InstallAuthFilter).
+/// unknown token → 401, known but without `get` on `nodes/metrics` → 403
+/// (kubernetes/kubernetes pkg/kubelet/server/auth.go@v1.21.1, InstallAuthFilter in
+/// kubernetes/kubernetes pkg/kubelet/server/server.go@v1.21.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthDecision {
     Allow,

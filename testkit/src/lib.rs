@@ -25,21 +25,18 @@ pub mod file_sd;
 pub mod kubelet;
 pub mod prometheus;
 pub mod served;
+pub mod tls;
 pub mod twin;
 
 pub use exposition::without_samples;
 pub use kubelet::*;
 pub use prometheus::*;
-
-use std::sync::Once;
+pub use tls::install_crypto_provider;
 
 /// Label on every container these tests start (`.ci/run` removes leftovers by it), the
 /// image operator v0.48.1 deploys (used when `E2E_PROMETHEUS_IMAGE` is unset), and the label
 /// whose value is unique per container: the library's, shared with `cargo xtask replay`.
 pub use e2e::replay::prometheus::{CONTAINER_LABEL, DEFAULT_PROMETHEUS_IMAGE, RUN_LABEL};
-/// The token the fixture kubelet accepts unless told otherwise.
-pub const DEFAULT_TOKEN: &str = "fixture-token-0123456789";
-
 /// The path in the environment variable `var`, an optional upstream input (see the table in
 /// `xtask/src/test.rs`). Panics, naming the input and how to provide it, when it is unset or
 /// missing: a test without its input must fail, never pass having checked nothing.
@@ -58,15 +55,6 @@ pub fn required_input(var: &str, what: &str) -> std::path::PathBuf {
         path.display()
     );
     path
-}
-
-/// Installs rustls' ring provider once per process (axum-server is built without a default).
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // Err means another provider is already installed, which serves just as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 /// The path in `E2E_OPERATOR_BUNDLE`: prometheus-operator v0.48.1's `bundle.yaml`, which

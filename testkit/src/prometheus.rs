@@ -1,10 +1,11 @@
 //! A real Prometheus in Docker: see the crate docs.
 
 use crate::file_sd::{kubelet_file_sd, KubeletNode};
-use crate::*;
+use crate::kubelet::{FixtureKubelet, DEFAULT_TOKEN};
 use anyhow::{bail, Context, Result};
 use e2e::operator::scrape_config::{self, ServiceMonitorSpec};
 use e2e::prometheus::PrometheusClient;
+use e2e::replay::prometheus::{CONTAINER_LABEL, RUN_LABEL};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,7 +143,6 @@ impl PrometheusSetup {
 
     /// Writes config, targets and token to a temp dir and starts the container.
     pub async fn start(self) -> Result<RunningPrometheus> {
-        ensure_image_present(&self.image)?;
         let dir = tempfile::tempdir().context("creating a temp dir for the Prometheus config")?;
         let conf = dir.path().join("conf");
         std::fs::create_dir(&conf)?;
@@ -157,30 +157,19 @@ impl PrometheusSetup {
 
         let port = free_port();
         let run_id = unique_run_id();
-        let (repo, tag) = split_image(&self.image);
-        let request = GenericImage::new(repo, tag)
-            .with_wait_for(WaitFor::message_on_stderr(
-                "Server is ready to receive web requests.",
-            ))
-            .with_network("host")
-            .with_label(CONTAINER_LABEL, "component")
-            .with_label(RUN_LABEL, run_id.clone())
-            .with_mount(Mount::bind_mount(conf.to_string_lossy(), CONF_IN_CONTAINER))
-            .with_mount(Mount::bind_mount(
-                token_file.to_string_lossy(),
-                scrape_config::SERVICE_ACCOUNT_TOKEN,
-            ))
-            .with_mount(Mount::tmpfs_mount("/prometheus"))
-            .with_startup_timeout(Duration::from_secs(90))
-            .with_cmd([
-                format!("--config.file={CONF_IN_CONTAINER}/prometheus.yml"),
-                "--storage.tsdb.path=/prometheus".to_string(),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-            ]);
-        let container = request
-            .start()
-            .await
-            .with_context(|| format!("starting Prometheus ({}) on 127.0.0.1:{port}", self.image))?;
+        let container = PrometheusContainer {
+            image: self.image.clone(),
+            tier: "component",
+            run_id: run_id.clone(),
+            listen: format!("127.0.0.1:{port}"),
+            config_dir: conf.clone(),
+            config_dir_in_container: CONF_IN_CONTAINER,
+            config_file: "prometheus.yml",
+            token_file,
+            extra_args: Vec::new(),
+        }
+        .start()
+        .await?;
         Ok(RunningPrometheus {
             container,
             dir,
@@ -189,6 +178,75 @@ impl PrometheusSetup {
             run_id,
             setup: self,
         })
+    }
+}
+
+/// One Prometheus container as testkit starts it, the only place it does: the component tier's
+/// [`PrometheusSetup`] and the twin's data path both go through [`PrometheusContainer::start`].
+/// Host network (the fixture kubelets listen on loopback addresses), the labels `.ci/run`
+/// cleans up by, the config directory and the service-account token bind-mounted, TSDB on a
+/// tmpfs, ready when Prometheus logs that it serves web requests.
+#[derive(Debug, Clone)]
+pub struct PrometheusContainer {
+    pub image: String,
+    /// Which tier started it: the value of [`CONTAINER_LABEL`] (`component`, `twin`).
+    pub tier: &'static str,
+    /// The value of [`RUN_LABEL`], unique per container or per twin.
+    pub run_id: String,
+    /// `--web.listen-address`, `<ip>:<port>` on the host network.
+    pub listen: String,
+    /// Directory on the host with the config; must be world-readable (the image runs as
+    /// `nobody`).
+    pub config_dir: PathBuf,
+    /// Where `config_dir` is mounted in the container.
+    pub config_dir_in_container: &'static str,
+    /// The config's file name inside `config_dir`.
+    pub config_file: &'static str,
+    /// Mounted at the service-account token path the generated job reads.
+    pub token_file: PathBuf,
+    /// Arguments after the config, storage and listen flags (`--web.enable-lifecycle`, ...).
+    pub extra_args: Vec<String>,
+}
+
+impl PrometheusContainer {
+    /// Starts the container and waits until Prometheus is ready (90 s at most).
+    ///
+    /// # Errors
+    /// When Docker does not answer, the image is not present locally, or Prometheus does not
+    /// become ready.
+    pub async fn start(self) -> Result<ContainerAsync<GenericImage>> {
+        ensure_image_present(&self.image)?;
+        let (repo, tag) = split_image(&self.image);
+        let mut args = vec![
+            format!(
+                "--config.file={}/{}",
+                self.config_dir_in_container, self.config_file
+            ),
+            "--storage.tsdb.path=/prometheus".to_string(),
+            format!("--web.listen-address={}", self.listen),
+        ];
+        args.extend(self.extra_args);
+        GenericImage::new(repo, tag)
+            .with_wait_for(WaitFor::message_on_stderr(
+                "Server is ready to receive web requests.",
+            ))
+            .with_network("host")
+            .with_label(CONTAINER_LABEL, self.tier)
+            .with_label(RUN_LABEL, self.run_id)
+            .with_mount(Mount::bind_mount(
+                self.config_dir.to_string_lossy(),
+                self.config_dir_in_container,
+            ))
+            .with_mount(Mount::bind_mount(
+                self.token_file.to_string_lossy(),
+                scrape_config::SERVICE_ACCOUNT_TOKEN,
+            ))
+            .with_mount(Mount::tmpfs_mount("/prometheus"))
+            .with_startup_timeout(Duration::from_secs(90))
+            .with_cmd(args)
+            .start()
+            .await
+            .with_context(|| format!("starting Prometheus ({}) on {}", self.image, self.listen))
     }
 }
 

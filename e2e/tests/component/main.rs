@@ -56,7 +56,7 @@ async fn check(prom: &RunningPrometheus, pods: &[RunningPod]) -> CoverageReport 
         WaitOptions::for_scrape_interval(SCRAPE),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("{}", e2e::errors::error_chain(&e)))
 }
 
 async fn check_with(
@@ -86,7 +86,7 @@ async fn check_metrics(
     };
     coverage::check_metrics(&prom.client(), pods, metrics, &opts, &mut progress)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{}", e2e::errors::error_chain(&e)))
 }
 
 /// Removes the container and proves nothing with its run label is left.

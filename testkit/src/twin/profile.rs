@@ -62,10 +62,12 @@ impl Profile {
 
     /// SSA type-checks list-map keys without defaults: 1.19 has no default for
     /// `ContainerPort.protocol` nor `ServicePort.protocol` in the SSA schema (TWIN-FACTS §4;
-    /// k/api@kubernetes-1.19.11 core/v1/types.go, structured-merge-diff#130, kubernetes#100713).
+    /// kubernetes/api core/v1/types.go@kubernetes-1.19.11, structured-merge-diff#130,
+    /// kubernetes#100713).
     /// `ContainerPort.protocol` has `+default="TCP"` from 1.20.0, `ServicePort.protocol` from
-    /// 1.21.0 (kubernetes#98576) and 1.20.6 (its backport #100714): kubernetes/api
-    /// core/v1/types.go@kubernetes-1.20.0 and @kubernetes-1.20.6. So v1.20.7 and later reject
+    /// 1.21.0 (kubernetes#98576) and 1.20.6 (its backport #100714):
+    /// kubernetes/api core/v1/types.go@kubernetes-1.20.0 and
+    /// kubernetes/api core/v1/types.go@kubernetes-1.20.6. So v1.20.7 and later reject
     /// nothing. Returns the HTTP 500 message of the first offending element.
     pub fn apply_missing_key_error(self, obj: &Value) -> Option<String> {
         if self != Profile::V1_19 {
@@ -107,7 +109,8 @@ impl Profile {
     /// service: …"): a plain error, so 500 without a reason, on 1.19 and 1.20; a
     /// ServiceUnavailable 503 from 1.21 (TWIN-FACTS §2e; apimachinery commit 1174cb82:
     /// kubernetes/apimachinery pkg/util/proxy/transport.go@kubernetes-1.20.7 `fmt.Errorf` vs
-    /// @kubernetes-1.21.1 `errors.NewServiceUnavailable`).
+    /// kubernetes/apimachinery pkg/util/proxy/transport.go@kubernetes-1.21.1
+    /// `errors.NewServiceUnavailable`).
     pub fn proxy_dial_error(self) -> (u16, Option<&'static str>) {
         match self {
             Profile::V1_19 | Profile::V1_20 => (500, None),
@@ -116,13 +119,15 @@ impl Profile {
     }
 
     /// Namespaces get the immutable label `kubernetes.io/metadata.name` from 1.21 on
-    /// (NamespaceDefaultLabelName, beta in 1.21: k/k `pkg/registry/core/namespace/strategy.go`).
+    /// (NamespaceDefaultLabelName, beta in 1.21:
+    /// kubernetes/kubernetes pkg/registry/core/namespace/strategy.go@v1.21.1).
     pub fn namespace_name_label(self) -> bool {
         self >= Profile::V1_21
     }
 
     /// StatefulSet `status.availableReplicas` exists from 1.22 and is always serialised in 1.27
-    /// (TWIN-FACTS §6; k/api@kubernetes-1.22.0 and @1.27.3 `apps/v1/types.go`).
+    /// (TWIN-FACTS §6; kubernetes/api apps/v1/types.go@kubernetes-1.22.0 and
+    /// kubernetes/api apps/v1/types.go@kubernetes-1.27.3).
     pub fn statefulset_available_replicas(self) -> bool {
         self >= Profile::V1_27
     }
@@ -134,15 +139,16 @@ impl Profile {
     }
 
     /// Service accounts get a token Secret from the token controller up to 1.23 (removed by
-    /// LegacyServiceAccountTokenNoAutoGeneration, on by default in 1.24: k/k
-    /// `pkg/controller/serviceaccount/tokens_controller.go`, KEP-2799).
+    /// LegacyServiceAccountTokenNoAutoGeneration, on by default in 1.24, KEP-2799:
+    /// kubernetes/kubernetes pkg/controller/serviceaccount/tokens_controller.go@v1.27.3).
     pub fn service_account_token_secrets(self) -> bool {
         self < Profile::V1_27
     }
 
     /// Control-plane node role labels: kubeadm 1.19 sets only `node-role.kubernetes.io/master`;
     /// 1.20–1.23 set `master` and `control-plane` (kubernetes#95382, in 1.20.0); 1.24+ only
-    /// `control-plane` (kubeadm KEP-2067, k/k `cmd/kubeadm/app/constants/constants.go`).
+    /// `control-plane` (kubeadm KEP-2067,
+    /// kubernetes/kubernetes cmd/kubeadm/app/constants/constants.go@v1.27.3).
     pub fn control_plane_labels(self) -> &'static [&'static str] {
         match self {
             Profile::V1_19 => &["node-role.kubernetes.io/master"],

@@ -1,7 +1,12 @@
-//! Label and field selectors of list and watch requests (k/apimachinery `pkg/labels/selector.go`,
-//! `pkg/fields/selector.go`), and `LabelSelector` objects (`matchLabels`, `matchExpressions`).
+//! Label and field selectors of list and watch requests
+//! (kubernetes/apimachinery pkg/labels/selector.go@kubernetes-1.21.1,
+//! kubernetes/apimachinery pkg/fields/selector.go@kubernetes-1.21.1), parsed here because kube 5's
+//! `Selector` has no parser for the query's text; and `LabelSelector` objects (`matchLabels`,
+//! `matchExpressions`), matched by kube's `Selector`.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Req {
@@ -104,36 +109,36 @@ impl Selector {
     }
 }
 
+/// The `labelSelector` and `fieldSelector` of a list or watch request's query.
+pub fn from_query(q: &HashMap<String, String>) -> (Selector, Selector) {
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
+    (
+        Selector::parse(get("labelSelector")),
+        Selector::parse(get("fieldSelector")),
+    )
+}
+
 /// A `metav1.LabelSelector` object against a label map: `None` (nil) is handled by the caller;
-/// `{}` matches everything.
+/// `{}` matches everything. The matching is kube's (`TryFrom<LabelSelector>` and
+/// `SelectorExt::matches` in kube-rs/kube kube-core/src/labels.rs@5.0.0, the version in
+/// Cargo.lock). A selector kube cannot convert (an unknown operator, `In`/`NotIn` without
+/// values) selects nothing: the API server refuses such a selector
+/// (kubernetes/apimachinery pkg/apis/meta/v1/helpers.go@kubernetes-1.21.1 LabelSelectorAsSelector).
 pub fn label_selector_matches(sel: &Value, labels: &Value) -> bool {
-    let get = |k: &str| labels[k].as_str().map(String::from);
-    if let Some(m) = sel["matchLabels"].as_object() {
-        if !m.iter().all(|(k, v)| get(k).as_deref() == v.as_str()) {
-            return false;
-        }
-    }
-    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
-        let key = e["key"].as_str().unwrap_or_default();
-        let vals: Vec<String> = e["values"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect();
-        let have = get(key);
-        let ok = match e["operator"].as_str().unwrap_or_default() {
-            "In" => have.is_some_and(|h| vals.contains(&h)),
-            "NotIn" => have.is_none_or(|h| !vals.contains(&h)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    use kube::core::SelectorExt;
+    let Ok(sel) = serde_json::from_value::<LabelSelector>(sel.clone()) else {
+        return false;
+    };
+    let Ok(sel) = kube::core::Selector::try_from(sel) else {
+        return false;
+    };
+    let labels: BTreeMap<String, String> = labels
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect();
+    sel.matches(&labels)
 }
 
 /// A Service's plain `selector` map against pod labels (every pair must match; empty selects none,
@@ -142,5 +147,58 @@ pub fn map_selector_matches(sel: &Value, labels: &Value) -> bool {
     match sel.as_object() {
         Some(m) if !m.is_empty() => m.iter().all(|(k, v)| labels[k].as_str() == v.as_str()),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_label_selector_object_matches_as_the_api_server_does() {
+        let labels = json!({"app": "kubelet", "tier": "node"});
+        let yes = |sel: Value| assert!(label_selector_matches(&sel, &labels), "{sel}");
+        let no = |sel: Value| assert!(!label_selector_matches(&sel, &labels), "{sel}");
+        // `{}` selects everything; nil is the caller's to decide.
+        yes(json!({}));
+        yes(json!({"matchLabels": {"app": "kubelet"}}));
+        no(json!({"matchLabels": {"app": "kubelet", "tier": "pod"}}));
+        yes(
+            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["node", "x"]}]}),
+        );
+        no(json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["node"]}]}));
+        // NotIn and DoesNotExist hold for a missing key.
+        yes(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}));
+        yes(json!({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}));
+        no(json!({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}));
+        // Both parts must hold.
+        no(json!({"matchLabels": {"app": "kubelet"},
+                  "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}));
+        // A selector the API server would refuse selects nothing.
+        no(json!({"matchExpressions": [{"key": "tier", "operator": "Near", "values": ["node"]}]}));
+        no(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn"}]}));
+    }
+
+    #[test]
+    fn the_query_selectors_parse_labels_and_fields() {
+        let q = HashMap::from([
+            (
+                "labelSelector".to_string(),
+                "app=web,tier in (a,b),!legacy".to_string(),
+            ),
+            ("fieldSelector".to_string(), "spec.nodeName=n1".to_string()),
+        ]);
+        let (labels, fields) = from_query(&q);
+        let pod = json!({"metadata": {"labels": {"app": "web", "tier": "b"}},
+                         "spec": {"nodeName": "n1"}});
+        assert!(labels.matches_labels(&pod));
+        assert!(fields.matches_fields(&pod));
+        let other = json!({"metadata": {"labels": {"app": "web", "tier": "b", "legacy": "y"}},
+                           "spec": {"nodeName": "n2"}});
+        assert!(!labels.matches_labels(&other));
+        assert!(!fields.matches_fields(&other));
+        let (all, none) = from_query(&HashMap::new());
+        assert!(all.matches_labels(&other) && none.matches_fields(&other));
     }
 }

@@ -1,8 +1,9 @@
 //! The CRD naming and establishing controllers (TWIN-FACTS §3): after
 //! `Timing::crd_names_accepted` the API serves the custom resources (NamesAccepted), after
 //! `Timing::crd_established` more the CRD is Established and discovery lists it.
-//! Sources: k/apiextensions-apiserver `pkg/controller/status/naming_controller.go`,
-//! `pkg/controller/establish/establishing_controller.go`.
+//! Sources:
+//! kubernetes/apiextensions-apiserver pkg/controller/status/naming_controller.go@kubernetes-1.21.1,
+//! kubernetes/apiextensions-apiserver pkg/controller/establish/establishing_controller.go@kubernetes-1.21.1.
 //!
 //! Upstream's naming controller is informer-driven and acts within milliseconds of the create
 //! (TWIN-FACTS §3), so by default (`crd_names_accepted` zero) the twin runs it as part of the
@@ -11,12 +12,12 @@
 //! between, in which `kubectl wait --for=condition=Established` fails with ".status.conditions
 //! accessor error" (stackrox/stackrox#22739, pingcap/tidb-operator#1511), are not modelled.
 //! A CRD whose kind or plural another CRD of its group has already been accepted with gets
-//! NamesAccepted False and is never Established (naming_controller.go calculateNamesAndConditions,
-//! equalToAcceptedOrFresh).
+//! NamesAccepted False and is never Established (the naming controller's
+//! calculateNamesAndConditions, equalToAcceptedOrFresh).
 
-use super::super::store::now_rfc3339;
-use super::super::Cluster;
-use super::State;
+use super::state::State;
+use crate::twin::cluster::Cluster;
+use crate::twin::storage::store::now_rfc3339;
 use serde_json::{json, Value};
 use std::sync::Arc;
 

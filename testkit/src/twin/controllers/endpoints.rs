@@ -1,11 +1,11 @@
-//! The endpoints controller (k/k `pkg/controller/endpoint/endpoints_controller.go`): for every
+//! The endpoints controller (kubernetes/kubernetes pkg/controller/endpoint/endpoints_controller.go@v1.21.1): for every
 //! Service with a selector, Endpoints of the same name listing the matching pods with an IP —
 //! ready ones in `addresses`, others in `notReadyAddresses` — with `targetRef` Pod, `nodeName`
 //! and `hostname` when the pod's subdomain is the Service (TWIN-FACTS §7); no pods, no subsets.
 
-use super::super::selector::map_selector_matches;
-use super::super::Cluster;
-use super::pods::is_ready;
+use super::objects::is_ready;
+use crate::twin::cluster::Cluster;
+use crate::twin::selector::map_selector_matches;
 use serde_json::{json, Value};
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
-//! Garbage collection by ownerReferences (k/k `pkg/controller/garbagecollector`): an object
+//! Garbage collection by ownerReferences (kubernetes/kubernetes pkg/controller/garbagecollector@v1.21.1): an object
 //! whose every owner is gone is deleted (background propagation, without the delay).
 
-use super::super::registry::builtins;
-use super::super::store::key;
-use super::super::Cluster;
+use crate::twin::cluster::Cluster;
+use crate::twin::storage::registry::builtins;
+use crate::twin::storage::store::key;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -16,7 +16,10 @@ pub fn reconcile(c: &Arc<Cluster>) {
         }
     }
     for crd in c.objects("apiextensions.k8s.io", "CustomResourceDefinition") {
-        for t in super::super::registry::crd_types(&crd).into_iter().take(1) {
+        for t in crate::twin::storage::registry::crd_types(&crd)
+            .into_iter()
+            .take(1)
+        {
             for o in c.store.list(&key(&t), None).0 {
                 all.push((t.clone(), o));
             }

@@ -3,22 +3,30 @@
 //! kubelet stand-in for pod status, the endpoints controller, the service-account token
 //! controller, garbage collection by ownerReferences, and prometheus-operator v0.48.1.
 //! They reconcile level-triggered every `Timing::tick`; each is minimal.
+//!
+//! They stand on the shared state ([`crate::twin::cluster`]) and storage only. Helpers two
+//! controllers need live in [`objects`] (pure) and their memory in [`state`], so no controller
+//! imports another's file for them. The data path stands above: it reads what the controllers
+//! made, and the pods controller asks it about the pods it runs through [`pods::Runtime`].
+//! The loop that runs [`reconcile_once`] each tick is the wiring's (`twin/mod.rs`).
 
 pub mod crds;
 pub mod endpoints;
 pub mod gc;
 pub mod nodes;
+pub mod objects;
 pub mod operator;
 pub mod pods;
 pub mod serviceaccounts;
+pub mod state;
 pub mod system;
 pub mod workloads;
 
-use super::datapath::DataPath;
-use super::Cluster;
+use crate::twin::cluster::Cluster;
 use serde_json::json;
+pub use state::State;
+
 use std::sync::Arc;
-use std::time::Instant;
 
 /// What a fresh cluster has before anyone applies anything: the four system namespaces
 /// (kubeadm), their `default` service accounts, and the nodes.
@@ -34,49 +42,16 @@ pub fn bootstrap(c: &Arc<Cluster>) {
     system::create(c);
 }
 
-/// Per-controller memory between ticks (first-seen instants for the delays).
-#[derive(Default)]
-pub struct State {
-    pub seen: std::collections::HashMap<String, Instant>,
-    pub operator: operator::OperatorState,
-}
-
-impl State {
-    /// When `id` was first seen (now, if never before).
-    pub fn since(&mut self, id: &str) -> Instant {
-        *self.seen.entry(id.to_string()).or_insert_with(Instant::now)
-    }
-}
-
-/// Runs every controller each tick until the task is aborted.
-pub fn spawn(c: Arc<Cluster>, dp: Option<DataPath>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut st = State::default();
-        let (mut seen_rv, mut last_full) = (u64::MAX, std::time::Instant::now());
-        loop {
-            // Level-triggered, but cheap when idle: a pass on every change, and one a second
-            // for the time-based steps (delays, resyncs, reloads).
-            let rv = c.store.revision();
-            if rv != seen_rv || last_full.elapsed() >= std::time::Duration::from_secs(1) {
-                reconcile_once(&c, &mut st, dp.as_ref()).await;
-                seen_rv = rv;
-                last_full = std::time::Instant::now();
-            }
-            tokio::time::sleep(c.opts.timing.tick).await;
-        }
-    })
-}
-
-async fn reconcile_once(c: &Arc<Cluster>, st: &mut State, dp: Option<&DataPath>) {
+/// One pass of every controller, in the order a change flows: nodes, CRDs, service accounts,
+/// workloads → pods (with `runtime` for the pods the data path runs), the operator, endpoints,
+/// garbage collection. The wiring (`twin/mod.rs`) runs it each tick.
+pub async fn reconcile_once(c: &Arc<Cluster>, st: &mut State, runtime: Option<&dyn pods::Runtime>) {
     nodes::reconcile(c, st);
     crds::reconcile(c, st);
     serviceaccounts::reconcile(c);
     workloads::reconcile(c, st);
-    pods::reconcile(c, st, dp).await;
-    operator::reconcile(c, st, dp).await;
+    pods::reconcile(c, st, runtime);
+    operator::reconcile(c, st).await;
     endpoints::reconcile(c);
     gc::reconcile(c);
-    if let Some(dp) = dp {
-        dp.reconcile(c).await;
-    }
 }

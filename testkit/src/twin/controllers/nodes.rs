@@ -1,11 +1,11 @@
 //! Nodes: created at start (kind names: `<name>-control-plane`, `<name>-worker`, `<name>-worker2`),
 //! each with a distinct loopback InternalIP where its fixture kubelet listens, becoming Ready
-//! after `Timing::node_ready` with the kubelet's condition set (TWIN-FACTS §6,
-//! k/k `pkg/kubelet/nodestatus/setters.go`).
+//! after `Timing::node_ready` with the kubelet's condition set (TWIN-FACTS §6;
+//! kubernetes/kubernetes pkg/kubelet/nodestatus/setters.go@v1.21.1).
 
-use super::super::store::now_rfc3339;
-use super::super::{random_loopback, Cluster};
-use super::State;
+use super::state::State;
+use crate::twin::cluster::{random_loopback, Cluster};
+use crate::twin::storage::store::now_rfc3339;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Arc;

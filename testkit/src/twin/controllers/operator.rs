@@ -1,17 +1,18 @@
 //! prometheus-operator v0.48.1, emulated once its Deployment is available (FACTS.md,
-//! TWIN-FACTS §7; prometheus-operator@v0.48.1 `pkg/prometheus/{operator,statefulset,promcfg}.go`,
-//! `pkg/k8sutil/k8sutil.go`):
+//! TWIN-FACTS §7;
+//! prometheus-operator/prometheus-operator pkg/prometheus/{operator,statefulset,promcfg}.go@v0.48.1,
+//! prometheus-operator/prometheus-operator pkg/k8sutil/k8sutil.go@v0.48.1):
 //! - with `--kubelet-service=<ns>/<name>`: that headless Service and its Endpoints (one address
 //!   per node, first InternalIP, `targetRef` Node), rewritten every `Timing::kubelet_resync`;
 //! - per Prometheus CR: rule ConfigMap, config Secret (gzip of the generated config with
 //!   `kubernetes_sd_configs`, as the real operator writes it), TLS Secret, Service
 //!   `prometheus-operated`, StatefulSet `prometheus-<name>`.
 
-use super::super::selector::label_selector_matches;
-use super::super::Cluster;
 use super::nodes::internal_ip;
-use super::workloads::owner_ref;
-use super::State;
+use super::objects::{owner_ref, template_hash};
+use super::state::State;
+use crate::twin::cluster::Cluster;
+use crate::twin::selector::label_selector_matches;
 use base64::Engine;
 use e2e::operator::scrape_config::{
     scrape_job, specs_from_servicemonitor, Discovery, ServiceMonitorSpec, Shard,
@@ -21,11 +22,6 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
-
-#[derive(Default)]
-pub struct OperatorState {
-    last_kubelet_sync: Option<Instant>,
-}
 
 /// The operator's Deployment if it is available, and its args.
 pub fn running_operator(c: &Cluster) -> Option<Vec<String>> {
@@ -119,7 +115,8 @@ pub fn selected_service_monitors(c: &Cluster, prom: &Value) -> Vec<Value> {
 
 /// One [`ServiceMonitorSpec`] per endpoint of a ServiceMonitor, read by the project's one parser
 /// ([`specs_from_servicemonitor`]). One it refuses yields no job and a log line, as the
-/// operator skips a ServiceMonitor it cannot use (operator.go `selectServiceMonitors`).
+/// operator skips a ServiceMonitor it cannot use (prometheus-operator/prometheus-operator pkg/prometheus/operator.go@v0.48.1
+/// selectServiceMonitors).
 pub fn endpoint_specs(sm: &Value) -> Vec<ServiceMonitorSpec> {
     let parsed = serde_json::to_value(sm)
         .map_err(|e| e.to_string())
@@ -299,7 +296,7 @@ fn sync_prometheus(c: &Cluster, prom: &Value) {
     }
     c.put("apps", "StatefulSet", json!({
         "metadata": {"name": format!("prometheus-{name}"), "namespace": ns, "labels": labels,
-                     "annotations": {"prometheus-operator-input-hash": super::workloads::template_hash(spec)},
+                     "annotations": {"prometheus-operator-input-hash": template_hash(spec)},
                      "ownerReferences": [owner]},
         "spec": {"replicas": spec["replicas"].as_i64().unwrap_or(1), "serviceName": "prometheus-operated",
                  "podManagementPolicy": "Parallel", "updateStrategy": {"type": "RollingUpdate"},
@@ -309,11 +306,7 @@ fn sync_prometheus(c: &Cluster, prom: &Value) {
     }));
 }
 
-pub async fn reconcile(
-    c: &Arc<Cluster>,
-    st: &mut State,
-    _dp: Option<&super::super::datapath::DataPath>,
-) {
+pub async fn reconcile(c: &Arc<Cluster>, st: &mut State) {
     let Some(args) = running_operator(c) else {
         return;
     };
@@ -322,14 +315,13 @@ pub async fn reconcile(
         .find_map(|a| a.strip_prefix("--kubelet-service="))
     {
         let due = st
-            .operator
-            .last_kubelet_sync
+            .operator_kubelet_sync
             .is_none_or(|t| t.elapsed() >= c.opts.timing.kubelet_resync);
         if due {
             if let Some((ns, name)) = svc.split_once('/') {
                 sync_kubelet_service(c, ns, name);
             }
-            st.operator.last_kubelet_sync = Some(Instant::now());
+            st.operator_kubelet_sync = Some(Instant::now());
         }
     }
     if c.registry

@@ -4,36 +4,27 @@
 //! owned by a Job) then become Succeeded after `Timing::job_run`. Pods of a Prometheus
 //! StatefulSet get their IP and readiness from the data path (a real Prometheus).
 
-use super::super::datapath::DataPath;
-use super::super::store::now_rfc3339;
-use super::super::Cluster;
 use super::nodes;
-use super::State;
+use super::objects::{is_ready, phase, tolerates};
+use super::state::State;
+use crate::twin::cluster::Cluster;
+use crate::twin::storage::store::now_rfc3339;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-pub fn phase(p: &Value) -> &str {
-    p["status"]["phase"].as_str().unwrap_or("Pending")
+/// What the kubelet stand-in reports for a pod a [`Runtime`] runs.
+#[derive(Debug, Clone)]
+pub struct PodRuntime {
+    pub ip: String,
+    pub ready: bool,
 }
 
-pub fn is_ready(p: &Value) -> bool {
-    phase(p) == "Running"
-        && p["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-}
-
-pub fn tolerates(pod: &Value, taint: &Value) -> bool {
-    pod["spec"]["tolerations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|t| {
-            (t["operator"] == "Exists" && (t["key"].is_null() || t["key"] == taint["key"]))
-                || (t["key"] == taint["key"] && t["value"] == taint["value"])
-        })
+/// What really runs some pods (the data path): the kubelet stand-in asks it for their IP and
+/// readiness. A trait, so that the controllers need not know the data path, which stands
+/// above them (it reads what the operator controller makes).
+pub trait Runtime: Send + Sync {
+    /// IP and readiness of `pod` when this runtime runs it (None for other pods); may start it.
+    fn pod_runtime(&self, c: &Arc<Cluster>, pod: &Value) -> Option<PodRuntime>;
 }
 
 fn container_id(c: &Cluster, pod: &str, container: &str) -> String {
@@ -70,7 +61,7 @@ fn conditions(ready: bool, reason_unready: &str, names: &[String], t: &str) -> V
     ])
 }
 
-pub async fn reconcile(c: &Arc<Cluster>, st: &mut State, dp: Option<&DataPath>) {
+pub fn reconcile(c: &Arc<Cluster>, st: &mut State, runtime: Option<&dyn Runtime>) {
     let node_objs = c.objects("", "Node");
     let ready_nodes: Vec<&Value> = node_objs.iter().filter(|n| nodes::is_ready(n)).collect();
     let t = &c.opts.timing;
@@ -124,10 +115,7 @@ pub async fn reconcile(c: &Arc<Cluster>, st: &mut State, dp: Option<&DataPath>) 
             .filter_map(|c| c["name"].as_str().map(String::from))
             .collect();
         // The data path runs a real Prometheus for operator-made Prometheus pods.
-        let runtime = match dp {
-            Some(dp) => dp.pod_runtime(c, &pod).await,
-            None => None,
-        };
+        let runtime = runtime.and_then(|r| r.pod_runtime(c, &pod));
         let (pod_ip, ready) = match &runtime {
             Some(r) => (r.ip.clone(), r.ready),
             // Host-network pods share the node's IP.

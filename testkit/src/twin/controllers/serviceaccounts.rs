@@ -1,9 +1,10 @@
 //! ServiceAccounts: the service-account controller creates `default` in every namespace
-//! (k/k `pkg/controller/serviceaccount/serviceaccounts_controller.go`); up to 1.23 the token
+//! (kubernetes/kubernetes pkg/controller/serviceaccount/serviceaccounts_controller.go@v1.21.1);
+//! up to 1.23 the token
 //! controller also writes a `<sa>-token-<suffix>` Secret (profile rule). Every ServiceAccount
 //! has a bearer token the twin's kubelets authenticate (TokenReview stand-in).
 
-use super::super::Cluster;
+use crate::twin::cluster::Cluster;
 use serde_json::json;
 use std::sync::Arc;
 

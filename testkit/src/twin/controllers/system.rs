@@ -4,8 +4,8 @@
 //! DaemonSets, CoreDNS (2 replicas) in kube-system, and local-path-provisioner in
 //! `local-path-storage`. Images are the names kind ships; nothing runs them.
 
-use super::super::Cluster;
 use super::nodes::node_names;
+use crate::twin::cluster::Cluster;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -46,12 +46,12 @@ pub fn create(c: &Arc<Cluster>) {
         ),
     ] {
         let hash =
-            super::workloads::template_hash(&json!([component, &cp])).repeat(4)[..32].to_string();
+            super::objects::template_hash(&json!([component, &cp])).repeat(4)[..32].to_string();
         c.put("", "Pod", json!({
             "metadata": {"name": format!("{component}-{cp}"), "namespace": "kube-system",
                          "labels": {"component": component, "tier": "control-plane"},
                          "annotations": {"kubernetes.io/config.hash": hash, "kubernetes.io/config.mirror": hash,
-                                         "kubernetes.io/config.seen": super::super::store::now_rfc3339(), "kubernetes.io/config.source": "file"},
+                                         "kubernetes.io/config.seen": crate::twin::storage::store::now_rfc3339(), "kubernetes.io/config.source": "file"},
                          "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": cp, "uid": node["metadata"]["uid"], "controller": true}]},
             "spec": {"nodeName": cp, "hostNetwork": true, "priorityClassName": "system-node-critical", "priority": 2000001000,
                      "containers": [{"name": component, "image": image}], "tolerations": tolerate_all()},

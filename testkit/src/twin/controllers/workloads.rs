@@ -1,54 +1,15 @@
 //! Deployments (through ReplicaSets), StatefulSets and Jobs → pods, with the status a
-//! controller writes (TWIN-FACTS §6; k/k `pkg/controller/deployment/{sync,progress}.go`,
-//! `pkg/controller/statefulset/stateful_set_utils.go`, `pkg/controller/job/job_controller.go`).
+//! controller writes (TWIN-FACTS §6;
+//! kubernetes/kubernetes pkg/controller/deployment/{sync,progress}.go@v1.21.1,
+//! kubernetes/kubernetes pkg/controller/statefulset/stateful_set_utils.go@v1.21.1,
+//! kubernetes/kubernetes pkg/controller/job/job_controller.go@v1.21.1).
 
-use super::super::store::now_rfc3339;
-use super::super::Cluster;
-use super::pods::{is_ready, phase};
-use super::State;
+use super::objects::{is_ready, owned_by, owner_ref, phase, template_hash, tolerates};
+use super::state::State;
+use crate::twin::cluster::Cluster;
+use crate::twin::storage::store::now_rfc3339;
 use serde_json::{json, Value};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-
-/// A short stable hash of a pod template (`pod-template-hash`, `controller-revision-hash`).
-pub fn template_hash(template: &Value) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    template.to_string().hash(&mut h);
-    const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut x = h.finish();
-    (0..10)
-        .map(|_| {
-            let c = ALPHA[(x % ALPHA.len() as u64) as usize] as char;
-            x /= ALPHA.len() as u64;
-            c
-        })
-        .collect()
-}
-
-pub fn owner_ref(obj: &Value, controller: bool) -> Value {
-    let mut r = json!({
-        "apiVersion": obj["apiVersion"], "kind": obj["kind"],
-        "name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"],
-    });
-    if controller {
-        r["controller"] = json!(true);
-        r["blockOwnerDeletion"] = json!(true);
-    }
-    r
-}
-
-pub fn owned_by<'a>(objs: &'a [Value], owner: &Value) -> Vec<&'a Value> {
-    let uid = &owner["metadata"]["uid"];
-    objs.iter()
-        .filter(|o| {
-            o["metadata"]["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|r| &r["uid"] == uid)
-        })
-        .collect()
-}
 
 fn name(o: &Value) -> String {
     o["metadata"]["name"]
@@ -103,7 +64,7 @@ pub fn reconcile(c: &Arc<Cluster>, st: &mut State) {
     daemonsets(c, &pods);
 }
 
-/// One pod per node whose taints the template tolerates (k/k `pkg/controller/daemon`), bound
+/// One pod per node whose taints the template tolerates (kubernetes/kubernetes pkg/controller/daemon@v1.21.1), bound
 /// to the node directly; status counts as the DaemonSet controller writes them.
 fn daemonsets(c: &Arc<Cluster>, pods: &[Value]) {
     let nodes = c.objects("", "Node");
@@ -120,7 +81,7 @@ fn daemonsets(c: &Arc<Cluster>, pods: &[Value]) {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .all(|t| t["effect"] != "NoSchedule" || super::pods::tolerates(&template_pod, t));
+                .all(|t| t["effect"] != "NoSchedule" || tolerates(&template_pod, t));
             if !fits {
                 continue;
             }

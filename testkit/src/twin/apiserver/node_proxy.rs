@@ -1,31 +1,19 @@
 //! The node proxy `/api/v1/nodes/<[scheme:]node[:port]>/proxy/<path>`: the API server forwards to
-//! the node's kubelet over HTTPS with its own kubelet-client credentials (k/k
-//! `pkg/registry/core/node/rest/proxy.go` Connect → `pkg/registry/core/node/strategy.go`
-//! ResourceLocation → `pkg/kubelet/client/kubelet_client.go` GetConnectionInfo).
+//! the node's kubelet over HTTPS with its own kubelet-client credentials (Connect in
+//! kubernetes/kubernetes pkg/registry/core/node/rest/proxy.go@v1.21.1 → ResourceLocation in
+//! kubernetes/kubernetes pkg/registry/core/node/strategy.go@v1.21.1 → GetConnectionInfo in
+//! kubernetes/kubernetes pkg/kubelet/client/kubelet_client.go@v1.21.1).
 
-use super::status::{self as st, status};
-use super::Cluster;
+use super::response::{self as st, status};
+use crate::twin::cluster::Cluster;
 use axum::http::Method;
 use axum::response::Response;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// The API server's kubelet-client credential. A real API server presents the client certificate
-/// `--kubelet-client-certificate` (kubeadm: CN `kube-apiserver-kubelet-client`, O `system:masters`),
-/// which the kubelet's webhook authorizer allows everything; the twin's kubelets take a bearer
-/// token, so this token stands in for that certificate.
-pub fn apiserver_kubelet_credential(c: &Cluster) -> String {
-    format!("{}-kubelet-client", c.admin_token)
-}
-
-/// Whether `token` is [`apiserver_kubelet_credential`] (the kubelet allows it: `system:masters`).
-pub fn is_apiserver_credential(c: &Cluster, token: &str) -> bool {
-    token == apiserver_kubelet_credential(c)
-}
-
 /// kind's API server runs without `--kubelet-certificate-authority`, so it does not verify the
-/// kubelet's self-signed serving certificate (kubelet_client.go: `TLSClientConfig.Insecure` when
+/// kubelet's self-signed serving certificate (the kubelet client: `TLSClientConfig.Insecure` when
 /// no CA is given).
 fn kubelet_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
@@ -47,7 +35,7 @@ pub async fn handle(
     path: &[&str],
     q: &HashMap<String, String>,
 ) -> Response {
-    // SplitSchemeNamePort: `[scheme:]name[:port]` (strategy.go ResourceLocation).
+    // SplitSchemeNamePort: `[scheme:]name[:port]` (ResourceLocation).
     let parts: Vec<&str> = id.split(':').collect();
     let (scheme, name, port) = match parts.as_slice() {
         [n] => ("", *n, ""),
@@ -56,12 +44,15 @@ pub async fn handle(
         _ => return st::bad_request(&format!("invalid node request {id:?}")),
     };
     let node_rt = c.rt("", "Node");
-    let Some(node) = c.store.get(&super::store::key(&node_rt), "", name) else {
+    let Some(node) = c
+        .store
+        .get(&crate::twin::storage::store::key(&node_rt), "", name)
+    else {
         return st::not_found(&node_rt, name);
     };
     // GetConnectionInfo: kind's kubeadm sets `--kubelet-preferred-address-types=InternalIP,…`,
     // and the port is the node's reported `daemonEndpoints.kubeletEndpoint.Port`.
-    let Some(ip) = super::controllers::nodes::internal_ip(&node) else {
+    let Some(ip) = crate::twin::controllers::nodes::internal_ip(&node) else {
         return status(
             500,
             None,
@@ -77,7 +68,7 @@ pub async fn handle(
         .unwrap_or(10250)
         .to_string();
     // Only the kubelet port gets the kubelet transport (credentials, https); another port is a
-    // plain proxy without credentials (strategy.go).
+    // plain proxy without credentials (ResourceLocation).
     let to_kubelet = port.is_empty() || port == kubelet_port;
     let scheme = match (scheme, to_kubelet) {
         ("", true) => "https",
@@ -95,7 +86,7 @@ pub async fn handle(
     }
     let mut req = kubelet_client().request(method.clone(), &url);
     if to_kubelet {
-        req = req.bearer_auth(apiserver_kubelet_credential(c));
+        req = req.bearer_auth(c.apiserver_kubelet_credential());
     }
     // The same upgrade-aware proxy error handler as the service proxy (TWIN-FACTS §2e).
     super::proxy::forward(c, req, &addr).await

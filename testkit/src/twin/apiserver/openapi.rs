@@ -11,9 +11,9 @@
 //! `kubectl explain` and client-side `apply` (use `--server-side`). README, "What it does not
 //! model".
 
-use super::registry::ResourceType;
-use super::status::plain_not_found;
-use super::Cluster;
+use super::response::plain_not_found;
+use crate::twin::cluster::Cluster;
+use crate::twin::storage::registry::ResourceType;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prost::Message;

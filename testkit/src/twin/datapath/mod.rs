@@ -6,34 +6,30 @@
 //! applied to the twin and reloaded `Timing::config_reload` after they change (§9).
 //! Debian's Prometheus 2.42 has no `kubernetes_sd_configs` (FACTS.md), so only the discovery
 //! mechanism differs from the cluster: the relabel rules are the operator's.
+//!
+//! It stands above the controllers: it reads what they made (the operator's config, nodes'
+//! IPs, service-account tokens) and answers the pods controller through
+//! [`crate::twin::controllers::pods::Runtime`]. `auth` decides what its kubelets allow,
+//! `sd` serves the discovered targets; this file runs the containers.
 
-use super::controllers::nodes::internal_ip;
-use super::controllers::operator::prometheus_config;
-use super::controllers::serviceaccounts::{authenticate, token_of};
-use super::{random_loopback, Cluster};
-use crate::kubelet::{AuthDecision, Authorizer, FixtureKubelet, FixturePod, KubeletOptions};
-use crate::prometheus::{ensure_image_present, prometheus_image};
-use crate::{CONTAINER_LABEL, RUN_LABEL};
-use anyhow::{Context, Result};
-use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
-use e2e::operator::scrape_config::{Discovery, Shard, SERVICE_ACCOUNT_TOKEN};
+mod auth;
+mod sd;
+
+use crate::kubelet::{Authorizer, FixtureKubelet, FixturePod, KubeletOptions};
+use crate::prometheus::{prometheus_image, PrometheusContainer};
+use crate::twin::cluster::{random_loopback, Cluster};
+use crate::twin::controllers::nodes::internal_ip;
+use crate::twin::controllers::operator::prometheus_config;
+use crate::twin::controllers::pods::{PodRuntime, Runtime};
+use crate::twin::controllers::serviceaccounts::token_of;
+use anyhow::Result;
+use e2e::operator::scrape_config::{Discovery, Shard};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use testcontainers::core::{Mount, WaitFor};
-use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
-
-/// What the kubelet stand-in reports for a pod the data path runs.
-#[derive(Debug, Clone)]
-pub struct PodRuntime {
-    pub ip: String,
-    pub ready: bool,
-}
+use testcontainers::{ContainerAsync, GenericImage};
 
 enum PromState {
     Starting,
@@ -74,18 +70,7 @@ impl DataPath {
     /// # Errors
     /// When the http_sd listener cannot bind.
     pub async fn start(c: Arc<Cluster>) -> Result<DataPath> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .context("binding the twin's http_sd endpoint")?;
-        listener.set_nonblocking(true)?;
-        let sd_addr = listener.local_addr()?;
-        let handle = axum_server::Handle::new();
-        let app = axum::Router::new()
-            .route("/sd", axum::routing::get(sd))
-            .with_state(Arc::downgrade(&c));
-        let server = axum_server::from_tcp(listener).handle(handle.clone());
-        tokio::spawn(async move {
-            let _ = server.serve(app.into_make_service()).await;
-        });
+        let (sd_addr, handle) = sd::serve(&c)?;
         Ok(DataPath(Arc::new(Inner {
             run_id: format!(
                 "twin-{}-{:x}",
@@ -165,7 +150,7 @@ impl DataPath {
 
     /// IP and readiness of a pod the data path runs (None for other pods): starts a real
     /// Prometheus for an operator-made Prometheus pod on first sight.
-    pub async fn pod_runtime(&self, c: &Arc<Cluster>, pod: &Value) -> Option<PodRuntime> {
+    fn start_pod(&self, c: &Arc<Cluster>, pod: &Value) -> Option<PodRuntime> {
         if !Self::is_prometheus_pod(pod) {
             return None;
         }
@@ -236,8 +221,6 @@ impl DataPath {
     }
 
     async fn start_prometheus(&self, ip: &str, config: &str, token: &str) -> Result<RunningProm> {
-        let image = prometheus_image();
-        ensure_image_present(&image)?;
         let dir = tempfile::tempdir()?;
         let conf = dir.path().join("config_out");
         std::fs::create_dir(&conf)?;
@@ -245,37 +228,23 @@ impl DataPath {
         write_world_readable(&conf.join("prometheus.env.yaml"), false, Some(config))?;
         let token_file = dir.path().join("token");
         write_world_readable(&token_file, false, Some(token))?;
-        let (repo, tag) = match image.rsplit_once(':') {
-            Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
-            _ => (image.clone(), "latest".to_string()),
-        };
-        let container = GenericImage::new(repo, tag)
-            .with_wait_for(WaitFor::message_on_stderr(
-                "Server is ready to receive web requests.",
-            ))
-            .with_network("host")
-            .with_label(CONTAINER_LABEL, "twin")
-            .with_label(RUN_LABEL, self.0.run_id.clone())
-            .with_mount(Mount::bind_mount(
-                conf.to_string_lossy(),
-                "/etc/prometheus/config_out",
-            ))
-            .with_mount(Mount::bind_mount(
-                token_file.to_string_lossy(),
-                SERVICE_ACCOUNT_TOKEN,
-            ))
-            .with_mount(Mount::tmpfs_mount("/prometheus"))
-            .with_startup_timeout(std::time::Duration::from_secs(90))
-            .with_cmd([
-                "--config.file=/etc/prometheus/config_out/prometheus.env.yaml".to_string(),
-                "--storage.tsdb.path=/prometheus".to_string(),
+        // As the operator's StatefulSet runs it: the reloader's output file, reloads by POST.
+        let container = PrometheusContainer {
+            image: prometheus_image(),
+            tier: "twin",
+            run_id: self.0.run_id.clone(),
+            listen: format!("{ip}:9090"),
+            config_dir: conf,
+            config_dir_in_container: "/etc/prometheus/config_out",
+            config_file: "prometheus.env.yaml",
+            token_file,
+            extra_args: vec![
                 "--web.enable-lifecycle".to_string(),
                 "--web.route-prefix=/".to_string(),
-                format!("--web.listen-address={ip}:9090"),
-            ])
-            .start()
-            .await
-            .with_context(|| format!("starting Prometheus ({image}) on {ip}:9090"))?;
+            ],
+        }
+        .start()
+        .await?;
         Ok(RunningProm {
             container,
             dir,
@@ -414,7 +383,9 @@ impl DataPath {
                 let opts = KubeletOptions {
                     node: name.clone(),
                     bind: Some(SocketAddr::new(ip.parse().unwrap(), 10250)),
-                    authorizer: Some(Authorizer(Arc::new(move |token| authorize(&weak, token)))),
+                    authorizer: Some(Authorizer(Arc::new(move |token| {
+                        auth::authorize(&weak, token)
+                    }))),
                     ..Default::default()
                 };
                 match FixtureKubelet::start(opts, served).await {
@@ -481,8 +452,17 @@ impl DataPath {
     }
 }
 
+impl Runtime for DataPath {
+    /// IP and readiness of a pod the data path runs (None for other pods): starts a real
+    /// Prometheus for an operator-made Prometheus pod on first sight.
+    fn pod_runtime(&self, c: &Arc<Cluster>, pod: &Value) -> Option<PodRuntime> {
+        self.start_pod(c, pod)
+    }
+}
+
 /// Removes a deleted pod's Prometheus container and its config directory (a pod's containers
-/// stop when it is deleted: the kubelet kills them, k/k `pkg/kubelet/kubelet.go` HandlePodRemoves).
+/// stop when it is deleted: the kubelet kills them, HandlePodRemoves in
+/// kubernetes/kubernetes pkg/kubelet/kubelet.go@v1.21.1).
 async fn remove_prometheus(run: RunningProm) {
     let RunningProm { container, dir, .. } = run;
     if let Err(e) = container.rm().await {
@@ -504,120 +484,4 @@ fn write_world_readable(path: &std::path::Path, dir: bool, text: Option<&str>) -
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok(())
-}
-
-/// The kubelet's webhook authn (TokenReview) and authz (SubjectAccessReview against RBAC):
-/// `get` on `nodes/metrics` for the token's ServiceAccount (k/k `pkg/kubelet/server/auth.go`,
-/// `plugin/pkg/auth/authorizer/rbac/rbac.go`).
-fn authorize(c: &Weak<Cluster>, token: Option<&str>) -> AuthDecision {
-    let Some(c) = c.upgrade() else {
-        return AuthDecision::Unauthorized;
-    };
-    if token.is_some_and(|t| super::node_proxy::is_apiserver_credential(&c, t)) {
-        return AuthDecision::Allow;
-    }
-    let Some((ns, sa)) = token.and_then(|t| authenticate(&c, t)) else {
-        return AuthDecision::Unauthorized;
-    };
-    let user = format!("system:serviceaccount:{ns}:{sa}");
-    let groups = [
-        "system:serviceaccounts".to_string(),
-        format!("system:serviceaccounts:{ns}"),
-        "system:authenticated".to_string(),
-    ];
-    let roles = c.objects("rbac.authorization.k8s.io", "ClusterRole");
-    let allowed =
-        c.objects("rbac.authorization.k8s.io", "ClusterRoleBinding")
-            .iter()
-            .any(|b| {
-                let subject = b["subjects"].as_array().into_iter().flatten().any(|s| {
-                    match s["kind"].as_str() {
-                        Some("ServiceAccount") => {
-                            s["name"] == sa.as_str() && s["namespace"] == ns.as_str()
-                        }
-                        Some("User") => s["name"] == user.as_str(),
-                        Some("Group") => groups.iter().any(|g| s["name"] == g.as_str()),
-                        _ => false,
-                    }
-                });
-                subject
-                    && b["roleRef"]["kind"] == "ClusterRole"
-                    && roles
-                        .iter()
-                        .filter(|r| r["metadata"]["name"] == b["roleRef"]["name"])
-                        .any(|r| {
-                            r["rules"].as_array().into_iter().flatten().any(|rule| {
-                                let has = |k: &str, want: &[&str]| {
-                                    rule[k]
-                                        .as_array()
-                                        .into_iter()
-                                        .flatten()
-                                        .any(|v| want.iter().any(|w| v == *w))
-                                };
-                                has("apiGroups", &["", "*"])
-                                    && has("resources", &["nodes/metrics", "*", "*/metrics"])
-                                    && has("verbs", &["get", "*"])
-                            })
-                        })
-            });
-    if allowed {
-        AuthDecision::Allow
-    } else {
-        AuthDecision::Forbidden(format!(
-            "Forbidden (user={user}, verb=get, resource=nodes, subresource=metrics)"
-        ))
-    }
-}
-
-/// Whether the twin's Prometheus may scrape a target: only loopback addresses (the twin's nodes and
-/// Prometheus pods). The other pods' IPs are in the twin's pod CIDR (10.244.0.0/16, kindnet's), a
-/// private range this machine must never send traffic to, so their targets are not served: a
-/// named simplification (README, what the twin does not model).
-fn scrapable_here(t: &e2e::discovery::Target) -> bool {
-    let host = t
-        .address
-        .rsplit_once(':')
-        .map_or(t.address.as_str(), |(h, _)| h)
-        .trim_matches(|c| c == '[' || c == ']');
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-}
-
-#[derive(serde::Deserialize)]
-struct SdQuery {
-    #[serde(default)]
-    namespaces: String,
-}
-
-/// http_sd: one target group per (Endpoints subset address × port), labelled as kubernetes_sd
-/// role endpoints labels it (TWIN-FACTS §8; prometheus@v2.42.0 `discovery/kubernetes/endpoints.go`).
-async fn sd(State(c): State<Weak<Cluster>>, Query(q): Query<SdQuery>) -> axum::response::Response {
-    let Some(c) = c.upgrade() else {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "twin stopped").into_response();
-    };
-    let wanted: Vec<&str> = q.namespaces.split(',').filter(|s| !s.is_empty()).collect();
-    let services = c.objects("", "Service");
-    let pods = c.objects("", "Pod");
-    let mut groups = Vec::new();
-    for ep in c.objects("", "Endpoints") {
-        let ns = ep["metadata"]["namespace"].as_str().unwrap_or_default();
-        if !wanted.is_empty() && !wanted.contains(&ns) {
-            continue;
-        }
-        let name = &ep["metadata"]["name"];
-        let service = services
-            .iter()
-            .find(|s| s["metadata"]["namespace"] == ns && &s["metadata"]["name"] == name);
-        groups.extend(
-            e2e::discovery::endpoints_targets(&ep, service, &pods)
-                .into_iter()
-                .filter(scrapable_here)
-                .map(e2e::discovery::Target::into_group),
-        );
-    }
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        Value::Array(groups).to_string(),
-    )
-        .into_response()
 }

@@ -2,7 +2,7 @@
 //! `manifests/` and `fixtures/workloads/` use, plus every CustomResourceDefinition once its
 //! names are accepted (TWIN-FACTS §3).
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
@@ -61,6 +61,13 @@ fn builtin(
         short_names: short.iter().map(|s| s.to_string()).collect(),
         categories: Vec::new(),
     }
+}
+
+/// The object as read through `rt`'s group/version.
+pub fn as_version(mut obj: Value, rt: &ResourceType) -> Value {
+    obj["apiVersion"] = json!(rt.group_version());
+    obj["kind"] = json!(rt.kind);
+    obj
 }
 
 /// The built-in resources (group/version, plural, kind, namespaced, has status).

@@ -2,10 +2,10 @@
 //! A CRD's group/version is listed by `/apis` as soon as the CRD exists, but `/apis/<g>/<v>`
 //! answers the plain-text 404 until the CRD is Established.
 
-use super::api::json_response;
-use super::registry::ResourceType;
-use super::status::plain_not_found;
-use super::Cluster;
+use super::response::json_response;
+use super::response::plain_not_found;
+use crate::twin::cluster::Cluster;
+use crate::twin::storage::registry::ResourceType;
 use axum::response::Response;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -31,7 +31,8 @@ fn group_json(name: &str, versions: &[String]) -> Value {
     json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
 }
 
-/// Sort key: GA before beta before alpha, higher numbers first (k/apimachinery `version.CompareKubeAwareVersionStrings`).
+/// Sort key: GA before beta before alpha, higher numbers first (CompareKubeAwareVersionStrings in
+/// kubernetes/apimachinery pkg/version/helpers.go@kubernetes-1.21.1).
 fn version_priority(v: &str) -> (u8, i64, i64) {
     let rest = v.trim_start_matches('v');
     let (major, tail) = rest.split_at(

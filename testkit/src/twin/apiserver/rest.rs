@@ -1,13 +1,16 @@
 //! The HTTPS router: bearer-token authentication, fault injection, then discovery, the REST
 //! verbs, watch and the service proxy, answering the way the API server does (TWIN-FACTS §1–§5).
 
-use super::apply::{default_object, managed_entry, merge_apply};
-use super::registry::{crd_types, ResourceType};
-use super::selector::Selector;
-use super::status::{self as st, status};
-use super::store::{key, StoreError};
+use super::apply::{managed_entry, merge_apply};
+use super::response::{self as st, json_response, status};
 use super::validation::{self, with_warnings, Write};
-use super::{discovery, openapi, patch, proxy, watch, wire, Cluster};
+use super::{discovery, node_proxy, openapi, patch, pod_proxy, proxy, watch, wire};
+use crate::twin::cluster::{Cluster, Recorded};
+use crate::twin::controllers::crds;
+use crate::twin::selector;
+use crate::twin::storage::defaults::default_object;
+use crate::twin::storage::registry::{as_version, ResourceType};
+use crate::twin::storage::store::{key, StoreError};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -27,15 +30,6 @@ pub fn query(uri: &Uri) -> HashMap<String, String> {
         .collect()
 }
 
-pub fn json_response(code: u16, v: &Value) -> Response {
-    (
-        StatusCode::from_u16(code).unwrap(),
-        [(header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
-        .into_response()
-}
-
 async fn handle(
     State(c): State<Arc<Cluster>>,
     method: Method,
@@ -49,7 +43,7 @@ async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(String::from)
     };
-    c.requests.lock().unwrap().push(super::Recorded {
+    c.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),
         path_and_query: uri
             .path_and_query()
@@ -154,13 +148,12 @@ async fn resource(
     }
     if rt.plural == "pods" && sub.first() == Some(&"proxy") {
         if let Some(name) = name {
-            return super::pod_proxy::handle(c, method, ns, name, &sub[1..], q, headers, body)
-                .await;
+            return pod_proxy::handle(c, method, ns, name, &sub[1..], q, headers, body).await;
         }
     }
     if rt.plural == "nodes" && sub.first() == Some(&"proxy") {
         if let Some(name) = name {
-            return super::node_proxy::handle(c, method, name, &sub[1..], q).await;
+            return node_proxy::handle(c, method, name, &sub[1..], q).await;
         }
     }
     if rt.plural == "pods" && sub == ["log"] && *method == Method::GET {
@@ -256,30 +249,8 @@ async fn pod_log(
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response()
 }
 
-/// The object as read through `rt`'s group/version.
-pub fn as_version(mut obj: Value, rt: &ResourceType) -> Value {
-    obj["apiVersion"] = json!(rt.group_version());
-    obj["kind"] = json!(rt.kind);
-    obj
-}
-
-pub fn selectors(q: &HashMap<String, String>) -> (Selector, Selector) {
-    (
-        Selector::parse(
-            q.get("labelSelector")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        ),
-        Selector::parse(
-            q.get("fieldSelector")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        ),
-    )
-}
-
 fn list(c: &Cluster, rt: &ResourceType, ns: &str, q: &HashMap<String, String>) -> Response {
-    let (labels, fields) = selectors(q);
+    let (labels, fields) = selector::from_query(q);
     let (items, rv) = c.store.list(&key(rt), (!ns.is_empty()).then_some(ns));
     let items: Vec<Value> = items
         .into_iter()
@@ -358,7 +329,7 @@ fn create(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    match c.create(rt, ns, obj) {
+    match create_object(c, rt, ns, obj) {
         Ok(o) => with_warnings(json_response(201, &as_version(o, rt)), &warnings),
         Err(e) => store_error(e, rt, &name),
     }
@@ -495,15 +466,25 @@ fn apply(
         }
     } else {
         default_object(&mut merged, c.profile);
-        match c.create(rt, ns, merged) {
+        match create_object(c, rt, ns, merged) {
             Ok(o) => json_response(201, &as_version(o, rt)),
             Err(e) => store_error(e, rt, name),
         }
     }
 }
 
-/// What a CRD write also does: (re)register its types, not yet serving (§3).
-pub fn on_crd_written(c: &Cluster, crd: &Value) {
-    let name = crd["metadata"]["name"].as_str().unwrap_or_default();
-    c.registry.put_crd(name, crd_types(crd));
+/// An API create: the store's create, then, for a CRD and by default, the naming controller at
+/// once. Upstream's controller is informer-driven and acts within milliseconds (TWIN-FACTS §3),
+/// so the create's answer still shows `"conditions": null`; every later read has them.
+fn create_object(
+    c: &Cluster,
+    rt: &ResourceType,
+    ns: &str,
+    obj: Value,
+) -> Result<Value, StoreError> {
+    let out = c.create(rt, ns, obj)?;
+    if rt.kind == "CustomResourceDefinition" && c.opts.timing.crd_names_accepted.is_zero() {
+        crds::accept_names(c, &out);
+    }
+    Ok(out)
 }

@@ -8,8 +8,8 @@
 //! `create <kind>` generators send it (Namespace, ConfigMap, Secret, ServiceAccount); another
 //! built-in kind in protobuf is answered with a 415 that names this gap (README).
 
-use super::registry::ResourceType;
-use super::status::status;
+use super::response::status;
+use crate::twin::storage::registry::ResourceType;
 use axum::response::Response;
 use base64::Engine;
 use k8s_pb::api::core::v1 as pb;
@@ -70,7 +70,8 @@ pub fn decode_object(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Value, Response> {
-    let bad = |e: String| super::status::bad_request(&format!("error decoding request body: {e}"));
+    let bad =
+        |e: String| super::response::bad_request(&format!("error decoding request body: {e}"));
     match media_type(content_type).as_str() {
         "" | "application/json" => serde_json::from_slice(body).map_err(|e| bad(e.to_string())),
         "application/yaml" => std::str::from_utf8(body)
@@ -99,7 +100,8 @@ pub fn patch_types(builtin: bool) -> Vec<&'static str> {
 
 #[allow(clippy::result_large_err)]
 fn from_protobuf(rt: &ResourceType, body: &[u8]) -> Result<Value, Response> {
-    let bad = |e: String| super::status::bad_request(&format!("error decoding request body: {e}"));
+    let bad =
+        |e: String| super::response::bad_request(&format!("error decoding request body: {e}"));
     let rest = body
         .strip_prefix(MAGIC)
         .ok_or_else(|| bad("provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]".into()))?;
@@ -214,7 +216,7 @@ mod tests {
     use super::*;
 
     fn ns_rt() -> ResourceType {
-        super::super::registry::builtins()
+        crate::twin::storage::registry::builtins()
             .into_iter()
             .find(|t| t.kind == "Namespace")
             .unwrap()

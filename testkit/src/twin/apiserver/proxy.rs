@@ -1,45 +1,17 @@
 //! The service proxy `/api/v1/namespaces/<ns>/services/<[scheme:]svc[:port]>/proxy/<path>`
-//! (k/k `pkg/registry/core/service/storage/rest.go` ResourceLocation; TWIN-FACTS §2e): picks a
+//! (ResourceLocation in kubernetes/kubernetes pkg/registry/core/service/storage/rest.go@v1.21.1;
+//! TWIN-FACTS §2e): picks a
 //! ready address of the Service's Endpoints carrying the port, checks it against its Pod, and
-//! forwards over plain HTTP; a refused connection answers per profile. [`Unreachable`] is a
+//! forwards over plain HTTP; a refused connection answers per profile. [`Unreachable`](crate::twin::cluster::Unreachable) is a
 //! fault: pods the proxy cannot reach while their Endpoints still list them.
 
-use super::status::{self as st, status};
-use super::Cluster;
+use super::response::{self as st, status};
+use crate::twin::cluster::Cluster;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-
-/// Pods (`<namespace>/<name>`) the API server cannot reach although their Endpoints still list
-/// them as ready: the container stopped listening before its readiness probe failed, or the
-/// network drops the API server's connections. The proxy answers as for a refused connection
-/// (per profile, TWIN-FACTS §2e), without dialling.
-#[derive(Default)]
-pub struct Unreachable(Mutex<HashSet<String>>);
-
-impl Unreachable {
-    /// From now on the proxy cannot reach pod `namespace/name`.
-    pub fn cut(&self, namespace: &str, name: &str) {
-        self.0.lock().unwrap().insert(format!("{namespace}/{name}"));
-    }
-
-    /// The proxy reaches pod `namespace/name` again.
-    pub fn restore(&self, namespace: &str, name: &str) {
-        self.0
-            .lock()
-            .unwrap()
-            .remove(&format!("{namespace}/{name}"));
-    }
-
-    fn contains(&self, namespace: &str, name: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap()
-            .contains(&format!("{namespace}/{name}"))
-    }
-}
+use std::collections::HashMap;
+use std::sync::Arc;
 
 #[allow(clippy::too_many_arguments)]
 pub async fn handle(
@@ -60,7 +32,10 @@ pub async fn handle(
         _ => return st::bad_request(&format!("invalid service request {id:?}")),
     };
     let ep_rt = c.rt("", "Endpoints");
-    let Some(ep) = c.store.get(&super::store::key(&ep_rt), ns, svc) else {
+    let Some(ep) = c
+        .store
+        .get(&crate::twin::storage::store::key(&ep_rt), ns, svc)
+    else {
         // A named port skips the Service GET, so the missing Endpoints is what is reported (§2e).
         return st::not_found(&ep_rt, svc);
     };
@@ -89,7 +64,7 @@ pub async fn handle(
             let valid = a["targetRef"]["kind"] == "Pod"
                 && c.store
                     .get(
-                        &super::store::key(&pod_rt),
+                        &crate::twin::storage::store::key(&pod_rt),
                         ns,
                         a["targetRef"]["name"].as_str().unwrap_or_default(),
                     )
@@ -161,7 +136,7 @@ pub(super) async fn forward(c: &Cluster, req: reqwest::RequestBuilder, addr: &st
 
 /// The proxy's answer when it cannot reach `addr`: "error trying to reach service: dial tcp
 /// …", 500 without a reason on 1.19/1.20, 503 ServiceUnavailable from 1.21
-/// ([`super::Profile::proxy_dial_error`]).
+/// ([`crate::twin::profile::Profile::proxy_dial_error`]).
 fn dial_error(c: &Cluster, addr: &str, why: &str) -> Response {
     let (code, reason) = c.profile.proxy_dial_error();
     status(

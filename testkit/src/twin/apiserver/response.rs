@@ -1,9 +1,20 @@
-//! The API server's error answers, with their real bodies and content types (TWIN-FACTS §2).
+//! The API server's answers: a JSON body ([`json_response`]) and its error answers, with their
+//! real bodies and content types (TWIN-FACTS §2).
 
-use super::registry::ResourceType;
+use crate::twin::storage::registry::ResourceType;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+
+/// A JSON body with status `code`.
+pub fn json_response(code: u16, v: &Value) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap(),
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
 
 /// A `Status` body (`application/json`); `reason`/`details` omitted when empty (§2).
 pub fn status(code: u16, reason: Option<&str>, message: &str, details: Option<Value>) -> Response {
@@ -106,8 +117,8 @@ pub fn bad_request(message: &str) -> Response {
     status(400, Some("BadRequest"), message, None)
 }
 
-/// 401 for a missing or unknown bearer token (k/apiserver `pkg/endpoints/handlers/responsewriters`
-/// via the authentication filter: `Unauthorized`).
+/// 401 for a missing or unknown bearer token (`Unauthorized`, through the authentication filter:
+/// kubernetes/apiserver pkg/endpoints/handlers/responsewriters@kubernetes-1.21.1).
 pub fn unauthorized() -> Response {
     status(401, Some("Unauthorized"), "Unauthorized", None)
 }

@@ -21,7 +21,7 @@ pub struct Event {
     pub object: Value,
 }
 
-/// Why a write was refused; [`super::status`] turns it into the API server's answer.
+/// Why a write was refused; [`crate::twin::apiserver::response`] turns it into the API server's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreError {
     NotFound,

@@ -3,10 +3,11 @@
 //! events; with one, only later changes; one older than the kept history gets the 410 Expired
 //! ERROR line, then EOF. The stream ends after `timeoutSeconds`.
 
-use super::api::{as_version, selectors};
-use super::registry::ResourceType;
-use super::store::{key, Event};
-use super::Cluster;
+use crate::twin::cluster::Cluster;
+use crate::twin::selector;
+use crate::twin::storage::registry::as_version;
+use crate::twin::storage::registry::ResourceType;
+use crate::twin::storage::store::{key, Event};
 use axum::body::{Body, Bytes};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +24,7 @@ fn line(kind: &str, obj: Value) -> Bytes {
 }
 
 pub fn serve(c: Arc<Cluster>, rt: ResourceType, ns: &str, q: &HashMap<String, String>) -> Response {
-    let (labels, fields) = selectors(q);
+    let (labels, fields) = selector::from_query(q);
     let ns = ns.to_string();
     let k = key(&rt);
     // Subscribe before reading the store, so nothing between snapshot and stream is lost.

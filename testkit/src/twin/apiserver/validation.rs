@@ -10,10 +10,10 @@
 //!
 //! Custom resources are pruned by their CRD's structural schema in every case.
 
-use super::registry::ResourceType;
+use super::response::{bad_request, status};
 use super::schema::{self, FieldPath};
-use super::status::{bad_request, status};
-use super::Cluster;
+use crate::twin::cluster::Cluster;
+use crate::twin::storage::registry::ResourceType;
 use axum::http::HeaderValue;
 use axum::response::Response;
 use serde_json::Value;
@@ -77,7 +77,8 @@ fn directive(c: &Cluster, q: &HashMap<String, String>, options: &str) -> Result<
 /// Checks a create/update/patch body and drops its unknown fields (pruning custom resources),
 /// returning the `Warning` header values to send, or the API server's refusal.
 /// kubernetes/apiserver pkg/endpoints/handlers/create.go@kubernetes-1.27.3 (strict decoder,
-/// transformDecodeError), patch.go@kubernetes-1.27.3;
+/// transformDecodeError),
+/// kubernetes/apiserver pkg/endpoints/handlers/patch.go@kubernetes-1.27.3;
 /// kubernetes/apiextensions-apiserver pkg/apiserver/customresource_handler.go@kubernetes-1.27.3
 #[allow(clippy::result_large_err)]
 pub fn check_write(

@@ -1,6 +1,6 @@
-//! The pod proxy `/api/v1/namespaces/<ns>/pods/<[scheme:]pod[:port]>/proxy/<path>` (k/k
-//! `pkg/registry/core/pod/rest/subresources.go` ProxyREST.Connect → `pkg/registry/core/pod/strategy.go`
-//! ResourceLocation, kubernetes-1.21.1): the pod by name (404 as any missing pod), the port taken
+//! The pod proxy `/api/v1/namespaces/<ns>/pods/<[scheme:]pod[:port]>/proxy/<path>` (ProxyREST.Connect
+//! in kubernetes/kubernetes pkg/registry/core/pod/rest/subresources.go@v1.21.1 →
+//! ResourceLocation in kubernetes/kubernetes pkg/registry/core/pod/strategy.go@v1.21.1): the pod by name (404 as any missing pod), the port taken
 //! as written — a number; no port names are resolved — or else the first container's first port,
 //! then the pod's IP; forwarded over plain HTTP unless the scheme says `https`. A refused
 //! connection answers as the service proxy's does, per profile (the same apimachinery transport).
@@ -9,8 +9,8 @@
 //! `proxyutil.IsProxyableIP`): the twin's pods live on loopback addresses on purpose (README, what
 //! the twin does not model).
 
-use super::status::{self as st};
-use super::Cluster;
+use super::response::{self as st};
+use crate::twin::cluster::Cluster;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, Method};
 use axum::response::Response;
@@ -40,7 +40,10 @@ pub async fn handle(
         _ => return st::bad_request(&format!("invalid pod request {id:?}")),
     };
     let pod_rt = c.rt("", "Pod");
-    let Some(pod) = c.store.get(&super::store::key(&pod_rt), ns, name) else {
+    let Some(pod) = c
+        .store
+        .get(&crate::twin::storage::store::key(&pod_rt), ns, name)
+    else {
         return st::not_found(&pod_rt, name);
     };
     let port = if port.is_empty() {
