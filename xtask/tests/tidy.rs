@@ -19,23 +19,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The crates whose import graph must have no circles.
-///
-/// LEAD: add `"testkit"` once helper "twin"'s branch (which removes the twin's circles) is merged.
-const ACYCLIC_CRATES: &[&str] = &["e2e", "xtask"];
-
-/// Circles whose every file starts with one of these prefixes (relative to the workspace root)
-/// are left to their owners: helper "models" removes the ones among prometheus-operator's and
-/// Prometheus's models on its own branch.
-///
-/// LEAD: empty this list once helper "models" is merged.
-const CIRCLES_PENDING: &[&str] = &[];
-
-/// Files (prefixes, relative to the workspace root) still allowed to interpolate a source they
-/// also return, because their owners convert them on their own branches.
-///
-/// LEAD: empty this list once helpers "models" and "twin" are merged.
-const SOURCE_TWICE_EXCEPTIONS: &[&str] = &["testkit/"];
+/// The crates whose import graph must have no circles: all three.
+const ACYCLIC_CRATES: &[&str] = &["e2e", "testkit", "xtask"];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -586,17 +571,7 @@ fn no_module_imports_one_that_imports_it_back() {
     for krate in ACYCLIC_CRATES {
         let graph = import_graph(&root.join(krate).join("src"));
         assert!(graph.len() > 3, "{krate}: no modules read");
-        for (scc, text) in circles(&graph).iter().zip(describe_circles(&root, &graph)) {
-            let pending = scc.iter().all(|f| {
-                let rel = f.strip_prefix(&root).unwrap_or(f).to_string_lossy();
-                CIRCLES_PENDING.iter().any(|p| rel.starts_with(p))
-            });
-            if pending {
-                println!("pending (CIRCLES_PENDING): {text}");
-            } else {
-                found.push(text);
-            }
-        }
+        found.extend(describe_circles(&root, &graph));
     }
     assert!(
         found.is_empty(),
@@ -794,9 +769,7 @@ fn no_error_says_its_source_twice() {
         for file in files {
             let rel = file.strip_prefix(&root).unwrap();
             let rel_s = rel.to_string_lossy().replace('\\', "/");
-            if rel_s.ends_with("/tests.rs")
-                || SOURCE_TWICE_EXCEPTIONS.iter().any(|e| rel_s.starts_with(e))
-            {
+            if rel_s.ends_with("/tests.rs") {
                 continue;
             }
             let raw = std::fs::read_to_string(&file).unwrap();

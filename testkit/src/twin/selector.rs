@@ -1,12 +1,11 @@
 //! Label and field selectors of list and watch requests
 //! (kubernetes/apimachinery pkg/labels/selector.go@kubernetes-1.21.1,
 //! kubernetes/apimachinery pkg/fields/selector.go@kubernetes-1.21.1), parsed here because kube 5's
-//! `Selector` has no parser for the query's text; and `LabelSelector` objects (`matchLabels`,
-//! `matchExpressions`), matched by kube's `Selector`.
+//! `Selector` has no parser for the query's text. `LabelSelector` objects (`matchLabels`,
+//! `matchExpressions`) are matched by the library's one model, `e2e::operator::selection`.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Req {
@@ -118,29 +117,6 @@ pub fn from_query(q: &HashMap<String, String>) -> (Selector, Selector) {
     )
 }
 
-/// A `metav1.LabelSelector` object against a label map: `None` (nil) is handled by the caller;
-/// `{}` matches everything. The matching is kube's (`TryFrom<LabelSelector>` and
-/// `SelectorExt::matches` in kube-rs/kube kube-core/src/labels.rs@5.0.0, the version in
-/// Cargo.lock). A selector kube cannot convert (an unknown operator, `In`/`NotIn` without
-/// values) selects nothing: the API server refuses such a selector
-/// (kubernetes/apimachinery pkg/apis/meta/v1/helpers.go@kubernetes-1.21.1 LabelSelectorAsSelector).
-pub fn label_selector_matches(sel: &Value, labels: &Value) -> bool {
-    use kube::core::SelectorExt;
-    let Ok(sel) = serde_json::from_value::<LabelSelector>(sel.clone()) else {
-        return false;
-    };
-    let Ok(sel) = kube::core::Selector::try_from(sel) else {
-        return false;
-    };
-    let labels: BTreeMap<String, String> = labels
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-        .collect();
-    sel.matches(&labels)
-}
-
 /// A Service's plain `selector` map against pod labels (every pair must match; empty selects none,
 /// as the endpoints controller skips selector-less Services).
 pub fn map_selector_matches(sel: &Value, labels: &Value) -> bool {
@@ -154,31 +130,6 @@ pub fn map_selector_matches(sel: &Value, labels: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_label_selector_object_matches_as_the_api_server_does() {
-        let labels = json!({"app": "kubelet", "tier": "node"});
-        let yes = |sel: Value| assert!(label_selector_matches(&sel, &labels), "{sel}");
-        let no = |sel: Value| assert!(!label_selector_matches(&sel, &labels), "{sel}");
-        // `{}` selects everything; nil is the caller's to decide.
-        yes(json!({}));
-        yes(json!({"matchLabels": {"app": "kubelet"}}));
-        no(json!({"matchLabels": {"app": "kubelet", "tier": "pod"}}));
-        yes(
-            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["node", "x"]}]}),
-        );
-        no(json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["node"]}]}));
-        // NotIn and DoesNotExist hold for a missing key.
-        yes(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}));
-        yes(json!({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}));
-        no(json!({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}));
-        // Both parts must hold.
-        no(json!({"matchLabels": {"app": "kubelet"},
-                  "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}));
-        // A selector the API server would refuse selects nothing.
-        no(json!({"matchExpressions": [{"key": "tier", "operator": "Near", "values": ["node"]}]}));
-        no(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn"}]}));
-    }
 
     #[test]
     fn the_query_selectors_parse_labels_and_fields() {

@@ -12,11 +12,11 @@ use super::nodes::internal_ip;
 use super::objects::{owner_ref, template_hash};
 use super::state::State;
 use crate::twin::cluster::Cluster;
-use crate::twin::selector::label_selector_matches;
 use base64::Engine;
 use e2e::operator::scrape_config::{
     scrape_job, specs_from_servicemonitor, Discovery, ServiceMonitorSpec, Shard,
 };
+use e2e::operator::selection;
 use e2e::operator::{KUBELET_LABELS, KUBELET_PORTS};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -77,40 +77,18 @@ fn sync_kubelet_service(c: &Cluster, ns: &str, name: &str) {
     c.put("", "Endpoints", ep);
 }
 
-/// The ServiceMonitors a Prometheus selects (FACTS.md: nil selector → none, `{}` → all; nil
-/// namespace selector → the Prometheus's own namespace).
+/// The ServiceMonitors a Prometheus selects, in the order the operator writes their jobs. The
+/// library's one model of prometheus-operator v0.48.1 decides it
+/// ([`e2e::operator::selection`]; prometheus-operator/prometheus-operator
+/// pkg/prometheus/operator.go@v0.48.1 `selectServiceMonitors`): the owners chose one home for
+/// each upstream model, used by the library, the diagnosis and the twin alike.
 pub fn selected_service_monitors(c: &Cluster, prom: &Value) -> Vec<Value> {
-    let spec = &prom["spec"];
-    let Some(sel) = spec.get("serviceMonitorSelector").filter(|v| !v.is_null()) else {
-        return Vec::new();
-    };
-    let own_ns = prom["metadata"]["namespace"].as_str().unwrap_or_default();
-    let ns_sel = spec
-        .get("serviceMonitorNamespaceSelector")
-        .filter(|v| !v.is_null());
-    let namespaces = c.objects("", "Namespace");
-    let mut out: Vec<Value> = c
-        .objects("monitoring.coreos.com", "ServiceMonitor")
+    let namespaces = selection::namespace_labels(&c.objects("", "Namespace"));
+    let sms = c.objects("monitoring.coreos.com", "ServiceMonitor");
+    selection::selected_service_monitors(prom, &sms, &namespaces)
         .into_iter()
-        .filter(|sm| {
-            let ns = sm["metadata"]["namespace"].as_str().unwrap_or_default();
-            let ns_ok = match ns_sel {
-                None => ns == own_ns,
-                Some(s) => namespaces
-                    .iter()
-                    .find(|n| n["metadata"]["name"] == ns)
-                    .is_some_and(|n| label_selector_matches(s, &n["metadata"]["labels"])),
-            };
-            ns_ok && label_selector_matches(sel, &sm["metadata"]["labels"])
-        })
-        .collect();
-    out.sort_by_key(|sm| {
-        (
-            sm["metadata"]["namespace"].to_string(),
-            sm["metadata"]["name"].to_string(),
-        )
-    });
-    out
+        .cloned()
+        .collect()
 }
 
 /// One [`ServiceMonitorSpec`] per endpoint of a ServiceMonitor, read by the project's one parser
