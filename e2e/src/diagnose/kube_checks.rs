@@ -10,8 +10,6 @@ use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-/// LabelSelector matching: one helper, in the operator's model.
-pub use crate::operator::selection::label_selector_matches as selector_matches;
 /// The operator's kubelet Service: one definition, in [`crate::operator`].
 pub use crate::operator::{
     kubelet_service_of, KUBELET_PORT_NAME, KUBELET_SERVICE_NAME as KUBELET_SERVICE,

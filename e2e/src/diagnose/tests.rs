@@ -284,33 +284,6 @@ fn one_selecting_prometheus_is_enough() {
 }
 
 #[test]
-fn label_selector_operators() {
-    let l = labels(&[("a", "1"), ("b", "2")]);
-    let m = |s: serde_json::Value| selector_matches(&s, &l);
-    assert!(m(json!({})));
-    assert!(m(json!({"matchLabels": {"a": "1"}})));
-    assert!(!m(json!({"matchLabels": {"a": "2"}})));
-    assert!(m(
-        json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["0", "1"]}]})
-    ));
-    assert!(!m(
-        json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]})
-    ));
-    assert!(m(
-        json!({"matchExpressions": [{"key": "c", "operator": "NotIn", "values": ["1"]}]})
-    ));
-    assert!(m(
-        json!({"matchExpressions": [{"key": "b", "operator": "Exists"}]})
-    ));
-    assert!(m(
-        json!({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]})
-    ));
-    assert!(!m(
-        json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]})
-    ));
-}
-
-#[test]
 fn finds_cadvisor_servicemonitors_by_path() {
     let other = json!({"metadata": {"namespace": "x", "name": "app"}, "spec": {"endpoints": [{"port": "web"}]}});
     let all = [other, cadvisor_sm(json!({}))];
