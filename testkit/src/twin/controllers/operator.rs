@@ -78,10 +78,10 @@ fn sync_kubelet_service(c: &Cluster, ns: &str, name: &str) {
 }
 
 /// The ServiceMonitors a Prometheus selects, in the order the operator writes their jobs. The
-/// library's one model of prometheus-operator v0.48.1 decides it
-/// ([`e2e::operator::selection`]; prometheus-operator/prometheus-operator
-/// pkg/prometheus/operator.go@v0.48.1 `selectServiceMonitors`): the owners chose one home for
-/// each upstream model, used by the library, the diagnosis and the twin alike.
+/// library's one model of prometheus-operator v0.48.1 decides it ([`e2e::operator::selection`]):
+/// the owners chose one home for each upstream model, used by the library, the diagnosis and
+/// the twin alike.
+/// prometheus-operator/prometheus-operator pkg/prometheus/operator.go@v0.48.1 `selectServiceMonitors`
 pub fn selected_service_monitors(c: &Cluster, prom: &Value) -> Vec<Value> {
     let namespaces = selection::namespace_labels(&c.objects("", "Namespace"));
     let sms = c.objects("monitoring.coreos.com", "ServiceMonitor");
