@@ -77,13 +77,7 @@ pub async fn handle(
     };
     let port = if port.is_empty() { &kubelet_port } else { port };
     let addr = format!("{ip}:{port}");
-    let mut url = format!("{scheme}://{addr}/{}", path.join("/"));
-    if !q.is_empty() {
-        let qs: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(q.iter())
-            .finish();
-        url = format!("{url}?{qs}");
-    }
+    let url = super::proxy::target_url(scheme, &addr, path, q);
     let mut req = kubelet_client().request(method.clone(), &url);
     if to_kubelet {
         req = req.bearer_auth(c.apiserver_kubelet_credential());

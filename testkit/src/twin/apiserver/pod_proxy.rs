@@ -12,7 +12,7 @@
 use super::response::{self as st};
 use crate::twin::cluster::Cluster;
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -63,17 +63,8 @@ pub async fn handle(
     } else {
         format!("{ip}:{port}")
     };
-    let mut url = format!("{scheme}://{addr}/{}", path.join("/"));
-    if !q.is_empty() {
-        let qs: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(q.iter())
-            .finish();
-        url = format!("{url}?{qs}");
-    }
-    let mut req = c.http.request(method.clone(), &url).body(body);
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        req = req.header(header::CONTENT_TYPE, ct);
-    }
+    let url = super::proxy::target_url(scheme, &addr, path, q);
+    let req = super::proxy::with_body(c.http.request(method.clone(), &url), headers, body);
     super::proxy::forward(c, req, &addr).await
 }
 

@@ -93,18 +93,39 @@ pub async fn handle(
     if c.unreachable.contains(ns, &pod) {
         return dial_error(c, &addr, "connect: connection refused");
     }
-    let mut url = format!("http://{addr}/{}", path.join("/"));
-    if !q.is_empty() {
-        let qs: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(q.iter())
-            .finish();
-        url = format!("{url}?{qs}");
-    }
-    let mut req = c.http.request(method.clone(), &url).body(body);
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        req = req.header(header::CONTENT_TYPE, ct);
-    }
+    let url = target_url("http", &addr, path, q);
+    let req = with_body(c.http.request(method.clone(), &url), headers, body);
     forward(c, req, &addr).await
+}
+
+/// The upstream URL a proxy request goes to: `scheme://addr/path`, with the request's query
+/// passed on. Shared by the service, node and pod proxies.
+pub(super) fn target_url(
+    scheme: &str,
+    addr: &str,
+    path: &[&str],
+    q: &HashMap<String, String>,
+) -> String {
+    let url = format!("{scheme}://{addr}/{}", path.join("/"));
+    if q.is_empty() {
+        return url;
+    }
+    let qs: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(q.iter())
+        .finish();
+    format!("{url}?{qs}")
+}
+
+/// The request's body and its content type, passed on (the service and pod proxies).
+pub(super) fn with_body(
+    req: reqwest::RequestBuilder,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> reqwest::RequestBuilder {
+    match headers.get(header::CONTENT_TYPE) {
+        Some(ct) => req.body(body).header(header::CONTENT_TYPE, ct),
+        None => req.body(body),
+    }
 }
 
 /// Sends a proxied request and answers as the API server's proxy does: the upstream's status,
