@@ -10,11 +10,7 @@ use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-/// The operator's kubelet Service: one definition, in [`crate::operator`].
-pub use crate::operator::{
-    kubelet_service_of, KUBELET_PORT_NAME, KUBELET_SERVICE_NAME as KUBELET_SERVICE,
-    KUBELET_SERVICE_NAMESPACE as KUBELET_NAMESPACE,
-};
+use crate::operator::{kubelet_service_of, KUBELET_PORT_NAME};
 /// The kubelet path a cadvisor ServiceMonitor scrapes.
 pub const CADVISOR_PATH: &str = "/metrics/cadvisor";
 

@@ -538,7 +538,7 @@ async fn chain_links(
         .context("listing nodes")?
         .items;
     // The Service this cluster's operator keeps, not necessarily the bundle's kube-system/kubelet.
-    let (svc_ns, svc_name) = kube_checks::kubelet_service_of(operator_args.map(Vec::as_slice));
+    let (svc_ns, svc_name) = crate::operator::kubelet_service_of(operator_args.map(Vec::as_slice));
     let kubelet_svc = Api::<Service>::namespaced(client.clone(), &svc_ns)
         .get_opt(&svc_name)
         .await

@@ -104,7 +104,7 @@ fn kubelet_endpoints_missing_a_node_names_it() {
 fn the_kubelet_service_is_the_one_the_operators_flag_names() {
     let custom = args(&["--kubelet-service=monitoring/kubelet-svc"]);
     assert_eq!(
-        super::kube_checks::kubelet_service_of(Some(&custom)),
+        crate::operator::kubelet_service_of(Some(&custom)),
         ("monitoring".to_string(), "kubelet-svc".to_string())
     );
     for fallback in [
@@ -113,7 +113,7 @@ fn the_kubelet_service_is_the_one_the_operators_flag_names() {
         Some(args(&["--prometheus-config-reloader=x"])),
     ] {
         assert_eq!(
-            super::kube_checks::kubelet_service_of(fallback.as_deref()),
+            crate::operator::kubelet_service_of(fallback.as_deref()),
             ("kube-system".to_string(), "kubelet".to_string())
         );
     }
