@@ -15,8 +15,10 @@ mod transport;
 pub use transport::{HttpResponse, HttpTransport, Transport, TransportError};
 
 use crate::k8s::wait::{poll_with, Backoff, NoAnswer, Transient, Waited};
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,17 +249,89 @@ pub struct DroppedTarget {
 
 /// The API's envelope: `{"status":"success","data":…,"warnings":[…]}` or
 /// `{"status":"error","errorType":…,"error":…}`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct Envelope<T> {
     status: String,
     data: Option<T>,
-    #[serde(default)]
     error_type: String,
-    #[serde(default)]
     error: String,
-    #[serde(default)]
     warnings: Vec<String>,
+}
+
+/// Reads an [`Envelope`] whose `data` is read by the seed `S`: a plain `T` through
+/// `PhantomData<T>`, or a seed that folds the data into a caller's state as it is read (the
+/// coverage check, which keeps nothing per series).
+struct EnvelopeSeed<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for EnvelopeSeed<S> {
+    type Value = Envelope<S::Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct Fields<S>(S);
+        impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Fields<S> {
+            type Value = Envelope<S::Value>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("the Prometheus API's envelope (status, data, warnings)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut seed = Some(self.0);
+                let (mut status, mut data) = (None, None);
+                let (mut error_type, mut error, mut warnings) = Default::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "status" => status = Some(map.next_value()?),
+                        "data" => match seed.take() {
+                            Some(seed) => data = map.next_value_seed(OptionSeed(seed))?,
+                            None => return Err(A::Error::duplicate_field("data")),
+                        },
+                        "errorType" => error_type = map.next_value()?,
+                        "error" => error = map.next_value()?,
+                        "warnings" => warnings = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Envelope {
+                    status: status.ok_or_else(|| A::Error::missing_field("status"))?,
+                    data,
+                    error_type,
+                    error,
+                    warnings,
+                })
+            }
+        }
+        d.deserialize_map(Fields(self.0))
+    }
+}
+
+/// `data: null` reads as no data, as `Option<T>` would.
+struct OptionSeed<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for OptionSeed<S> {
+    type Value = Option<S::Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct Present<S>(S);
+        impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Present<S> {
+            type Value = Option<S::Value>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("data or null")
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                self.0.deserialize(d).map(Some)
+            }
+        }
+        d.deserialize_option(Present(self.0))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,12 +353,15 @@ struct ConfigData {
     yaml: String,
 }
 
-/// The Prometheus HTTP API client. Cheap to clone; clones share the request counter.
+/// The Prometheus HTTP API client. Cheap to clone; clones share the request counter and the
+/// time waited.
 #[derive(Clone)]
 pub struct PrometheusClient {
     transport: Arc<dyn Transport>,
     retry_deadline: Duration,
     requests: Arc<AtomicU64>,
+    /// Nanoseconds spent awaiting the transport (request sent to body read), all requests.
+    waiting_ns: Arc<AtomicU64>,
 }
 
 impl PrometheusClient {
@@ -306,6 +383,7 @@ impl PrometheusClient {
             transport,
             retry_deadline,
             requests: Arc::new(AtomicU64::new(0)),
+            waiting_ns: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -318,6 +396,12 @@ impl PrometheusClient {
     /// HTTP requests sent so far (retries included).
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Time spent awaiting answers so far, from each request sent to its body read (retries
+    /// included, the pauses between them not): what a caller's own work is measured against.
+    pub fn time_waiting(&self) -> Duration {
+        Duration::from_nanos(self.waiting_ns.load(Ordering::Relaxed))
     }
 
     /// Where the client sends requests, for messages.
@@ -416,7 +500,11 @@ impl PrometheusClient {
         let target = self.transport.describe();
         let waited = poll_with(self.retry_deadline, RETRY, || async {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let answer = match self.transport.get(path).await {
+            let sent = std::time::Instant::now();
+            let answer = self.transport.get(path).await;
+            let waited = u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.waiting_ns.fetch_add(waited, Ordering::Relaxed);
+            let answer = match answer {
                 Ok(resp) => classify(resp, &target),
                 Err(TransportError::Connect(last_error)) => Err(PromError::Unreachable {
                     target: target.clone(),
@@ -495,12 +583,23 @@ fn body_text(body: &[u8]) -> String {
 }
 
 /// Unwraps the API envelope. Pure, so the error paths are unit-tested. `T` may borrow from
-/// `body` (the coverage check decodes its answer without copying the label values).
+/// `body`.
 pub(crate) fn decode_envelope<'a, T: Deserialize<'a>>(
     status: u16,
     body: &'a [u8],
     what: &str,
 ) -> Result<(T, Vec<String>), PromError> {
+    decode_envelope_seed(status, body, what, PhantomData::<T>)
+}
+
+/// [`decode_envelope`] with `data` read by `seed` (the coverage check folds each series into
+/// its tally as it is read, borrowing from `body`).
+pub(crate) fn decode_envelope_seed<'a, S: DeserializeSeed<'a>>(
+    status: u16,
+    body: &'a [u8],
+    what: &str,
+    seed: S,
+) -> Result<(S::Value, Vec<String>), PromError> {
     if status != 200 {
         if let Some(status) = ApiServerStatus::parse(status, body) {
             return Err(PromError::ApiServer {
@@ -509,11 +608,14 @@ pub(crate) fn decode_envelope<'a, T: Deserialize<'a>>(
             });
         }
     }
-    let env: Envelope<T> = match serde_json::from_slice(body) {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let env = match EnvelopeSeed(seed)
+        .deserialize(&mut de)
+        .and_then(|env| de.end().map(|()| env))
+    {
         Ok(env) => env,
         // Not the API's JSON: a proxy, a wrong URL, or a non-Prometheus server.
-        Err(e) if status != 200 => {
-            let _ = e;
+        Err(_) if status != 200 => {
             return Err(PromError::Http {
                 status,
                 body: body_text(body),
@@ -843,6 +945,40 @@ mod tests {
             status: 200,
             body: Bytes::from_static(body.as_bytes()),
         })
+    }
+
+    /// Answers after blocking its thread for `delay`.
+    struct Slow {
+        delay: Duration,
+    }
+
+    impl Transport for Slow {
+        fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
+            Box::pin(async move {
+                std::thread::sleep(self.delay);
+                ok("Prometheus is Ready.")
+            })
+        }
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn time_waiting_counts_only_the_transport_and_is_shared_by_clones() {
+        let client = PrometheusClient::with_transport(
+            Arc::new(Slow {
+                delay: Duration::from_millis(30),
+            }),
+            Duration::from_secs(1),
+        );
+        assert_eq!(client.time_waiting(), Duration::ZERO);
+        let clone = client.clone().with_retry_deadline(Duration::from_secs(2));
+        clone.get_raw("/-/ready").await.unwrap();
+        client.get_raw("/-/ready").await.unwrap();
+        let waited = client.time_waiting();
+        assert!(waited >= Duration::from_millis(60), "{waited:?}");
+        assert_eq!(clone.time_waiting(), waited);
     }
 
     #[tokio::test]
