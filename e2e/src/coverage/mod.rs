@@ -3,17 +3,19 @@
 //! `container_cpu_usage_seconds_total` (the mission's) and `container_memory_working_set_bytes`.
 //!
 //! Two aggregated PromQL queries per metric per poll, whatever the number of pods
-//! ([`metric_queries`]); the evaluation of an answer against the pod list is pure
-//! ([`evaluate_seen_for`]); [`check_metrics`] polls every metric under one deadline until every pod
-//! is covered for every metric or the deadline passes, and reports per metric ([`MetricsReport`]).
+//! ([`metric_queries`]); the evaluation of an answer
+//! against the pod list is pure ([`PodIndex`], [`Tally`]); [`check_metrics`] polls every metric
+//! under one deadline until every pod is covered for every metric or the deadline passes, and
+//! reports per metric ([`MetricsReport`]).
 //! The single-metric [`check`] (CPU) is what the benchmark measures.
 
+mod answer;
 mod evaluate;
 mod metric;
 mod query;
 mod report;
 
-pub use evaluate::{evaluate, evaluate_for, evaluate_seen, evaluate_seen_for, Seen};
+pub use evaluate::{evaluate, evaluate_for, PodIndex, Tally};
 pub use metric::{MetricName, MetricNameError, CPU_METRIC, DEFAULT_METRICS, MEMORY_METRIC};
 pub use query::{coverage_queries, fetch_metric_series, fetch_series, metric_queries};
 pub use report::{CoverageReport, MetricsReport, MissingPod, NamespaceLabel};
@@ -22,6 +24,13 @@ use crate::k8s::wait::{poll_with, Backoff, Waited};
 use crate::pods::RunningPod;
 use crate::prometheus::{PromError, PrometheusClient};
 use std::time::{Duration, Instant};
+
+/// Whether the check reads `body` with its own reader, in one pass without a general JSON
+/// parser: true for Prometheus's own compact answers (the component tier checks that a real
+/// Prometheus writes them so). Any other valid answer is read by serde, to the same result.
+pub fn reads_compact(body: &[u8]) -> bool {
+    answer::scan_compact(body, |_| {}).is_some()
+}
 
 /// How long [`check`] keeps polling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +97,8 @@ pub async fn check_metrics(
     let start = Instant::now();
     let requests_before = client.request_count();
     let mut polls = 0;
+    // The pod list, indexed once per check (during the first poll's first request).
+    let index = std::sync::OnceLock::new();
     // Shared by every poll's future; only one poll runs at a time.
     let progress = std::sync::Mutex::new(progress);
     // The one polling loop every wait uses: an unreachable Prometheus is retried until the
@@ -97,6 +108,7 @@ pub async fn check_metrics(
         let this_poll = polls;
         let unique = &unique;
         let progress = &progress;
+        let index = &index;
         async move {
             // Retries of an unreachable Prometheus stay within the check's own deadline.
             let remaining = opts.deadline.saturating_sub(start.elapsed());
@@ -106,7 +118,7 @@ pub async fn check_metrics(
             let mut reports = Vec::with_capacity(unique.len());
             for metric in unique {
                 let sent_before = client.request_count();
-                let (mut report, warnings) = poll_once(&bounded, metric, pods).await?;
+                let (mut report, warnings) = poll_once(&bounded, metric, pods, index).await?;
                 report.polls = this_poll;
                 report.requests = client.request_count() - sent_before;
                 report.warnings = warnings;
@@ -149,25 +161,37 @@ pub async fn check_metrics(
     }
 }
 
-/// One poll for one metric: both queries, decoded into borrowed keys, evaluated; the bodies are
-/// dropped before returning, so a poll's memory is about the size of one metric's answers.
-async fn poll_once(
+/// One poll for one metric: both queries, each answer folded into one [`Tally`] as it is read
+/// (keys borrowed from the body); the bodies are dropped before returning, so a poll's memory is
+/// about the size of one metric's answers and the pod index.
+///
+/// The first poll of a check indexes the pod list while Prometheus computes its first answer
+/// (on two cores, the index costs the check nothing it would not wait for anyway); later polls
+/// and metrics reuse it.
+async fn poll_once<'p>(
     client: &PrometheusClient,
     metric: &MetricName,
-    pods: &[RunningPod],
+    pods: &'p [RunningPod],
+    index: &std::sync::OnceLock<PodIndex<'p>>,
 ) -> Result<(CoverageReport, Vec<String>), PromError> {
-    let mut bodies = Vec::new();
-    for query in metric_queries(metric) {
-        bodies.push(client.query_response(&query).await?);
-    }
-    let mut seen = Seen::default();
-    let mut warnings = Vec::new();
-    for resp in &bodies {
-        let (more, w) = Seen::decode(resp.status, &resp.body)?;
-        seen.merge(more);
-        warnings.extend(w);
-    }
-    Ok((evaluate_seen_for(metric, pods, &seen), warnings))
+    let [modern, legacy] = metric_queries(metric);
+    let (first, index) = match index.get() {
+        Some(index) => (client.query_response(&modern).await, index),
+        None => {
+            tokio::join!(client.query_response(&modern), async {
+                // The request is polled first and goes out; the index is built while Prometheus
+                // answers it.
+                tokio::task::yield_now().await;
+                index.get_or_init(|| PodIndex::new(pods))
+            })
+        }
+    };
+    let first = first?;
+    let second = client.query_response(&legacy).await?;
+    let mut tally = Tally::new(index);
+    let mut warnings = tally.decode(first.status, &first.body)?;
+    warnings.extend(tally.decode(second.status, &second.body)?);
+    Ok((tally.report(metric), warnings))
 }
 
 #[cfg(test)]
@@ -382,13 +406,45 @@ mod tests {
         assert!(legacy.contains(r#"{container_name!="", container_name!="POD"}"#));
     }
 
-    #[test]
-    fn default_deadline_is_a_few_scrape_intervals() {
-        let o = WaitOptions::for_scrape_interval(Duration::from_secs(10));
-        assert_eq!(o.deadline, Duration::from_secs(45));
-        assert_eq!(o.poll_interval, Duration::from_secs(5));
-        let o = WaitOptions::for_scrape_interval(Duration::from_secs(1));
-        assert_eq!(o.poll_interval, Duration::from_millis(500));
+    /// An answer body for `series` in the compact form Prometheus writes, or (`spaced`) the same
+    /// JSON with whitespace, which only serde reads.
+    fn answer_body(series: &[Vec<(&str, String)>], spaced: bool) -> String {
+        let rows: Vec<String> = series
+            .iter()
+            .map(|labels| {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!(r#""{k}":"{v}""#))
+                    .collect();
+                format!(
+                    r#"{{"metric":{{{}}},"value":[1700000000.5,"1"]}}"#,
+                    labels.join(",")
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+            rows.join(",")
+        );
+        if spaced {
+            body.replace(',', ", ")
+        } else {
+            body
+        }
+    }
+
+    fn decoded(pods: &[RunningPod], bodies: &[&[u8]]) -> (CoverageReport, Vec<String>) {
+        let index = PodIndex::new(pods);
+        let mut tally = Tally::new(&index);
+        let mut warnings = Vec::new();
+        for body in bodies {
+            warnings.extend(tally.decode(200, body).unwrap());
+        }
+        (tally.report(&MetricName::cpu()), warnings)
+    }
+
+    fn row(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
     }
 
     #[test]
@@ -399,13 +455,12 @@ mod tests {
             {"metric":{"exported_namespace":"apps","namespace":"kube-system","pod":"web"},"value":[1700000000.5,"1"]},
             {"metric":{"container":"coredns","exported_namespace":"kube-system","namespace":"kube-system","pod":"coredns-1"},"value":[1700000000.5,"1"]}
         ]},"warnings":["PromQL info: a warning"]}"#;
-        let (seen, warnings) = Seen::decode(200, body).unwrap();
+        let (report, warnings) = decoded(&pods(), &[body]);
         assert_eq!(warnings, ["PromQL info: a warning"]);
-        let report = evaluate_seen(&pods(), &seen);
-        let decoded = crate::prometheus::decode_envelope::<serde_json::Value>(200, body, "t")
+        let decoded_maps = crate::prometheus::decode_envelope::<serde_json::Value>(200, body, "t")
             .unwrap()
             .0;
-        let maps: Vec<BTreeMap<String, String>> = decoded["result"]
+        let maps: Vec<BTreeMap<String, String>> = decoded_maps["result"]
             .as_array()
             .unwrap()
             .iter()
@@ -416,36 +471,307 @@ mod tests {
         assert_eq!(report.missing[0].missing_containers, ["sidecar"]);
         assert!(!report.missing[0].no_series_at_all);
         assert_eq!(report.namespace_label, NamespaceLabel::ExportedNamespace);
+        // The same answer in Prometheus's compact form (read without serde): the same report.
+        let compact: Vec<u8> = std::str::from_utf8(body)
+            .unwrap()
+            .replace(['\n', ' '], "")
+            .replace(r#","warnings":["PromQLinfo:awarning"]"#, "")
+            .into_bytes();
+        assert!(answer::scan_compact(&compact, |_| {}).is_some());
+        assert_eq!(decoded(&pods(), &[&compact]).0, report);
+    }
+
+    /// The check's rule written the plain way, independent of the index: the set of
+    /// (namespace, pod, container) keys, then each pod's containers looked up in it.
+    fn reference_report(pods: &[RunningPod], maps: &[BTreeMap<String, String>]) -> CoverageReport {
+        let mut keys = std::collections::HashSet::new();
+        let (mut in_ns, mut in_exported) = (false, false);
+        for m in maps {
+            let get = |k: &str| m.get(k).filter(|v| !v.is_empty()).cloned();
+            let Some(container) = get("container").or_else(|| get("container_name")) else {
+                continue;
+            };
+            let Some(pod) = get("pod").or_else(|| get("pod_name")) else {
+                continue;
+            };
+            if container == "POD" {
+                continue;
+            }
+            let ns = match get("exported_namespace") {
+                Some(ns) => {
+                    in_exported = true;
+                    ns
+                }
+                None => match get("namespace") {
+                    Some(ns) => {
+                        in_ns = true;
+                        ns
+                    }
+                    None => continue,
+                },
+            };
+            keys.insert((ns, pod, container));
+        }
+        let mut missing: Vec<MissingPod> = pods
+            .iter()
+            .filter_map(|p| {
+                let absent: Vec<String> = p
+                    .containers
+                    .iter()
+                    .filter(|c| {
+                        !keys.contains(&(p.namespace.clone(), p.name.clone(), c.to_string()))
+                    })
+                    .cloned()
+                    .collect();
+                (!absent.is_empty()).then(|| MissingPod {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                    node: p.node.clone(),
+                    no_series_at_all: !keys
+                        .iter()
+                        .any(|(ns, pod, _)| *ns == p.namespace && *pod == p.name),
+                    missing_containers: absent,
+                })
+            })
+            .collect();
+        missing.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let containers_total: usize = pods.iter().map(|p| p.containers.len()).sum();
+        let absent: usize = missing.iter().map(|m| m.missing_containers.len()).sum();
+        CoverageReport {
+            metric: CPU_METRIC.to_string(),
+            pods_total: pods.len(),
+            pods_covered: pods.len() - missing.len(),
+            containers_total,
+            containers_covered: containers_total - absent,
+            namespace_label: match (in_ns, in_exported) {
+                (true, true) => NamespaceLabel::Mixed,
+                (true, false) => NamespaceLabel::Namespace,
+                (false, true) => NamespaceLabel::ExportedNamespace,
+                (false, false) => NamespaceLabel::Unknown,
+            },
+            missing,
+            waited_ms: 0,
+            deadline_ms: 0,
+            polls: 0,
+            requests: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn compact_and_serde_reading_and_label_maps_agree_on_generated_series() {
+        // A small xorshift, so the cases are the same on every run.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let namespaces = ["", "apps", "kube-system"];
+        let pod_names = ["", "web", "coredns-1", "db"];
+        let containers = ["", "POD", "app", "sidecar", "coredns", "other"];
+        let label_names = [
+            "namespace",
+            "exported_namespace",
+            "pod",
+            "pod_name",
+            "container",
+            "container_name",
+            "endpoint",
+        ];
+        let mut compact_read = 0;
+        for case in 0..400 {
+            let pods: Vec<RunningPod> = (0..next(4))
+                .map(|_| {
+                    let mut p = RunningPod::new(
+                        namespaces[1 + next(2)],
+                        pod_names[1 + next(3)],
+                        &[containers[2 + next(4)], containers[2 + next(4)]][..1 + next(2)],
+                    );
+                    p.node = Some("n".into());
+                    p
+                })
+                .collect();
+            let mut series = Vec::new();
+            for _ in 0..next(8) {
+                let mut labels: Vec<(&str, String)> = Vec::new();
+                for name in label_names {
+                    if next(3) == 0 {
+                        continue;
+                    }
+                    let value = match name {
+                        "namespace" | "exported_namespace" => namespaces[next(3)],
+                        "pod" | "pod_name" => pod_names[next(4)],
+                        _ => containers[next(6)],
+                    };
+                    // Now and then a JSON escape for a letter: the same value, read by serde.
+                    let value = if next(10) == 0 && !value.is_empty() {
+                        format!("\\u{:04x}{}", value.as_bytes()[0], &value[1..])
+                    } else {
+                        value.to_string()
+                    };
+                    labels.push((name, value));
+                }
+                series.push(labels);
+            }
+            let maps: Vec<BTreeMap<String, String>> = series
+                .iter()
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .map(|(k, v)| {
+                            let v: String = serde_json::from_str(&format!("\"{v}\"")).unwrap();
+                            (k.to_string(), v)
+                        })
+                        .collect()
+                })
+                .collect();
+            let expected = reference_report(&pods, &maps);
+            assert_eq!(
+                evaluate(&pods, &maps),
+                expected,
+                "case {case}: pods {pods:?}, series {maps:?}"
+            );
+            let compact = answer_body(&series, false);
+            if answer::scan_compact(compact.as_bytes(), |_| {}).is_some() {
+                compact_read += 1;
+            }
+            for body in [compact, answer_body(&series, true)] {
+                let (report, _) = decoded(&pods, &[body.as_bytes()]);
+                assert_eq!(report, expected, "case {case}: pods {pods:?}, body {body}");
+            }
+        }
+        // Both readers were exercised.
+        assert!((100..400).contains(&compact_read), "{compact_read}");
+    }
+
+    #[test]
+    fn escaped_values_count_and_stray_series_keep_a_pod_from_reading_as_unscraped() {
+        // Go's encoder may escape a character; the value still counts as the series it is.
+        let body = answer_body(
+            &[
+                row(&[
+                    ("namespace", r"\u0061pps"),
+                    ("pod", "web"),
+                    ("container", "app"),
+                ]),
+                row(&[
+                    ("namespace", "kube-system"),
+                    ("pod", "coredns-1"),
+                    ("container", "other"),
+                ]),
+            ],
+            false,
+        );
+        let (report, _) = decoded(&pods(), &[body.as_bytes()]);
+        let web = report.missing.iter().find(|m| m.name == "web").unwrap();
+        assert_eq!(web.missing_containers, ["sidecar"]);
+        // coredns-1 has a series, for a container the list does not name.
+        let dns = report
+            .missing
+            .iter()
+            .find(|m| m.name == "coredns-1")
+            .unwrap();
+        assert_eq!(dns.missing_containers, ["coredns"]);
+        assert!(!dns.no_series_at_all, "{report}");
+        let escaped_stray = answer_body(
+            &[row(&[
+                ("namespace", "kube-system"),
+                ("pod", "coredns-1"),
+                ("container", r"\u006fther"),
+            ])],
+            false,
+        );
+        let (report, _) = decoded(&pods(), &[escaped_stray.as_bytes()]);
+        let dns = report
+            .missing
+            .iter()
+            .find(|m| m.name == "coredns-1")
+            .unwrap();
+        assert!(!dns.no_series_at_all, "{report}");
+        let web = report.missing.iter().find(|m| m.name == "web").unwrap();
+        assert!(web.no_series_at_all, "{report}");
+    }
+
+    #[test]
+    fn a_pod_listed_twice_is_covered_by_the_same_series() {
+        let mut twice = pods();
+        twice.push(RunningPod::new("apps", "web", &["app", "extra"]));
+        let body = answer_body(
+            &[
+                row(&[("namespace", "apps"), ("pod", "web"), ("container", "app")]),
+                row(&[
+                    ("namespace", "apps"),
+                    ("pod", "web"),
+                    ("container", "sidecar"),
+                ]),
+            ],
+            false,
+        );
+        let (report, _) = decoded(&twice, &[body.as_bytes()]);
+        assert_eq!(report.containers_covered, 3, "{report}");
+        let names: Vec<_> = report
+            .missing
+            .iter()
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    m.missing_containers.clone(),
+                    m.no_series_at_all,
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("web", vec!["extra".to_string()], false),
+                ("coredns-1", vec!["coredns".to_string()], true)
+            ]
+        );
     }
 
     #[test]
     fn legacy_labels_decode_and_merge() {
         let modern = br#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"namespace":"apps","pod":"web","container":"app"},"value":[1,"1"]}]}}"#;
-        let legacy = br#"{"status":"success","data":{"resultType":"vector","result":[
-            {"metric":{"namespace":"apps","pod_name":"web","container_name":"sidecar"},"value":[1,"1"]},
-            {"metric":{"namespace":"kube-system","pod_name":"coredns-1","container_name":"coredns"},"value":[1,"1"]}]}}"#;
-        let (mut seen, _) = Seen::decode(200, modern).unwrap();
-        seen.merge(Seen::decode(200, legacy).unwrap().0);
-        let report = evaluate_seen(&pods(), &seen);
+        let legacy = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"namespace":"apps","pod_name":"web","container_name":"sidecar"},"value":[1,"1"]},{"metric":{"namespace":"kube-system","pod_name":"coredns-1","container_name":"coredns"},"value":[1,"1"]}]}}"#;
+        assert!(answer::scan_compact(legacy, |_| {}).is_some());
+        let (report, _) = decoded(&pods(), &[modern, legacy]);
         assert!(report.is_complete(), "{report}");
         assert_eq!(report.namespace_label, NamespaceLabel::Namespace);
     }
 
     #[test]
     fn answers_that_are_not_an_instant_vector_are_errors() {
+        let index = PodIndex::new(&[]);
+        let mut tally = Tally::new(&index);
         let api_error = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
-        match Seen::decode(400, api_error) {
+        match tally.decode(400, api_error) {
             Err(PromError::Api { error_type, .. }) => assert_eq!(error_type, "bad_data"),
             other => panic!("{other:?}"),
         }
         let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#;
-        let err = Seen::decode(200, scalar).unwrap_err().to_string();
+        let err = tally.decode(200, scalar).unwrap_err().to_string();
         assert!(err.contains("expected an instant vector"), "{err}");
-        match Seen::decode(502, b"<html>bad gateway</html>") {
+        match tally.decode(502, b"<html>bad gateway</html>") {
             Err(PromError::Http { status: 502, .. }) => {}
             other => panic!("{other:?}"),
         }
+        for bad in [
+            &br#"{"status":"success","data":{"resultType":"vector"}}"#[..],
+            br#"{"status":"success","data":{"resultType":"vector","result":[]}} trailing"#,
+            br#"{"data":{"resultType":"vector","result":[]}}"#,
+        ] {
+            assert!(
+                matches!(tally.decode(200, bad), Err(PromError::Decode { .. })),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let no_data = br#"{"status":"success","data":null}"#;
+        let err = tally.decode(200, no_data).unwrap_err().to_string();
+        assert!(err.contains("without data"), "{err}");
     }
 
     #[test]

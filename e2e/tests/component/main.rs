@@ -126,6 +126,16 @@ async fn all_pods_covered_with_honor_labels_false_namespace_in_exported_namespac
     );
     assert_eq!(m.get("job").map(String::as_str), Some("kubelet"));
 
+    // Prometheus writes its answers in the compact form the check reads without serde.
+    for q in coverage::coverage_queries() {
+        let answer = prom.client().query_response(&q).await.unwrap();
+        assert!(
+            coverage::reads_compact(&answer.body),
+            "{q}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+
     // A pod started later is covered by a later check.
     kubelet.add_pod(FixturePod::new("late", "newcomer", &["main"]));
     let report = check(&prom, &kubelet.running_pods()).await;
