@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The token the fixture kubelet accepts unless told otherwise.
@@ -212,6 +212,8 @@ struct Shared {
     started: Instant,
     pods: RwLock<(Vec<FixturePod>, Arc<Vec<Series>>)>,
     cadvisor_scrapes: AtomicU64,
+    /// When the last authorised `/metrics/cadvisor` request arrived.
+    last_scrape: Mutex<Option<Instant>>,
     rejected: AtomicU64,
     /// The body [`Mode::RawCadvisor`] serves.
     raw: RwLock<Arc<String>>,
@@ -270,6 +272,7 @@ impl FixtureKubelet {
             started: Instant::now(),
             pods: RwLock::new((pods, series)),
             cadvisor_scrapes: AtomicU64::new(0),
+            last_scrape: Mutex::new(None),
             rejected: AtomicU64::new(0),
             raw: RwLock::new(Arc::new(raw)),
         });
@@ -374,6 +377,12 @@ impl FixtureKubelet {
         self.shared.cadvisor_scrapes.load(Ordering::Relaxed)
     }
 
+    /// When the last authorised `/metrics/cadvisor` request arrived: Prometheus scrapes each
+    /// target on a fixed period, so the benchmark can tell when the next one is due.
+    pub fn last_cadvisor_scrape(&self) -> Option<Instant> {
+        *self.shared.last_scrape.lock().unwrap()
+    }
+
     /// Requests answered 401 or 403 so far.
     pub fn rejected_requests(&self) -> u64 {
         self.shared.rejected.load(Ordering::Relaxed)
@@ -460,6 +469,7 @@ async fn cadvisor(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
     if let Some(rejection) = authorise(&shared, &headers) {
         return rejection;
     }
+    *shared.last_scrape.lock().unwrap() = Some(Instant::now());
     let body = if shared.opts.mode == Mode::RawCadvisor {
         shared.raw.read().unwrap().as_str().to_string()
     } else {
