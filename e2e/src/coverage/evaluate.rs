@@ -30,13 +30,16 @@ pub struct PodIndex<'p> {
     /// Hash of (namespace, pod) → offset of the first record with that hash in `records`.
     by_hash: FxHashMap<u64, u32>,
     /// Per pod, in list order: next record with the same hash (offset, or `NONE`), the pod's
-    /// index, its first slot, then the lengths and bytes of its namespace, name and each
-    /// container name. Slots number every listed container in list order.
+    /// index, its first slot, the lengths of its namespace, name and container names, then
+    /// their bytes (each container name length-prefixed). Slots number every listed container
+    /// in list order.
     records: Vec<u8>,
     containers: usize,
 }
 
 const NONE: u32 = u32::MAX;
+/// A record's fixed part: next, pod, first slot, and the three lengths, `u32` each.
+const HEADER: usize = 24;
 
 /// The hash [`PodIndex`] files a pod under; the same bytes from the answer give the same hash.
 fn pod_hash(namespace: &[u8], pod: &[u8]) -> u64 {
@@ -63,9 +66,9 @@ impl<'r> Record<'r> {
     fn at(records: &'r [u8], offset: u32) -> Record<'r> {
         let r = &records[offset as usize..];
         let u32_at = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().expect("4 bytes"));
-        let u16_at = |i: usize| usize::from(u16::from_le_bytes([r[i], r[i + 1]]));
-        let (ns_len, name_len, containers_len) = (u16_at(12), u16_at(14), u16_at(16));
-        let ns_start = 18;
+        let len_at = |i: usize| u32_at(i) as usize;
+        let (ns_len, name_len, containers_len) = (len_at(12), len_at(16), len_at(20));
+        let ns_start = HEADER;
         let name_start = ns_start + ns_len;
         let containers_start = name_start + name_len;
         Record {
@@ -83,8 +86,8 @@ impl<'r> Record<'r> {
         let mut rest = self.containers;
         let mut j = 0;
         std::iter::from_fn(move || {
-            while let [lo, hi, tail @ ..] = rest {
-                let len = usize::from(u16::from_le_bytes([*lo, *hi]));
+            while let [a, b, c, d, tail @ ..] = rest {
+                let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
                 let (name, after) = tail.split_at(len);
                 rest = after;
                 j += 1;
@@ -101,12 +104,12 @@ impl<'p> PodIndex<'p> {
     /// Indexes `pods`.
     ///
     /// # Panics
-    /// With 2³² containers or more, or a name longer than 65,535 bytes (Kubernetes names are at
-    /// most 253): the index packs offsets and lengths small.
+    /// With 2³² containers or more, or 4 GiB of names: offsets are `u32`, which keeps the index
+    /// small.
     pub fn new(pods: &'p [RunningPod]) -> Self {
-        let len16 = |b: &[u8]| {
-            u16::try_from(b.len())
-                .expect("Kubernetes names are at most 253 bytes")
+        let len32 = |n: usize| {
+            u32::try_from(n)
+                .expect("an index under 4 GiB")
                 .to_le_bytes()
         };
         let mut by_hash: FxHashMap<u64, u32> =
@@ -114,9 +117,10 @@ impl<'p> PodIndex<'p> {
         let bytes: usize = pods
             .iter()
             .map(|p| {
-                18 + p.namespace.len()
+                HEADER
+                    + p.namespace.len()
                     + p.name.len()
-                    + p.containers.iter().map(|c| 2 + c.len()).sum::<usize>()
+                    + p.containers.iter().map(|c| 4 + c.len()).sum::<usize>()
             })
             .sum();
         let mut records = Vec::with_capacity(bytes);
@@ -132,7 +136,7 @@ impl<'p> PodIndex<'p> {
                 }
                 std::collections::hash_map::Entry::Occupied(mut o) => o.insert(offset),
             };
-            let containers_len: usize = pod.containers.iter().map(|c| 2 + c.len()).sum();
+            let containers_len: usize = pod.containers.iter().map(|c| 4 + c.len()).sum();
             records.extend_from_slice(&next.to_le_bytes());
             records.extend_from_slice(
                 &u32::try_from(i)
@@ -140,17 +144,13 @@ impl<'p> PodIndex<'p> {
                     .to_le_bytes(),
             );
             records.extend_from_slice(&slot.to_le_bytes());
-            records.extend_from_slice(&len16(ns));
-            records.extend_from_slice(&len16(name));
-            records.extend_from_slice(
-                &u16::try_from(containers_len)
-                    .expect("a pod's container names fit in 64 KiB")
-                    .to_le_bytes(),
-            );
+            records.extend_from_slice(&len32(ns.len()));
+            records.extend_from_slice(&len32(name.len()));
+            records.extend_from_slice(&len32(containers_len));
             records.extend_from_slice(ns);
             records.extend_from_slice(name);
             for c in &pod.containers {
-                records.extend_from_slice(&len16(c.as_bytes()));
+                records.extend_from_slice(&len32(c.len()));
                 records.extend_from_slice(c.as_bytes());
             }
             slot = u32::try_from(pod.containers.len())

@@ -162,7 +162,7 @@ pub async fn check_metrics(
 }
 
 /// One poll for one metric: both queries, each answer folded into one [`Tally`] as it is read
-/// (keys borrowed from the body); the bodies are dropped before returning, so a poll's memory is
+/// (nothing kept per series); the bodies are dropped before returning, so a poll's memory is
 /// about the size of one metric's answers and the pod index.
 ///
 /// The first poll of a check indexes the pod list while Prometheus computes its first answer
@@ -729,6 +729,24 @@ mod tests {
                 ("coredns-1", vec!["coredns".to_string()], true)
             ]
         );
+    }
+
+    #[test]
+    fn names_of_any_length_are_indexed() {
+        // Kubernetes allows 253 bytes; a hand-made pod list may hold anything.
+        let long = "p".repeat(70_000);
+        let pods = vec![RunningPod::new("apps", &long, &["app", &long])];
+        let body = answer_body(
+            &[row(&[
+                ("namespace", "apps"),
+                ("pod", &long),
+                ("container", &long),
+            ])],
+            false,
+        );
+        let (report, _) = decoded(&pods, &[body.as_bytes()]);
+        assert_eq!(report.containers_covered, 1, "{report}");
+        assert_eq!(report.missing[0].missing_containers, ["app"]);
     }
 
     #[test]
