@@ -8,11 +8,7 @@ use super::report::{CoverageReport, MissingPod, NamespaceLabel};
 use crate::pods::RunningPod;
 use crate::prometheus::PromError;
 use rustc_hash::FxHashMap;
-use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// The running pods the check expects, indexed by (namespace, pod): built once per check, while
 /// Prometheus computes the first answer, so reading an answer is one lookup per series and
@@ -193,7 +189,7 @@ impl<'p> PodIndex<'p> {
 
 /// One poll's answers for one metric against a [`PodIndex`]: which listed containers have a
 /// series, marked as each series is read. Marking is idempotent: reading a series twice changes
-/// nothing (see [`scan_compact`]).
+/// nothing (see [`super::reads_compact`]).
 #[derive(Debug)]
 pub struct Tally<'i> {
     index: &'i PodIndex<'i>,
@@ -249,9 +245,11 @@ impl<'i> Tally<'i> {
         self.add(&read);
     }
 
-    /// Folds an instant-vector answer of [`super::metric_queries`] (HTTP status and body) in as
-    /// it is read; returns Prometheus's warnings. Prometheus's own compact form is read by
-    /// [`scan_compact`]; any other JSON by serde.
+    /// Folds an instant-vector answer of [`super::metric_queries`] (HTTP status and body) in;
+    /// returns Prometheus's warnings. Prometheus's own compact form is read in one scan
+    /// ([`super::reads_compact`]); any other JSON (whitespace, escapes, warnings) is decoded as
+    /// [`crate::prometheus::PrometheusClient::query`] decodes it, then added label set by label
+    /// set.
     ///
     /// # Errors
     /// The same as [`crate::prometheus::PrometheusClient::query`]: the API's own error, a non-API
@@ -260,13 +258,11 @@ impl<'i> Tally<'i> {
         if status == 200 && scan_compact(body, |labels| self.add(labels)).is_some() {
             return Ok(Vec::new());
         }
-        let ((), warnings) = crate::prometheus::decode_envelope_seed(
-            status,
-            body,
-            "coverage query",
-            DataSeed(self),
-        )?;
-        Ok(warnings)
+        let answer = crate::prometheus::decode_vector(status, body, "coverage query")?;
+        for sample in &answer.series {
+            self.add_labels(&sample.metric);
+        }
+        Ok(answer.warnings)
     }
 
     /// The report for `metric`: every listed container with or without a series.
@@ -304,12 +300,7 @@ impl<'i> Tally<'i> {
             pods_covered: pods.len() - missing.len(),
             containers_total: index.containers,
             containers_covered,
-            namespace_label: match (self.in_namespace, self.in_exported) {
-                (true, true) => NamespaceLabel::Mixed,
-                (true, false) => NamespaceLabel::Namespace,
-                (false, true) => NamespaceLabel::ExportedNamespace,
-                (false, false) => NamespaceLabel::Unknown,
-            },
+            namespace_label: NamespaceLabel::from_seen(self.in_namespace, self.in_exported),
             missing,
             waited_ms: 0,
             deadline_ms: 0,
@@ -317,111 +308,6 @@ impl<'i> Tally<'i> {
             requests: 0,
             warnings: Vec::new(),
         }
-    }
-}
-
-/// The `data` of an instant query, folded into a [`Tally`] as it is read: per series, only the
-/// six labels [`series_key`] reads are looked at, borrowed from the body when they have no
-/// escapes (a value with one cannot be a Kubernetes name, but it is still read as it is).
-struct DataSeed<'t, 'i>(&'t mut Tally<'i>);
-
-impl<'de, 't, 'i> DeserializeSeed<'de> for DataSeed<'t, 'i> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        #[derive(Deserialize)]
-        struct Labels<'a> {
-            #[serde(borrow, default)]
-            namespace: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            exported_namespace: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            pod: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            pod_name: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            container: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            container_name: Option<Cow<'a, str>>,
-        }
-        impl Labels<'_> {
-            fn read(&self) -> SeriesLabels<'_> {
-                fn get<'s>(v: &'s Option<Cow<'_, str>>) -> Option<&'s [u8]> {
-                    v.as_deref().map(str::as_bytes)
-                }
-                SeriesLabels {
-                    namespace: get(&self.namespace),
-                    exported_namespace: get(&self.exported_namespace),
-                    pod: get(&self.pod),
-                    pod_name: get(&self.pod_name),
-                    container: get(&self.container),
-                    container_name: get(&self.container_name),
-                }
-            }
-        }
-        #[derive(Deserialize)]
-        struct Item<'a> {
-            #[serde(borrow)]
-            metric: Labels<'a>,
-        }
-
-        struct Series<'t, 'i>(&'t mut Tally<'i>);
-        impl<'de, 't, 'i> DeserializeSeed<'de> for Series<'t, 'i> {
-            type Value = ();
-            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-                d.deserialize_seq(self)
-            }
-        }
-        impl<'de, 't, 'i> Visitor<'de> for Series<'t, 'i> {
-            type Value = ();
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an instant vector")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-                while let Some(item) = seq.next_element::<Item<'de>>()? {
-                    self.0.add(&item.metric.read());
-                }
-                Ok(())
-            }
-        }
-
-        struct Data<'t, 'i>(&'t mut Tally<'i>);
-        impl<'de, 't, 'i> Visitor<'de> for Data<'t, 'i> {
-            type Value = ();
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("query data with resultType and result")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-                let (mut kind, mut read) = (None::<String>, false);
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "resultType" => kind = Some(map.next_value()?),
-                        // Prometheus writes resultType first, so a scalar is named as such here.
-                        "result" if !read => {
-                            if let Some(other) = kind.as_deref().filter(|k| *k != "vector") {
-                                return Err(A::Error::custom(format!(
-                                    "result type {other:?}; expected an instant vector"
-                                )));
-                            }
-                            map.next_value_seed(Series(&mut *self.0))?;
-                            read = true;
-                        }
-                        "result" => return Err(A::Error::duplicate_field("result")),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                match kind.as_deref() {
-                    Some("vector") if read => Ok(()),
-                    Some("vector") => Err(A::Error::missing_field("result")),
-                    other => Err(A::Error::custom(format!(
-                        "result type {other:?}; expected an instant vector"
-                    ))),
-                }
-            }
-        }
-        d.deserialize_map(Data(self.0))
     }
 }
 

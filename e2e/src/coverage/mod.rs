@@ -543,12 +543,7 @@ mod tests {
             pods_covered: pods.len() - missing.len(),
             containers_total,
             containers_covered: containers_total - absent,
-            namespace_label: match (in_ns, in_exported) {
-                (true, true) => NamespaceLabel::Mixed,
-                (true, false) => NamespaceLabel::Namespace,
-                (false, true) => NamespaceLabel::ExportedNamespace,
-                (false, false) => NamespaceLabel::Unknown,
-            },
+            namespace_label: NamespaceLabel::from_seen(in_ns, in_exported),
             missing,
             waited_ms: 0,
             deadline_ms: 0,

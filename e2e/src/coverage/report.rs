@@ -20,6 +20,17 @@ pub enum NamespaceLabel {
 }
 
 impl NamespaceLabel {
+    /// Which label held the namespace, from whether some series had it in `namespace` and
+    /// whether some had it in `exported_namespace`.
+    pub fn from_seen(in_namespace: bool, in_exported_namespace: bool) -> Self {
+        match (in_namespace, in_exported_namespace) {
+            (true, true) => NamespaceLabel::Mixed,
+            (true, false) => NamespaceLabel::Namespace,
+            (false, true) => NamespaceLabel::ExportedNamespace,
+            (false, false) => NamespaceLabel::Unknown,
+        }
+    }
+
     /// Which label held the namespace, for the report.
     pub fn describe(self) -> &'static str {
         match self {

@@ -15,10 +15,8 @@ mod transport;
 pub use transport::{HttpResponse, HttpTransport, Transport, TransportError};
 
 use crate::k8s::wait::{poll_with, Backoff, NoAnswer, Transient, Waited};
-use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -249,89 +247,17 @@ pub struct DroppedTarget {
 
 /// The API's envelope: `{"status":"success","data":…,"warnings":[…]}` or
 /// `{"status":"error","errorType":…,"error":…}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Envelope<T> {
     status: String,
     data: Option<T>,
+    #[serde(default)]
     error_type: String,
+    #[serde(default)]
     error: String,
+    #[serde(default)]
     warnings: Vec<String>,
-}
-
-/// Reads an [`Envelope`] whose `data` is read by the seed `S`: a plain `T` through
-/// `PhantomData<T>`, or a seed that folds the data into a caller's state as it is read (the
-/// coverage check, which keeps nothing per series).
-struct EnvelopeSeed<S>(S);
-
-impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for EnvelopeSeed<S> {
-    type Value = Envelope<S::Value>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct Fields<S>(S);
-        impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Fields<S> {
-            type Value = Envelope<S::Value>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("the Prometheus API's envelope (status, data, warnings)")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut seed = Some(self.0);
-                let (mut status, mut data) = (None, None);
-                let (mut error_type, mut error, mut warnings) = Default::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "status" => status = Some(map.next_value()?),
-                        "data" => match seed.take() {
-                            Some(seed) => data = map.next_value_seed(OptionSeed(seed))?,
-                            None => return Err(A::Error::duplicate_field("data")),
-                        },
-                        "errorType" => error_type = map.next_value()?,
-                        "error" => error = map.next_value()?,
-                        "warnings" => warnings = map.next_value()?,
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(Envelope {
-                    status: status.ok_or_else(|| A::Error::missing_field("status"))?,
-                    data,
-                    error_type,
-                    error,
-                    warnings,
-                })
-            }
-        }
-        d.deserialize_map(Fields(self.0))
-    }
-}
-
-/// `data: null` reads as no data, as `Option<T>` would.
-struct OptionSeed<S>(S);
-
-impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for OptionSeed<S> {
-    type Value = Option<S::Value>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct Present<S>(S);
-        impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Present<S> {
-            type Value = Option<S::Value>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("data or null")
-            }
-            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(
-                self,
-                d: D,
-            ) -> Result<Self::Value, D::Error> {
-                self.0.deserialize(d).map(Some)
-            }
-        }
-        d.deserialize_option(Present(self.0))
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -589,17 +515,6 @@ pub(crate) fn decode_envelope<'a, T: Deserialize<'a>>(
     body: &'a [u8],
     what: &str,
 ) -> Result<(T, Vec<String>), PromError> {
-    decode_envelope_seed(status, body, what, PhantomData::<T>)
-}
-
-/// [`decode_envelope`] with `data` read by `seed` (the coverage check folds each series into
-/// its tally as it is read, borrowing from `body`).
-pub(crate) fn decode_envelope_seed<'a, S: DeserializeSeed<'a>>(
-    status: u16,
-    body: &'a [u8],
-    what: &str,
-    seed: S,
-) -> Result<(S::Value, Vec<String>), PromError> {
     if status != 200 {
         if let Some(status) = ApiServerStatus::parse(status, body) {
             return Err(PromError::ApiServer {
@@ -608,11 +523,7 @@ pub(crate) fn decode_envelope_seed<'a, S: DeserializeSeed<'a>>(
             });
         }
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let env = match EnvelopeSeed(seed)
-        .deserialize(&mut de)
-        .and_then(|env| de.end().map(|()| env))
-    {
+    let env: Envelope<T> = match serde_json::from_slice(body) {
         Ok(env) => env,
         // Not the API's JSON: a proxy, a wrong URL, or a non-Prometheus server.
         Err(_) if status != 200 => {
@@ -640,6 +551,28 @@ pub(crate) fn decode_envelope_seed<'a, S: DeserializeSeed<'a>>(
         detail: "status success without data".to_string(),
     })?;
     Ok((data, env.warnings))
+}
+
+/// An instant query's answer (HTTP status and body) that must be an instant vector, as label
+/// maps and values, the way [`PrometheusClient::query`] reads answers. Pure.
+///
+/// # Errors
+/// As [`decode_envelope`], and a result that is not an instant vector.
+pub(crate) fn decode_vector(
+    status: u16,
+    body: &[u8],
+    what: &str,
+) -> Result<QueryResult, PromError> {
+    let (data, warnings): (QueryData, _) = decode_envelope(status, body, what)?;
+    let decoded = match data.result_type.as_str() {
+        "vector" => decode_result(&data),
+        other => Err(format!("result type {other:?}; expected an instant vector")),
+    };
+    let series = decoded.map_err(|detail| PromError::Decode {
+        what: what.to_string(),
+        detail,
+    })?;
+    Ok(QueryResult { series, warnings })
 }
 
 fn decode_result(data: &QueryData) -> Result<Vec<Sample>, String> {
